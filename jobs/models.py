@@ -1,0 +1,113 @@
+"""Jobs (what to run) and runs (one record per execution attempt)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from jobs import targets
+
+
+class Job(models.Model):
+    class TargetType(models.TextChoices):
+        PYTHON = "python", "Python function"
+        COMMAND = "command", "Management command"
+        HTTP = "http", "HTTP webhook"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
+    owner_id: Any
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    target_type = models.CharField(max_length=16, choices=TargetType.choices)
+    # python: {"function": name, "kwargs": {...}}; command: {"command": name, "args": [...]};
+    # http: {"method", "url", "headers", "body"}. Checked by jobs.targets.
+    target = models.JSONField(default=dict)
+    timeout_seconds = models.PositiveIntegerField(default=300)
+    max_attempts = models.PositiveSmallIntegerField(default=1)
+    retry_backoff_seconds = models.PositiveIntegerField(default=10)
+    # HMAC key for webhook signatures; write-only through the API.
+    secret = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="job_name_unique_per_owner")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if not 1 <= self.timeout_seconds <= 86_400:
+            errors["timeout_seconds"] = "Must be between 1 second and 1 day."
+        if not 1 <= self.max_attempts <= 20:
+            errors["max_attempts"] = "Must be between 1 and 20."
+        errors.update(targets.clean_target(self.target_type, self.target))
+        if errors:
+            raise ValidationError(errors)
+
+
+class RunQuerySet(models.QuerySet["Run"]):
+    def for_user(self, user: models.Model) -> RunQuerySet:
+        return self if getattr(user, "is_superuser", False) else self.filter(job__owner=user)
+
+
+class Run(models.Model):
+    """One execution attempt of one occurrence (or of a manual run).
+
+    ``(fire_key, attempt)`` is unique, so an occurrence replayed after Redis lost data
+    records once, and each retry is its own visible row.
+    """
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        MANUAL = "manual", "Manual"
+        RETRY = "retry", "Retry"
+        CATCH_UP = "catch_up", "Catch-up"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        TIMED_OUT = "timed_out", "Timed out"
+        SKIPPED = "skipped", "Skipped"
+        MISSED = "missed", "Missed"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.SKIPPED, Status.MISSED)
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="runs")
+    schedule = models.ForeignKey(
+        "schedules.Schedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    fire_key = models.CharField(max_length=100)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULE)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    nominal_time = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    output = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-nominal_time", "-created_at"]
+        constraints = [models.UniqueConstraint(fields=["fire_key", "attempt"], name="run_fire_key_attempt_unique")]
+        indexes = [
+            models.Index(fields=["job", "-nominal_time"]),
+            models.Index(fields=["schedule", "-nominal_time"]),
+            models.Index(fields=["status", "-nominal_time"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.fire_key} #{self.attempt} ({self.status})"

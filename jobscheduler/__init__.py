@@ -1,0 +1,1 @@
+"""jobscheduler: a self-hosted job scheduling service on Django, MongoDB and Redis."""

@@ -1,0 +1,1 @@
+"""Test support: the pytest plugin that brings up real servers, and shared fixtures."""

@@ -1,0 +1,60 @@
+"""pytest plugin: real MongoDB-wire and Redis servers before Django's settings load.
+
+Loaded with ``-p`` from pytest.ini so it runs before pytest-django reads settings. Without
+MONGODB_URI it starts a pinned SecantusDB in memory on a free port; with it, the suite runs
+against that server (a real MongoDB included). Redis is the one at REDIS_URL, or a private
+redis-server when none answers. Keys carry a per-run prefix, removed at the end; nothing
+else in Redis is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from jobscheduler.servers import Servers, ensure_servers
+
+_servers: Servers | None = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    global _servers
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    log_dir = Path(tempfile.mkdtemp(prefix="jobscheduler-test-"))
+    _servers = ensure_servers(log_dir, ":memory:")
+    os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-" + uuid.uuid4().hex)
+    os.environ["JOBSCHEDULER_REDIS_PREFIX"] = f"jstest:{uuid.uuid4().hex[:12]}"
+    os.environ.setdefault("JOBSCHEDULER_TEST_LOG_DIR", str(log_dir))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    prefix = os.environ.get("JOBSCHEDULER_REDIS_PREFIX", "")
+    if prefix.startswith("jstest:"):
+        delete_keys_with_prefix(os.environ["REDIS_URL"], prefix)
+    if _servers is not None:
+        _servers.stop()
+
+
+def delete_keys_with_prefix(url: str, prefix: str) -> None:
+    """Remove this run's keys only (hash-tagged keys start with '{' before the prefix)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        for pattern in (f"{prefix}*", f"{{{prefix}*"):
+            batch = []
+            for key in client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    client.delete(*batch)
+                    batch.clear()
+            if batch:
+                client.delete(*batch)
+    except redis.RedisError:
+        pass

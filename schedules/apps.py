@@ -1,0 +1,8 @@
+"""The schedules app: when jobs run, and the engine that fires them."""
+
+from django.apps import AppConfig
+
+
+class SchedulesConfig(AppConfig):
+    name = "schedules"
+    default_auto_field = "django_mongodb_backend.fields.ObjectIdAutoField"

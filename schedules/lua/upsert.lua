@@ -1,0 +1,32 @@
+-- Mirror one schedule's state; an older generation never overwrites a newer one.
+-- KEYS: due, work, fired, stream, state.  ARGV: id, changes channel, field, value, ...
+local id = ARGV[1]
+local f = {}
+for i = 3, #ARGV, 2 do f[ARGV[i]] = ARGV[i + 1] end
+local cur = redis.call('HMGET', KEYS[5], 'gen', 'count', 'last')
+if cur[1] and tonumber(cur[1]) > tonumber(f.gen) then return 0 end
+-- The mirror's run count and last fire are live; MongoDB's copy lags behind them.
+if cur[2] and tonumber(cur[2]) > tonumber(f.count) then f.count = cur[2] end
+local flat = {}
+for k, v in pairs(f) do flat[#flat + 1] = k; flat[#flat + 1] = v end
+redis.call('HSET', KEYS[5], unpack(flat))
+redis.call('ZREM', KEYS[2], id)
+local nxt = tonumber(f.next)
+if nxt < 0 then
+  redis.call('ZREM', KEYS[1], id)
+elseif cur[3] and nxt <= tonumber(cur[3]) then
+  -- Already fired (a clock behind the scheduler's): let Python pick the next time.
+  redis.call('HSET', KEYS[5], 'next', -2)
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZADD', KEYS[2], 0, id)
+else
+  local bound = tonumber(f.jitter)
+  local nxt2 = tonumber(f.next2)
+  if tonumber(f.interval) > 0 then bound = math.min(bound, tonumber(f.interval) - 1)
+  elseif nxt2 >= 0 then bound = math.min(bound, nxt2 - nxt - 1) end
+  local j = 0
+  if bound > 0 then j = tonumber(string.sub(redis.sha1hex(id .. ':' .. nxt), 1, 8), 16) % (bound + 1) end
+  redis.call('ZADD', KEYS[1], nxt + j, id)
+end
+redis.call('PUBLISH', ARGV[2], id)
+return 1

@@ -1,0 +1,100 @@
+"""Schedules: when a job runs. The kind-specific maths lives in schedules.kinds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from schedules import kinds
+
+MAX_JITTER_SECONDS = 3600
+
+
+class ScheduleQuerySet(models.QuerySet["Schedule"]):
+    def for_user(self, user: models.Model) -> ScheduleQuerySet:
+        return self if getattr(user, "is_superuser", False) else self.filter(job__owner=user)
+
+
+class Schedule(models.Model):
+    class Misfire(models.TextChoices):
+        SKIP = "skip", "Skip (record missed)"
+        RUN_ONCE = "run_once", "Run once"
+        RUN_ALL = "run_all", "Run all (bounded)"
+
+    class Overlap(models.TextChoices):
+        ALLOW = "allow", "Allow"
+        SKIP = "skip", "Skip"
+        BUFFER_ONE = "buffer_one", "Buffer one"
+
+    job = models.ForeignKey("jobs.Job", on_delete=models.CASCADE, related_name="schedules")
+    job_id: Any
+    kind = models.CharField(max_length=16, choices=kinds.KIND_CHOICES)
+    interval_seconds = models.PositiveIntegerField(null=True, blank=True)
+    anchor = models.DateTimeField(null=True, blank=True)
+    expression = models.CharField(max_length=200, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    start_at = models.DateTimeField(null=True, blank=True)
+    end_at = models.DateTimeField(null=True, blank=True)
+    max_runs = models.PositiveIntegerField(null=True, blank=True)
+    jitter_seconds = models.PositiveIntegerField(default=0)
+    misfire_policy = models.CharField(max_length=16, choices=Misfire.choices, default=Misfire.SKIP)
+    misfire_grace_seconds = models.PositiveIntegerField(default=60)
+    catchup_window_seconds = models.PositiveIntegerField(default=3600)
+    catchup_max_runs = models.PositiveIntegerField(default=100)
+    overlap_policy = models.CharField(max_length=16, choices=Overlap.choices, default=Overlap.ALLOW)
+    paused = models.BooleanField(default=False)
+    paused_until = models.DateTimeField(null=True, blank=True)
+    # Maintained by the engine, read-only for users.
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    run_count = models.PositiveIntegerField(default=0)
+    # Bumped on every write, so the Redis mirror never acts on a stale copy.
+    generation = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScheduleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.job.name if self.job_id else '?'}: {self.describe()}"
+
+    @property
+    def kind_object(self) -> kinds.ScheduleKind:
+        return kinds.get_kind(self.kind)
+
+    def describe(self) -> str:
+        try:
+            text = self.kind_object.describe(self)
+        except (ValueError, AssertionError):
+            return f"Invalid {self.kind} schedule"
+        if self.jitter_seconds:
+            text += f", jitter up to {self.jitter_seconds}s"
+        return text
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        try:
+            errors.update(self.kind_object.clean(self))
+        except ValueError as error:
+            errors["kind"] = str(error)
+        if self.start_at and self.end_at and self.end_at <= self.start_at:
+            errors["end_at"] = "Must be after start_at."
+        if self.max_runs is not None and self.max_runs < 1:
+            errors["max_runs"] = "Must be at least 1 (leave empty for no limit)."
+        if self.jitter_seconds > MAX_JITTER_SECONDS:
+            errors["jitter_seconds"] = f"Must be at most {MAX_JITTER_SECONDS} seconds."
+        if self.catchup_max_runs < 1:
+            errors["catchup_max_runs"] = "Must be at least 1."
+        if errors:
+            raise ValidationError(errors)
+
+    def is_paused_at(self, moment: datetime) -> bool:
+        if not self.paused:
+            return False
+        return self.paused_until is None or moment < self.paused_until

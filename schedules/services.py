@@ -1,0 +1,100 @@
+"""The one write path for schedules: validate, save to MongoDB, then update the Redis mirror.
+
+The admin, the API and the management commands all call these functions; nothing else
+saves a Schedule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from jobs.models import Job
+from schedules import store
+from schedules.models import Schedule
+from schedules.timeline import next_occurrence
+
+# Fields a user may set; the engine owns next_run_at, last_run_at, run_count, generation.
+EDITABLE_FIELDS = (
+    "kind",
+    "interval_seconds",
+    "anchor",
+    "expression",
+    "timezone",
+    "start_at",
+    "end_at",
+    "max_runs",
+    "jitter_seconds",
+    "misfire_policy",
+    "misfire_grace_seconds",
+    "catchup_window_seconds",
+    "catchup_max_runs",
+    "overlap_policy",
+    "paused",
+    "paused_until",
+)
+
+
+def _apply(schedule: Schedule, fields: dict[str, Any]) -> None:
+    unknown = sorted(set(fields) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise ValidationError({name: "Unknown or read-only field." for name in unknown})
+    for name, value in fields.items():
+        setattr(schedule, name, value)
+
+
+def _save(schedule: Schedule, now: datetime) -> Schedule:
+    if schedule.kind == "fixed" and schedule.anchor is None:
+        # The grid starts at the start time, else at creation: no drift from then on.
+        schedule.anchor = schedule.start_at or now
+    schedule.full_clean(exclude=["job"] if schedule.job_id else None)
+    schedule.next_run_at = _next_run_at(schedule, now)
+    schedule.generation += 1
+    schedule.save()
+    store.get_store().upsert(schedule)
+    return schedule
+
+
+def _next_run_at(schedule: Schedule, now: datetime) -> datetime | None:
+    """The next time to fire; a pause skips what falls inside it (it is not a misfire)."""
+    after = now
+    if schedule.paused:
+        if schedule.paused_until is None:
+            return None
+        after = max(now, schedule.paused_until - timedelta(microseconds=1))
+    occurrence = next_occurrence(schedule, after)
+    return occurrence.at if occurrence else None
+
+
+def schedule_create(*, job: Job, now: Callable[[], datetime] = timezone.now, **fields: Any) -> Schedule:
+    schedule = Schedule(job=job)
+    _apply(schedule, fields)
+    return _save(schedule, now())
+
+
+def schedule_update(schedule: Schedule, *, now: Callable[[], datetime] = timezone.now, **fields: Any) -> Schedule:
+    _apply(schedule, fields)
+    return _save(schedule, now())
+
+
+def schedule_pause(
+    schedule: Schedule, *, until: datetime | None = None, now: Callable[[], datetime] = timezone.now
+) -> Schedule:
+    moment = now()
+    if until is not None and until <= moment:
+        raise ValidationError({"until": "Must be in the future."})
+    return schedule_update(schedule, paused=True, paused_until=until, now=lambda: moment)
+
+
+def schedule_resume(schedule: Schedule, *, now: Callable[[], datetime] = timezone.now) -> Schedule:
+    return schedule_update(schedule, paused=False, paused_until=None, now=now)
+
+
+def schedule_delete(schedule: Schedule) -> None:
+    schedule_id = str(schedule.pk)
+    schedule.delete()
+    store.get_store().remove(schedule_id)

@@ -1,0 +1,276 @@
+"""The one Redis seam: the schedule mirror, the sharded due index, dispatch streams, work leases.
+
+Redis is an index rebuilt from MongoDB (``reconcile``), never the source of truth. Keys of
+one shard share a hash tag, ``{<prefix>:<shard>}``, so every Lua step touches one slot and
+the shards spread over a Redis Cluster:
+
+- ``{p:n}:due``       sorted set, schedule id -> due time (next nominal + jitter), epoch ms
+- ``{p:n}:s:<id>``    hash, the schedule's mirrored state (see ``mirror_fields``)
+- ``{p:n}:work``      sorted set, schedule id -> lease expiry: schedules that need Python
+                      (a cron time to compute, a misfire to resolve); leased while handled
+- ``{p:n}:fired``     set of schedule ids whose run count / times MongoDB has not seen yet
+- ``{p:n}:stream``    the dispatch stream workers read through a consumer group
+
+and ``<p>:changes`` is the pub/sub channel that wakes sleeping schedulers on an edit.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Protocol
+
+import redis
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from schedules.kinds import to_epoch_ms
+
+if TYPE_CHECKING:
+    from schedules.models import Schedule
+
+WORKER_GROUP = "workers"
+NONE = -1  # "no value" in mirrored integer fields
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    """What one dispatch step did on one shard."""
+
+    dispatched: int
+    lags_ms: list[int]
+    to_work: int
+    more: bool
+
+
+class ScheduleStore(Protocol):
+    def upsert(self, schedule: Schedule) -> None: ...
+
+    def remove(self, schedule_id: str) -> None: ...
+
+
+def mirror_fields(schedule: Schedule, next_ms: int, following_ms: int) -> dict[str, int | str]:
+    """The state the dispatch Lua needs, flattened to a Redis hash."""
+    kind_interval = schedule.interval_seconds if schedule.kind == "fixed" else None
+    return {
+        "gen": schedule.generation,
+        "job": str(schedule.job_id),
+        "kind": schedule.kind,
+        "next": next_ms,
+        "next2": following_ms,
+        "interval": (kind_interval or 0) * 1000 or NONE,
+        "end": to_epoch_ms(schedule.end_at) if schedule.end_at else NONE,
+        "max": schedule.max_runs if schedule.max_runs is not None else NONE,
+        "count": schedule.run_count,
+        "jitter": schedule.jitter_seconds * 1000,
+        "grace": schedule.misfire_grace_seconds * 1000,
+        "misfire": schedule.misfire_policy,
+        "overlap": schedule.overlap_policy,
+    }
+
+
+class RedisStore:
+    """The Redis implementation of the schedule store."""
+
+    def __init__(self, client: redis.Redis | None = None, prefix: str | None = None, shards: int | None = None):
+        self.client = client or redis_client()
+        self.prefix = prefix or settings.JOBSCHEDULER_REDIS_PREFIX
+        self.shards = shards or int(getattr(settings, "JOBSCHEDULER_SHARDS", 16))
+        self._scripts = {name: self.client.register_script(_lua(name)) for name in _SCRIPTS}
+
+    # --- keys -----------------------------------------------------------------------------
+    def shard_of(self, schedule_id: str) -> int:
+        return zlib.crc32(schedule_id.encode()) % self.shards
+
+    def tag(self, shard: int) -> str:
+        return f"{{{self.prefix}:{shard}}}"
+
+    def due_key(self, shard: int) -> str:
+        return f"{self.tag(shard)}:due"
+
+    def state_key(self, schedule_id: str) -> str:
+        return f"{self.tag(self.shard_of(schedule_id))}:s:{schedule_id}"
+
+    def work_key(self, shard: int) -> str:
+        return f"{self.tag(shard)}:work"
+
+    def fired_key(self, shard: int) -> str:
+        return f"{self.tag(shard)}:fired"
+
+    def stream_key(self, shard: int) -> str:
+        return f"{self.tag(shard)}:stream"
+
+    @property
+    def changes_channel(self) -> str:
+        return f"{self.prefix}:changes"
+
+    def _shard_keys(self, shard: int) -> list[str]:
+        return [self.due_key(shard), self.work_key(shard), self.fired_key(shard), self.stream_key(shard)]
+
+    # --- the mirror -------------------------------------------------------------------------
+    def upsert(self, schedule: Schedule) -> None:
+        """Mirror a saved schedule; an older generation never overwrites a newer one."""
+        from schedules.timeline import next_occurrence
+
+        schedule_id = str(schedule.pk)
+        shard = self.shard_of(schedule_id)
+        next_ms = following_ms = NONE
+        if schedule.next_run_at is not None:
+            next_ms = to_epoch_ms(schedule.next_run_at)
+            if schedule.kind != "fixed":
+                following = next_occurrence(schedule, schedule.next_run_at, schedule.run_count + 1)
+                following_ms = to_epoch_ms(following.at) if following else NONE
+        fields = mirror_fields(schedule, next_ms, following_ms)
+        flat: list[Any] = []
+        for name, value in fields.items():
+            flat += [name, value]
+        self._scripts["upsert"](
+            keys=[*self._shard_keys(shard), self.state_key(schedule_id)],
+            args=[schedule_id, self.changes_channel, *flat],
+        )
+
+    def remove(self, schedule_id: str) -> None:
+        shard = self.shard_of(schedule_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zrem(self.due_key(shard), schedule_id)
+        pipe.zrem(self.work_key(shard), schedule_id)
+        pipe.srem(self.fired_key(shard), schedule_id)
+        pipe.delete(self.state_key(schedule_id))
+        pipe.publish(self.changes_channel, schedule_id)
+        pipe.execute()
+
+    def state(self, schedule_id: str) -> dict[str, str]:
+        return self.states([schedule_id])[0]
+
+    def due_score(self, schedule_id: str) -> int | None:
+        score = self.client.zscore(self.due_key(self.shard_of(schedule_id)), schedule_id)
+        return None if score is None else int(score)
+
+    # --- dispatch -------------------------------------------------------------------------
+    def ensure_groups(self) -> None:
+        """Create each dispatch stream's worker group (idempotent)."""
+        for shard in range(self.shards):
+            try:
+                self.client.xgroup_create(self.stream_key(shard), WORKER_GROUP, id="0", mkstream=True)
+            except redis.ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
+
+    def earliest_due_ms(self) -> int | None:
+        """The earliest due time over all shards, or None when nothing is scheduled."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(self.shards):
+            pipe.zrange(self.due_key(shard), 0, 0, withscores=True)
+            pipe.zrange(self.work_key(shard), 0, 0, withscores=True)
+        scores = [int(entries[0][1]) for entries in pipe.execute() if entries]
+        return min(scores) if scores else None
+
+    def dispatch_due(self, now_ms: int, limit: int = 1000, shards: Iterable[int] | None = None) -> list[DispatchResult]:
+        """Dispatch everything due by ``now_ms`` on the given shards, one Lua step per shard.
+
+        Each step atomically takes due schedules, appends one stream entry per occurrence
+        (its fire key included), and advances each schedule to its next occurrence; so an
+        occurrence is dispatched once however many schedulers call this at the same time.
+        """
+        order = list(range(self.shards)) if shards is None else list(shards)
+        pipe = self.client.pipeline(transaction=False)
+        for shard in order:
+            self._scripts["dispatch"](
+                keys=self._shard_keys(shard), args=[now_ms, limit, f"{self.tag(shard)}:s:"], client=pipe
+            )
+        results = []
+        for reply in pipe.execute():
+            dispatched, to_work, more, *lags = reply
+            results.append(DispatchResult(int(dispatched), [int(lag) for lag in lags], int(to_work), bool(more)))
+        return results
+
+    # --- work that needs Python: cron times, misfires --------------------------------------
+    def claim_work(self, now_ms: int, lease_ms: int, limit: int = 500) -> list[tuple[int, str]]:
+        """Lease schedules waiting for Python; an expired lease makes them claimable again."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(self.shards):
+            self._scripts["claim_work"](
+                keys=[self.work_key(shard)], args=[now_ms, now_ms + lease_ms, limit], client=pipe
+            )
+        claimed = []
+        for shard, ids in enumerate(pipe.execute()):
+            claimed += [(shard, schedule_id.decode()) for schedule_id in ids]
+        return claimed
+
+    def states(self, schedule_ids: Sequence[str]) -> list[dict[str, str]]:
+        pipe = self.client.pipeline(transaction=False)
+        for schedule_id in schedule_ids:
+            pipe.hgetall(self.state_key(schedule_id))
+        return [{k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute()]
+
+    def resolve(
+        self,
+        schedule_id: str,
+        expect_gen: str,
+        expect_next: str,
+        entries: list[dict[str, Any]],
+        next_ms: int,
+        following_ms: int,
+        count: int,
+    ) -> bool:
+        """Apply what Python decided for a leased schedule, if its state has not moved since.
+
+        ``entries`` are stream entries to dispatch (catch-up runs); the schedule then waits
+        for ``next_ms`` (or for nothing, with NONE). Returns False when another scheduler or
+        an edit got there first, in which case nothing was changed.
+        """
+        shard = self.shard_of(schedule_id)
+        flat: list[Any] = []
+        for entry in entries:
+            flat += [entry["fire_key"], entry["nominal"], entry["trigger"]]
+        applied = self._scripts["resolve"](
+            keys=[*self._shard_keys(shard), self.state_key(schedule_id)],
+            args=[schedule_id, expect_gen, expect_next, next_ms, following_ms, count, len(entries), *flat],
+        )
+        return bool(applied)
+
+    # --- what MongoDB should learn -----------------------------------------------------------
+    def pop_fired(self, limit: int = 1000) -> list[tuple[str, dict[str, str]]]:
+        """Take schedule ids that fired since the last call, with their current state."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(self.shards):
+            pipe.spop(self.fired_key(shard), limit)
+        ids = [member.decode() for members in pipe.execute() for member in (members or [])]
+        return list(zip(ids, self.states(ids), strict=True))
+
+    def all_mirrored_ids(self) -> set[str]:
+        ids: set[str] = set()
+        for shard in range(self.shards):
+            for key in self.client.scan_iter(match=f"{self.tag(shard)}:s:*", count=1000):
+                ids.add(key.decode().rsplit(":", 1)[1])
+        return ids
+
+
+_SCRIPTS = ("upsert", "dispatch", "claim_work", "resolve")
+
+
+@cache
+def _lua(name: str) -> str:
+    return resources.files("schedules").joinpath(f"lua/{name}.lua").read_text()
+
+
+def redis_client() -> redis.Redis:
+    """The shared connection pool from django-redis."""
+    from django_redis import get_redis_connection
+
+    return get_redis_connection("default")
+
+
+_default_store: ScheduleStore | None = None
+
+
+def get_store() -> ScheduleStore:
+    """The configured store (``JOBSCHEDULER_STORE``, a dotted path), built once."""
+    global _default_store
+    if _default_store is None:
+        path = getattr(settings, "JOBSCHEDULER_STORE", "schedules.store.RedisStore")
+        _default_store = import_string(path)()
+    return _default_store

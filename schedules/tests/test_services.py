@@ -1,0 +1,76 @@
+"""Schedule services: saved to MongoDB, mirrored to Redis, validated before either."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from schedules import services
+from schedules.kinds import to_epoch_ms
+from schedules.models import Schedule
+
+NOW = datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=UTC)
+
+
+def now() -> datetime:
+    return NOW
+
+
+def test_create_fixed_saves_and_mirrors(job, store):
+    schedule = services.schedule_create(job=job, kind="fixed", interval_seconds=60, now=now)
+    saved = Schedule.objects.get(pk=schedule.pk)
+    assert saved.anchor == NOW
+    assert saved.next_run_at == datetime(2026, 3, 1, 12, 1, 0, 500_000, tzinfo=UTC)
+    assert saved.generation == 1
+    state = store.state(str(schedule.pk))
+    assert state["next"] == str(to_epoch_ms(saved.next_run_at))
+    assert state["gen"] == "1"
+    assert store.due_score(str(schedule.pk)) == to_epoch_ms(saved.next_run_at)
+
+
+def test_invalid_input_changes_nothing(job, store):
+    with pytest.raises(ValidationError) as error:
+        services.schedule_create(job=job, kind="cron", expression="61 * * * *", timezone="Mars/Base", now=now)
+    assert set(error.value.message_dict) == {"expression", "timezone"}
+    assert Schedule.objects.count() == 0
+    assert store.earliest_due_ms() is None
+
+
+def test_pause_removes_from_due_and_resume_restores(job, store):
+    schedule = services.schedule_create(job=job, kind="cron", expression="*/5 * * * *", now=now)
+    services.schedule_pause(schedule, now=now)
+    assert Schedule.objects.get(pk=schedule.pk).next_run_at is None
+    assert store.due_score(str(schedule.pk)) is None
+    services.schedule_resume(schedule, now=now)
+    assert store.due_score(str(schedule.pk)) == to_epoch_ms(datetime(2026, 3, 1, 12, 5, tzinfo=UTC))
+
+
+def test_pause_until_skips_the_paused_stretch(job):
+    schedule = services.schedule_create(job=job, kind="cron", expression="0 * * * *", now=now)
+    until = datetime(2026, 3, 1, 15, 30, tzinfo=UTC)
+    services.schedule_pause(schedule, until=until, now=now)
+    assert Schedule.objects.get(pk=schedule.pk).next_run_at == datetime(2026, 3, 1, 16, 0, tzinfo=UTC)
+
+
+def test_delete_unmirrors(job, store):
+    schedule = services.schedule_create(job=job, kind="fixed", interval_seconds=5, now=now)
+    schedule_id = str(schedule.pk)
+    services.schedule_delete(schedule)
+    assert not Schedule.objects.filter(pk=schedule_id).exists()
+    assert store.state(schedule_id) == {}
+    assert store.due_score(schedule_id) is None
+
+
+def test_stale_generation_never_overwrites_mirror(job, store):
+    schedule = services.schedule_create(job=job, kind="fixed", interval_seconds=60, now=now)
+    stale = Schedule.objects.get(pk=schedule.pk)
+    services.schedule_update(schedule, interval_seconds=30, now=now)
+    stale.interval_seconds = 90
+    store.upsert(stale)  # generation 1 arriving after generation 2
+    assert store.state(str(schedule.pk))["interval"] == "30000"
+
+
+def test_unknown_fields_are_refused(job):
+    with pytest.raises(ValidationError) as error:
+        services.schedule_create(job=job, kind="fixed", interval_seconds=60, run_count=5, now=now)
+    assert "run_count" in error.value.message_dict

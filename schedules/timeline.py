@@ -1,0 +1,71 @@
+"""A schedule's occurrences with its bounds applied: start, end, maximum runs, jitter.
+
+Pure functions of a schedule and a time; the engine, the API preview and the admin all
+use them, so they can never disagree about when something fires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from schedules.kinds import Occurrence, get_kind, to_epoch_ms
+
+if TYPE_CHECKING:
+    from schedules.models import Schedule
+
+MAX_PREVIEW = 1000
+
+
+def fire_key(schedule_id: object, nominal: datetime) -> str:
+    """The identity of one occurrence: ``<schedule id>:<nominal epoch ms>``."""
+    return f"{schedule_id}:{to_epoch_ms(nominal)}"
+
+
+def next_occurrence(schedule: Schedule, after: datetime, fired: int | None = None) -> Occurrence | None:
+    """The first occurrence strictly after ``after`` within the schedule's bounds.
+
+    ``fired`` is how many occurrences have fired already (default: the schedule's
+    run_count); with ``max_runs`` reached there is none.
+    """
+    fired = schedule.run_count if fired is None else fired
+    if schedule.max_runs is not None and fired >= schedule.max_runs:
+        return None
+    if schedule.start_at is not None:
+        after = max(after, schedule.start_at - timedelta(microseconds=1))
+    occurrence = get_kind(schedule.kind).next_after(schedule, after)
+    if occurrence is None or (schedule.end_at is not None and occurrence.at > schedule.end_at):
+        return None
+    return occurrence
+
+
+def occurrences(schedule: Schedule, after: datetime) -> Iterator[Occurrence]:
+    fired = schedule.run_count
+    while (occurrence := next_occurrence(schedule, after, fired)) is not None:
+        yield occurrence
+        after, fired = occurrence.at, fired + 1
+
+
+def preview(schedule: Schedule, after: datetime, count: int = 10) -> list[Occurrence]:
+    """The next ``count`` occurrences strictly after ``after``."""
+    result: list[Occurrence] = []
+    for occurrence in occurrences(schedule, after):
+        if len(result) >= min(count, MAX_PREVIEW):
+            break
+        result.append(occurrence)
+    return result
+
+
+def jitter_ms(key: str, jitter_seconds: int, until_next_ms: int | None) -> int:
+    """A delay for one occurrence: stable (derived from its fire key), below the next one."""
+    if jitter_seconds <= 0:
+        return 0
+    bound = jitter_seconds * 1000
+    if until_next_ms is not None:
+        bound = min(bound, until_next_ms - 1)
+    if bound <= 0:
+        return 0
+    # The same formula runs in the dispatch Lua (redis.sha1hex), so both agree exactly.
+    return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) % (bound + 1)  # noqa: S324
