@@ -16,9 +16,12 @@ and ``<p>:changes`` is the pub/sub channel that wakes sleeping schedulers on an 
 
 from __future__ import annotations
 
+import json
+import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
@@ -52,17 +55,28 @@ class ScheduleStore(Protocol):
     def remove(self, schedule_id: str) -> None: ...
 
 
+def _ms(moment: datetime | None) -> int:
+    return NONE if moment is None else to_epoch_ms(moment)
+
+
 def mirror_fields(schedule: Schedule, next_ms: int, following_ms: int) -> dict[str, int | str]:
-    """The state the dispatch Lua needs, flattened to a Redis hash."""
+    """A schedule's state flattened to a Redis hash: what the dispatch Lua needs, and what
+    the scheduler needs to compute cron times and misfires without asking MongoDB."""
     kind_interval = schedule.interval_seconds if schedule.kind == "fixed" else None
     return {
+        "expression": schedule.expression,
+        "timezone": schedule.timezone,
+        "anchor": _ms(schedule.anchor),
+        "start": _ms(schedule.start_at),
+        "window": schedule.catchup_window_seconds * 1000,
+        "catchup_max": schedule.catchup_max_runs,
         "gen": schedule.generation,
         "job": str(schedule.job_id),
         "kind": schedule.kind,
         "next": next_ms,
         "next2": following_ms,
         "interval": (kind_interval or 0) * 1000 or NONE,
-        "end": to_epoch_ms(schedule.end_at) if schedule.end_at else NONE,
+        "end": _ms(schedule.end_at),
         "max": schedule.max_runs if schedule.max_runs is not None else NONE,
         "count": schedule.run_count,
         "jitter": schedule.jitter_seconds * 1000,
@@ -240,6 +254,52 @@ class RedisStore:
             pipe.spop(self.fired_key(shard), limit)
         ids = [member.decode() for members in pipe.execute() for member in (members or [])]
         return list(zip(ids, self.states(ids), strict=True))
+
+    def forget_work(self, schedule_id: str) -> None:
+        self.client.zrem(self.work_key(self.shard_of(schedule_id)), schedule_id)
+
+    def generations(self, schedule_ids: Sequence[str]) -> list[int | None]:
+        """The mirrored generation of each schedule, None where Redis has no mirror."""
+        pipe = self.client.pipeline(transaction=False)
+        for schedule_id in schedule_ids:
+            pipe.hget(self.state_key(schedule_id), "gen")
+        return [None if gen is None else int(gen) for gen in pipe.execute()]
+
+    # --- health ----------------------------------------------------------------------------
+    @property
+    def reconciled_key(self) -> str:
+        return f"{self.prefix}:reconciled"
+
+    def mark_reconciled(self) -> None:
+        """Set a marker a reconcile leaves; if Redis loses data, the marker goes with it."""
+        self.client.set(self.reconciled_key, "1")
+
+    def is_reconciled(self) -> bool:
+        return bool(self.client.exists(self.reconciled_key))
+
+    @property
+    def heartbeats_key(self) -> str:
+        return f"{self.prefix}:schedulers"
+
+    def heartbeat(self, name: str, info: dict[str, Any], ttl_seconds: float = 10) -> None:
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(self.heartbeats_key, name, json.dumps({**info, "beat": now}))
+        pipe.zadd(f"{self.heartbeats_key}:expiry", {name: now + ttl_seconds})
+        pipe.execute()
+
+    def forget_heartbeat(self, name: str) -> None:
+        self.client.hdel(self.heartbeats_key, name)
+        self.client.zrem(f"{self.heartbeats_key}:expiry", name)
+
+    def heartbeats(self) -> dict[str, dict[str, Any]]:
+        """Live schedulers by name; entries whose heartbeat expired are dropped."""
+        expired = self.client.zrange(f"{self.heartbeats_key}:expiry", "-inf", time.time(), byscore=True)
+        if expired:
+            self.client.hdel(self.heartbeats_key, *expired)
+            self.client.zrem(f"{self.heartbeats_key}:expiry", *expired)
+        beats: dict[Any, Any] = self.client.hgetall(self.heartbeats_key)
+        return {name.decode(): json.loads(info) for name, info in beats.items()}
 
     def all_mirrored_ids(self) -> set[str]:
         ids: set[str] = set()

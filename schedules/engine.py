@@ -1,0 +1,422 @@
+"""The scheduling engine: dispatch what is due, resolve what needs Python, keep MongoDB informed.
+
+Each step is a plain function of a store and a time, so tests drive it with a controlled
+clock; ``run_loop`` strings them together for the ``run_scheduler`` command. Dispatch is
+Redis only (one Lua step per shard); MongoDB sees the engine's results in batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+from bson import ObjectId
+from django.db import IntegrityError
+from pymongo import UpdateOne
+
+from jobs.models import Run
+from jobscheduler import mongo
+from schedules import metrics
+from schedules.kinds import from_epoch_ms, to_epoch_ms
+from schedules.models import Schedule
+from schedules.store import NONE, RedisStore
+from schedules.timeline import fire_key, jitter_ms, next_occurrence
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN = -2  # a cron time the dispatch step left for Python to compute
+MAX_MISSED_RECORDS = 10_000  # per schedule and gap; more are counted in the log, not recorded
+
+
+@dataclass
+class MirroredSchedule:
+    """A schedule rebuilt from its Redis mirror: enough for the schedule maths, no MongoDB."""
+
+    pk: str
+    job_id: str
+    kind: str
+    interval_seconds: int | None
+    anchor: datetime | None
+    expression: str
+    timezone: str
+    start_at: datetime | None
+    end_at: datetime | None
+    max_runs: int | None
+    run_count: int
+    jitter_seconds: int
+    misfire_policy: str
+    misfire_grace_seconds: float
+    catchup_window_seconds: float
+    catchup_max_runs: int
+
+    @classmethod
+    def from_state(cls, schedule_id: str, state: dict[str, str]) -> MirroredSchedule:
+        def moment(name: str) -> datetime | None:
+            value = int(state.get(name, NONE))
+            return None if value == NONE else from_epoch_ms(value)
+
+        interval = int(state["interval"])
+        maximum = int(state["max"])
+        return cls(
+            pk=schedule_id,
+            job_id=state["job"],
+            kind=state["kind"],
+            interval_seconds=interval // 1000 if interval > 0 else None,
+            anchor=moment("anchor"),
+            expression=state.get("expression", ""),
+            timezone=state.get("timezone", "UTC"),
+            start_at=moment("start"),
+            end_at=moment("end"),
+            max_runs=None if maximum == NONE else maximum,
+            run_count=int(state["count"]),
+            jitter_seconds=int(state["jitter"]) // 1000,
+            misfire_policy=state["misfire"],
+            misfire_grace_seconds=int(state["grace"]) / 1000,
+            catchup_window_seconds=int(state.get("window", 3_600_000)) / 1000,
+            catchup_max_runs=int(state.get("catchup_max", 100)),
+        )
+
+    def after(self, moment: datetime, fired: int) -> datetime | None:
+        occurrence = next_occurrence(self, moment, fired)  # type: ignore[arg-type]
+        return occurrence.at if occurrence else None
+
+
+@dataclass
+class Decision:
+    """What Python decided for one schedule taken from the work set."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    missed: list[datetime] = field(default_factory=list)
+    next_at: datetime | None = None
+    following_at: datetime | None = None
+    count: int = 0
+    not_recorded: int = 0
+
+
+def decide(schedule: MirroredSchedule, state: dict[str, str], now: datetime) -> Decision | None:
+    """Compute the next times, and apply the misfire policy if the schedule fell behind.
+
+    Returns None when the schedule has no next occurrence left.
+    """
+    count = schedule.run_count
+    nxt = int(state["next"])
+    if nxt == NONE:
+        return None
+    if nxt == UNKNOWN:
+        last = int(state.get("last", NONE))
+        base = from_epoch_ms(last) if last != NONE else now
+        candidate = schedule.after(base, count)
+    else:
+        candidate = from_epoch_ms(nxt)
+    decision = Decision(count=count)
+    late: list[datetime] = []
+    grace = timedelta(seconds=schedule.misfire_grace_seconds)
+    while candidate is not None and _due_at(schedule, candidate) + grace < now:
+        if len(late) < MAX_MISSED_RECORDS:
+            late.append(candidate)
+        else:
+            decision.not_recorded += 1
+        candidate = schedule.after(candidate, count)
+    if late:
+        _apply_misfire_policy(schedule, late, now, decision)
+    decision.next_at = candidate
+    if candidate is not None:
+        decision.following_at = schedule.after(candidate, decision.count + 1)
+    return decision
+
+
+def _due_at(schedule: MirroredSchedule, nominal: datetime) -> datetime:
+    return nominal + timedelta(milliseconds=jitter_ms(fire_key(schedule.pk, nominal), schedule.jitter_seconds, None))
+
+
+def _apply_misfire_policy(schedule: MirroredSchedule, late: list[datetime], now: datetime, decision: Decision) -> None:
+    policy = schedule.misfire_policy
+    if policy == Schedule.Misfire.RUN_ONCE:
+        # Coalesced: the latest stands for them all, so the others are not reported missed.
+        run, missed = late[-1:], []
+    elif policy == Schedule.Misfire.RUN_ALL:
+        window_start = now - timedelta(seconds=schedule.catchup_window_seconds)
+        in_window = [moment for moment in late if moment >= window_start]
+        run = in_window[-schedule.catchup_max_runs :]
+        missed = late[: len(late) - len(run)]
+    else:
+        run, missed = [], late
+    decision.entries = [
+        {"fire_key": fire_key(schedule.pk, moment), "nominal": to_epoch_ms(moment), "trigger": Run.Trigger.CATCH_UP}
+        for moment in run
+    ]
+    decision.missed = missed
+    decision.count += len(run)
+
+
+def handle_work(store: RedisStore, now: datetime, lease_seconds: float = 10, limit: int = 500) -> int:
+    """Lease schedules that need Python and resolve them; returns how many were resolved."""
+    claimed = store.claim_work(to_epoch_ms(now), int(lease_seconds * 1000), limit)
+    if not claimed:
+        return 0
+    ids = [schedule_id for _, schedule_id in claimed]
+    missed_runs: list[Run] = []
+    resolved = 0
+    for schedule_id, state in zip(ids, store.states(ids), strict=True):
+        if not state:
+            store.forget_work(schedule_id)
+            continue
+        schedule = MirroredSchedule.from_state(schedule_id, state)
+        decision = decide(schedule, state, now)
+        if decision is None:
+            store.forget_work(schedule_id)
+            continue
+        missed_runs += [
+            Run(
+                job_id=ObjectId(schedule.job_id),
+                schedule_id=ObjectId(schedule_id),
+                fire_key=fire_key(schedule_id, moment),
+                trigger=Run.Trigger.SCHEDULE,
+                status=Run.Status.MISSED,
+                nominal_time=moment,
+                finished_at=now,
+                error="Missed: the scheduler was down or behind by more than the grace time.",
+            )
+            for moment in decision.missed
+        ]
+        if decision.not_recorded:
+            logger.warning(
+                "misfire gap too long to record", extra={"schedule": schedule_id, "unrecorded": decision.not_recorded}
+            )
+        # Missed runs are recorded before the state moves on, so a crash in between
+        # leaves the lease to expire and the work to be redone (records are idempotent).
+        record_runs(missed_runs)
+        missed_runs = []
+        applied = store.resolve(
+            schedule_id,
+            state["gen"],
+            state["next"],
+            decision.entries,
+            to_epoch_ms(decision.next_at) if decision.next_at else NONE,
+            to_epoch_ms(decision.following_at) if decision.following_at else NONE,
+            decision.count,
+        )
+        if applied:
+            resolved += 1
+            metrics.MISSED.inc(len(decision.missed))
+            metrics.FIRES.labels(trigger="catch_up").inc(len(decision.entries))
+    metrics.WORK_RESOLVED.inc(resolved)
+    return resolved
+
+
+def record_runs(runs: list[Run]) -> int:
+    """Insert run records; ones already recorded (same fire key and attempt) are skipped."""
+    if not runs:
+        return 0
+    try:
+        Run.objects.bulk_create(runs)
+        return len(runs)
+    except IntegrityError:
+        created = 0
+        for run in runs:
+            run.pk = None
+            try:
+                run.save(force_insert=True)
+                created += 1
+            except IntegrityError:
+                pass
+        return created
+
+
+def dispatch_due(store: RedisStore, now: datetime, shard_order: list[int] | None = None) -> int:
+    """Dispatch every occurrence due by ``now``; returns how many were dispatched."""
+    total = 0
+    shards = shard_order if shard_order is not None else list(range(store.shards))
+    while shards:
+        results = store.dispatch_due(to_epoch_ms(now), shards=shards)
+        again = []
+        for shard, result in zip(shards, results, strict=True):
+            total += result.dispatched
+            if result.lags_ms:
+                metrics.observe_lags(result.lags_ms)
+            if result.more:
+                again.append(shard)
+        shards = again
+    if total:
+        metrics.FIRES.labels(trigger="schedule").inc(total)
+    return total
+
+
+def sync_fired(store: RedisStore, limit: int = 5000) -> int:
+    """Copy run counts and next/last times of schedules that fired to MongoDB, in one batch."""
+    fired = store.pop_fired(limit)
+    operations = []
+    for schedule_id, state in fired:
+        if not state or not ObjectId.is_valid(schedule_id):
+            continue
+        nxt, last = int(state["next"]), int(state.get("last", NONE))
+        values: dict[str, Any] = {"run_count": int(state["count"])}
+        if nxt != UNKNOWN:
+            values["next_run_at"] = from_epoch_ms(nxt) if nxt >= 0 else None
+        if last >= 0:
+            values["last_run_at"] = from_epoch_ms(last)
+        operations.append(UpdateOne({"_id": ObjectId(schedule_id)}, {"$set": values}))
+    if operations:
+        mongo.collection(Schedule).bulk_write(operations, ordered=False)
+    return len(operations)
+
+
+def reconcile(
+    store: RedisStore,
+    now: datetime,
+    progress: Callable[[int, int], None] | None = None,
+    batch: int = 1000,
+) -> dict[str, int]:
+    """Repair the Redis mirror from MongoDB: add what is missing or stale, drop what is gone.
+
+    A schedule missing from Redis (Redis lost data) restarts after the later of its last
+    recorded fire and its last recorded run, so the misfire policy, not a replay, covers
+    the gap.
+    """
+    store.ensure_groups()
+    report = {"checked": 0, "added": 0, "updated": 0, "removed": 0}
+    total = Schedule.objects.count()
+    seen: set[str] = set()
+    for chunk in _chunks(Schedule.objects.order_by("pk").iterator(chunk_size=batch), batch):
+        ids = [str(schedule.pk) for schedule in chunk]
+        seen.update(ids)
+        generations = store.generations(ids)
+        missing = [schedule for schedule, gen in zip(chunk, generations, strict=True) if gen is None]
+        last_runs = _last_nominal_times([schedule.pk for schedule in missing]) if missing else {}
+        for schedule, gen in zip(chunk, generations, strict=True):
+            if gen is None:
+                _restore(store, schedule, last_runs.get(str(schedule.pk)), now)
+                report["added"] += 1
+            elif gen < schedule.generation:
+                store.upsert(schedule)
+                report["updated"] += 1
+        report["checked"] += len(chunk)
+        if progress:
+            progress(report["checked"], total)
+    for schedule_id in store.all_mirrored_ids() - seen:
+        store.remove(schedule_id)
+        report["removed"] += 1
+    store.mark_reconciled()
+    repairs = report["added"] + report["updated"] + report["removed"]
+    if repairs:
+        metrics.RECONCILE_REPAIRS.inc(repairs)
+        logger.info("reconciled the Redis mirror", extra=report)
+    return report
+
+
+def _restore(store: RedisStore, schedule: Schedule, last_run: datetime | None, now: datetime) -> None:
+    """Mirror a schedule Redis lost, resuming after its last known fire."""
+    known = [moment for moment in (schedule.last_run_at, last_run) if moment is not None]
+    if schedule.paused and (schedule.paused_until is None or schedule.paused_until > now):
+        store.upsert(schedule)
+        return
+    if known:
+        occurrence = next_occurrence(schedule, max(known))
+        schedule.next_run_at = occurrence.at if occurrence else None
+    store.upsert(schedule)
+
+
+def _last_nominal_times(schedule_ids: list[Any]) -> dict[str, datetime]:
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"schedule_id": {"$in": schedule_ids}}},
+        {"$group": {"_id": "$schedule_id", "last": {"$max": "$nominal_time"}}},
+    ]
+    collection = mongo.collection(Run)
+    return {str(row["_id"]): row["last"].replace(tzinfo=UTC) for row in collection.aggregate(pipeline) if row["last"]}
+
+
+def _chunks(items: Iterator[Schedule], size: int) -> Iterator[list[Schedule]]:
+    chunk: list[Schedule] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@dataclass
+class LoopSettings:
+    max_sleep: float = 1.0  # a safety net for a lost change notification, not a tick
+    sync_every: float = 1.0
+    reconcile_every: float = 300.0
+    heartbeat_every: float = 2.0
+    lease_seconds: float = 10.0
+
+
+def scheduler_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_loop(
+    store: RedisStore,
+    stop: threading.Event,
+    *,
+    once: bool = False,
+    clock: Callable[[], float] = time.time,
+    options: LoopSettings | None = None,
+    name: str | None = None,
+) -> None:
+    """Dispatch until ``stop`` is set: sleep until the earliest due time or a change."""
+    options = options or LoopSettings()
+    name = name or scheduler_id()
+    started = clock()
+    reconcile(store, _now(clock))
+    # Start from a different shard than other schedulers, so they share the work.
+    offset = zlib.crc32(name.encode()) % store.shards
+    order = [(offset + index) % store.shards for index in range(store.shards)]
+    changes = store.client.pubsub(ignore_subscribe_messages=True)
+    changes.subscribe(store.changes_channel)
+    last_sync = last_beat = last_reconcile = clock()
+    fired_total = 0
+    try:
+        while not stop.is_set():
+            now = _now(clock)
+            fired_total += dispatch_due(store, now, order)
+            handle_work(store, now, options.lease_seconds)
+            moment = clock()
+            if moment - last_sync >= options.sync_every or once:
+                sync_fired(store)
+                last_sync = moment
+            if moment - last_beat >= options.heartbeat_every or once:
+                store.heartbeat(name, {"pid": os.getpid(), "started": started, "fired": fired_total})
+                last_beat = moment
+                if not store.is_reconciled():
+                    logger.warning("Redis lost the mirror; rebuilding it from MongoDB")
+                    reconcile(store, _now(clock))
+            if moment - last_reconcile >= options.reconcile_every:
+                reconcile(store, _now(clock))
+                last_reconcile = moment
+            if once:
+                break
+            _sleep_until_due(store, changes, clock, options.max_sleep)
+    finally:
+        changes.close()
+        store.forget_heartbeat(name)
+
+
+def _sleep_until_due(store: RedisStore, changes: Any, clock: Callable[[], float], max_sleep: float) -> None:
+    earliest = store.earliest_due_ms()
+    wait = max_sleep if earliest is None else min(max_sleep, max(0.0, earliest / 1000 - clock()))
+    if wait <= 0:
+        return
+    try:
+        message = changes.get_message(timeout=wait)
+        while message is not None:  # drain the burst an import or bulk edit makes
+            message = changes.get_message(timeout=0)
+    except redis.ConnectionError:
+        time.sleep(min(wait, 0.5))
+
+
+def _now(clock: Callable[[], float]) -> datetime:
+    return datetime.fromtimestamp(clock(), UTC)

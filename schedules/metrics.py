@@ -1,0 +1,18 @@
+"""Prometheus metrics of the scheduling engine (served at /metrics and by run_scheduler)."""
+
+from prometheus_client import Counter, Histogram
+
+FIRES = Counter("jobscheduler_fires_total", "Occurrences dispatched to workers.", ["trigger"])
+LAG = Histogram(
+    "jobscheduler_dispatch_lag_seconds",
+    "Dispatch time minus nominal time.",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
+)
+MISSED = Counter("jobscheduler_missed_total", "Occurrences recorded as missed by the misfire policy.")
+WORK_RESOLVED = Counter("jobscheduler_work_resolved_total", "Schedules resolved in Python (cron times, misfires).")
+RECONCILE_REPAIRS = Counter("jobscheduler_reconcile_repairs_total", "Mirror entries added, updated or removed.")
+
+
+def observe_lags(lags_ms: list[int]) -> None:
+    for lag in lags_ms:
+        LAG.observe(lag / 1000)

@@ -1,0 +1,237 @@
+"""The engine's steps with a controlled clock, against real Redis and MongoDB."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from jobs.models import Run
+from schedules import engine, services
+from schedules.kinds import from_epoch_ms, to_epoch_ms
+from schedules.models import Schedule
+from schedules.store import RedisStore
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def stream_entries(store: RedisStore) -> list[dict[str, str]]:
+    entries = []
+    for shard in range(store.shards):
+        for _, fields in store.client.xrange(store.stream_key(shard)):
+            entries.append({key.decode(): value.decode() for key, value in fields.items()})
+    return sorted(entries, key=lambda entry: (int(entry["n"]), entry["s"]))
+
+
+def fire_keys(store: RedisStore) -> list[str]:
+    return [entry["fk"] for entry in stream_entries(store)]
+
+
+def create(job, at: datetime = T0, **fields) -> Schedule:
+    return services.schedule_create(job=job, now=lambda: at, **fields)
+
+
+def test_fixed_schedule_fires_each_occurrence_once_on_its_grid(job, store):
+    schedule = create(job, kind="fixed", interval_seconds=10)
+    assert engine.dispatch_due(store, T0 + timedelta(seconds=9, milliseconds=999)) == 0
+    for step in range(1, 4):
+        moment = T0 + timedelta(seconds=10 * step)
+        assert engine.dispatch_due(store, moment) == 1
+        assert engine.dispatch_due(store, moment) == 0  # a second scheduler finds nothing
+    expected = [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=10 * step))}" for step in range(1, 4)]
+    assert fire_keys(store) == expected
+    state = store.state(str(schedule.pk))
+    assert state["count"] == "3"
+    assert int(state["next"]) == to_epoch_ms(T0 + timedelta(seconds=40))
+
+
+def test_late_dispatch_within_grace_keeps_the_grid(job, store):
+    create(job, kind="fixed", interval_seconds=10, misfire_grace_seconds=30)
+    # Woken 5 s late: the occurrence fires now; the next stays on the grid (no drift).
+    assert engine.dispatch_due(store, T0 + timedelta(seconds=15)) == 1
+    assert engine.dispatch_due(store, T0 + timedelta(seconds=19)) == 0
+    assert engine.dispatch_due(store, T0 + timedelta(seconds=20)) == 1
+
+
+def test_cron_schedule_gets_following_times_from_python(job, store):
+    schedule = create(job, kind="cron", expression="*/5 * * * *")
+    for minute in (5, 10, 15):
+        moment = T0 + timedelta(minutes=minute)
+        assert engine.dispatch_due(store, moment) == 1
+        engine.handle_work(store, moment)
+    state = store.state(str(schedule.pk))
+    assert from_epoch_ms(int(state["next"])) == T0 + timedelta(minutes=20)
+    assert from_epoch_ms(int(state["next2"])) == T0 + timedelta(minutes=25)
+
+
+def test_cron_keeps_firing_when_python_falls_behind(job, store):
+    create(job, kind="cron", expression="* * * * *")
+    # No handle_work between fires: the precomputed following time carries one more fire,
+    # then the schedule waits in the work set until Python computes the next one.
+    assert engine.dispatch_due(store, T0 + timedelta(minutes=1)) == 1
+    assert engine.dispatch_due(store, T0 + timedelta(minutes=2)) == 1
+    assert engine.dispatch_due(store, T0 + timedelta(minutes=3)) == 0
+    engine.handle_work(store, T0 + timedelta(minutes=3))
+    assert engine.dispatch_due(store, T0 + timedelta(minutes=3)) == 1
+    assert len(fire_keys(store)) == 3
+
+
+def test_misfire_skip_records_each_missed_occurrence(job, store):
+    schedule = create(job, kind="fixed", interval_seconds=60, misfire_grace_seconds=5)
+    later = T0 + timedelta(minutes=10, seconds=30)
+    assert engine.dispatch_due(store, later) == 0
+    assert engine.handle_work(store, later) == 1
+    missed = Run.objects.filter(schedule_id=schedule.pk, status=Run.Status.MISSED)
+    assert sorted(run.nominal_time for run in missed) == [T0 + timedelta(minutes=m) for m in range(1, 11)]
+    assert fire_keys(store) == []
+    assert int(store.state(str(schedule.pk))["next"]) == to_epoch_ms(T0 + timedelta(minutes=11))
+
+
+def test_misfire_run_once_coalesces(job, store):
+    schedule = create(job, kind="fixed", interval_seconds=60, misfire_grace_seconds=5, misfire_policy="run_once")
+    later = T0 + timedelta(minutes=10, seconds=30)
+    engine.dispatch_due(store, later)
+    engine.handle_work(store, later)
+    entries = stream_entries(store)
+    assert [(entry["fk"], entry["t"]) for entry in entries] == [
+        (f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(minutes=10))}", "catch_up")
+    ]
+    assert not Run.objects.filter(status=Run.Status.MISSED).exists()
+
+
+def test_misfire_run_all_is_bounded_by_window_and_count(job, store):
+    schedule = create(
+        job,
+        kind="fixed",
+        interval_seconds=60,
+        misfire_grace_seconds=5,
+        misfire_policy="run_all",
+        catchup_window_seconds=300,
+        catchup_max_runs=3,
+    )
+    later = T0 + timedelta(minutes=10, seconds=30)
+    engine.dispatch_due(store, later)
+    engine.handle_work(store, later)
+    # In the 5-minute window: minutes 6..10; at most 3 run (the latest), the rest are missed.
+    assert fire_keys(store) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(minutes=m))}" for m in (8, 9, 10)]
+    missed = sorted(run.nominal_time for run in Run.objects.filter(status=Run.Status.MISSED))
+    assert missed == [T0 + timedelta(minutes=m) for m in range(1, 8)]
+
+
+def test_max_runs_and_end_bound_the_fires(job, store):
+    create(job, kind="fixed", interval_seconds=1, max_runs=3)
+    create(job, kind="fixed", interval_seconds=1, end_at=T0 + timedelta(seconds=2))
+    for second in range(1, 8):
+        moment = T0 + timedelta(seconds=second)
+        engine.dispatch_due(store, moment)
+        engine.handle_work(store, moment)
+    assert len(fire_keys(store)) == 3 + 2
+    assert store.earliest_due_ms() is None
+
+
+def test_at_kind_fires_once(job, store):
+    create(job, kind="at", anchor=T0 + timedelta(seconds=30))
+    assert engine.dispatch_due(store, T0 + timedelta(seconds=30)) == 1
+    engine.handle_work(store, T0 + timedelta(seconds=30))
+    assert engine.dispatch_due(store, T0 + timedelta(days=1)) == 0
+    assert store.earliest_due_ms() is None
+
+
+def test_edit_takes_effect_on_the_next_dispatch(job, store):
+    schedule = create(job, kind="fixed", interval_seconds=60)
+    services.schedule_update(schedule, interval_seconds=5, anchor=T0, now=lambda: T0 + timedelta(seconds=1))
+    assert engine.dispatch_due(store, T0 + timedelta(seconds=5)) == 1
+
+
+def test_deleted_schedule_never_fires(job, store):
+    schedule = create(job, kind="fixed", interval_seconds=5)
+    services.schedule_delete(schedule)
+    assert engine.dispatch_due(store, T0 + timedelta(minutes=5)) == 0
+
+
+def test_sync_fired_writes_counts_and_times_to_mongodb(job, store):
+    schedule = create(job, kind="fixed", interval_seconds=10)
+    engine.dispatch_due(store, T0 + timedelta(seconds=10))
+    engine.dispatch_due(store, T0 + timedelta(seconds=20))
+    assert engine.sync_fired(store) == 1
+    saved = Schedule.objects.get(pk=schedule.pk)
+    assert saved.run_count == 2
+    assert saved.last_run_at == T0 + timedelta(seconds=20)
+    assert saved.next_run_at == T0 + timedelta(seconds=30)
+    assert saved.generation == schedule.generation  # engine writes are not edits
+
+
+def test_reconcile_rebuilds_an_emptied_redis_without_replaying(job, store):
+    schedule = create(job, kind="fixed", interval_seconds=10, misfire_grace_seconds=5)
+    engine.dispatch_due(store, T0 + timedelta(seconds=10))
+    engine.sync_fired(store)
+    for key in store.client.scan_iter(match=f"*{store.prefix}*"):
+        store.client.delete(key)
+    report = engine.reconcile(store, T0 + timedelta(seconds=12))
+    assert report["added"] == 1
+    assert engine.dispatch_due(store, T0 + timedelta(seconds=12)) == 0
+    assert engine.dispatch_due(store, T0 + timedelta(seconds=20)) == 1
+    assert fire_keys(store) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=20))}"]
+
+
+def test_reconcile_applies_misfire_policy_to_the_gap_and_removes_strays(job, store):
+    schedule = create(job, kind="fixed", interval_seconds=10, misfire_grace_seconds=5)
+    for key in store.client.scan_iter(match=f"*{store.prefix}*"):
+        store.client.delete(key)
+    store.client.hset(store.state_key("stray"), "gen", 1)
+    store.client.zadd(store.due_key(store.shard_of("stray")), {"stray": 0})
+    later = T0 + timedelta(seconds=45)
+    report = engine.reconcile(store, later)
+    assert report == {"checked": 1, "added": 1, "updated": 0, "removed": 1}
+    engine.dispatch_due(store, later)
+    engine.handle_work(store, later)
+    missed = sorted(run.nominal_time for run in Run.objects.filter(schedule_id=schedule.pk))
+    assert missed == [T0 + timedelta(seconds=s) for s in (10, 20, 30)]
+    # 40 s is within the 5 s grace at 45 s: it still fires, late but once.
+    assert engine.dispatch_due(store, later) == 1
+    assert fire_keys(store) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=40))}"]
+
+
+def test_daylight_saving_end_to_end(job, store):
+    new_york = ZoneInfo("America/New_York")
+    start = datetime(2026, 3, 7, 12, 0, tzinfo=new_york)
+    schedule = create(job, at=start, kind="cron", expression="30 2 * * *", timezone="America/New_York")
+    fired = []
+    moment = start
+    while moment < datetime(2026, 3, 10, 12, 0, tzinfo=new_york):
+        moment += timedelta(minutes=15)
+        if engine.dispatch_due(store, moment):
+            fired.append(moment)
+        engine.handle_work(store, moment)
+    keys = fire_keys(store)
+    nominal = [from_epoch_ms(int(key.split(":")[1])).astimezone(new_york) for key in keys]
+    assert [moment.isoformat() for moment in nominal] == [
+        "2026-03-08T03:00:00-04:00",  # 02:30 did not exist: fired once, at the jump
+        "2026-03-09T02:30:00-04:00",
+        "2026-03-10T02:30:00-04:00",
+    ]
+    assert all(key.startswith(f"{schedule.pk}:") for key in keys)
+
+
+def test_two_stores_racing_dispatch_each_occurrence_once(job, store):
+    for _ in range(50):
+        create(job, kind="fixed", interval_seconds=1)
+    rival = RedisStore(client=store.client, prefix=store.prefix, shards=store.shards)
+    total = 0
+    for second in range(1, 11):
+        moment = T0 + timedelta(seconds=second)
+        total += engine.dispatch_due(rival, moment, [3, 2, 1, 0]) + engine.dispatch_due(store, moment)
+    keys = fire_keys(store)
+    assert total == len(keys) == 500 == len(set(keys))
+
+
+@pytest.mark.parametrize("policy", ["skip", "run_once", "run_all"])
+def test_stale_lease_is_taken_over(job, store, policy):
+    schedule = create(job, kind="fixed", interval_seconds=60, misfire_grace_seconds=5, misfire_policy=policy)
+    later = T0 + timedelta(minutes=3)
+    engine.dispatch_due(store, later)
+    # A scheduler leased the work and died: nothing happens until its lease expires.
+    assert store.claim_work(to_epoch_ms(later), 10_000) == [(store.shard_of(str(schedule.pk)), str(schedule.pk))]
+    assert engine.handle_work(store, later + timedelta(seconds=5)) == 0
+    assert engine.handle_work(store, later + timedelta(seconds=11)) == 1
