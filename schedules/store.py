@@ -301,6 +301,15 @@ class RedisStore:
         beats: dict[Any, Any] = self.client.hgetall(self.heartbeats_key)
         return {name.decode(): json.loads(info) for name, info in beats.items()}
 
+    def index_sizes(self) -> dict[str, int]:
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(self.shards):
+            pipe.zcard(self.due_key(shard))
+            pipe.zcard(self.work_key(shard))
+            pipe.xlen(self.stream_key(shard))
+        counts = pipe.execute()
+        return {"due": sum(counts[0::3]), "work": sum(counts[1::3]), "stream": sum(counts[2::3])}
+
     def all_mirrored_ids(self) -> set[str]:
         ids: set[str] = set()
         for shard in range(self.shards):

@@ -1,0 +1,36 @@
+"""run_scheduler: fire due occurrences until stopped (or once, for cron and systemd timers)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from schedules import engine
+from schedules.store import get_store
+
+
+class Command(BaseCommand):
+    help = "Dispatch due occurrences. Any number may run at once; each occurrence fires once."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--once", action="store_true", help="Process what is due now, then exit.")
+        parser.add_argument("--metrics-port", type=int, default=0, help="Serve Prometheus metrics on this port.")
+        parser.add_argument("--name", default=None, help="Name in heartbeats (default host:pid).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        stop = threading.Event()
+
+        def request_stop(signum: int, frame: Any) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        if options["metrics_port"]:
+            from prometheus_client import start_http_server
+
+            start_http_server(options["metrics_port"], addr="127.0.0.1")
+        store = get_store()
+        engine.run_loop(store, stop, once=options["once"], name=options["name"])  # type: ignore[arg-type]
