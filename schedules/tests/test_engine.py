@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,7 +20,8 @@ T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 def stream_entries(store: RedisStore) -> list[dict[str, str]]:
     entries = []
     for shard in range(store.shards):
-        for _, fields in store.client.xrange(store.stream_key(shard)):
+        raw: Any = store.client.xrange(store.stream_key(shard))
+        for _, fields in raw:
             entries.append({key.decode(): value.decode() for key, value in fields.items()})
     return sorted(entries, key=lambda entry: (int(entry["n"]), entry["s"]))
 
