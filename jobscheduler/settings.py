@@ -113,6 +113,9 @@ CACHES = {
 # Every key the engine writes starts with this, so several deployments (or test runs)
 # can share one Redis without touching each other's keys.
 JOBSCHEDULER_REDIS_PREFIX = os.environ.get("JOBSCHEDULER_REDIS_PREFIX", "js")
+# Shards of the due index (hash-tagged, so a Redis Cluster spreads them). Fix it before
+# the first deployment: changing it later needs a sync_schedules into a fresh prefix.
+JOBSCHEDULER_SHARDS = int(os.environ.get("JOBSCHEDULER_SHARDS", "16"))
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 

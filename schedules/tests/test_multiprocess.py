@@ -1,0 +1,204 @@
+"""Several real run_scheduler processes on one Redis and MongoDB: each occurrence once.
+
+These run for tens of seconds of real time each (that is what they test), so they are
+marked slow; CI runs them. JOBSCHEDULER_MP_SECONDS shortens or lengthens them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import IntegrityError, connection
+
+from jobs.models import Run
+from schedules import services
+from schedules.kinds import from_epoch_ms, to_epoch_ms
+from schedules.store import RedisStore
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+SECONDS = float(os.environ.get("JOBSCHEDULER_MP_SECONDS", "60"))
+
+
+class StreamReader(threading.Thread):
+    """Reads every dispatch stream as a worker would see it; optionally records runs."""
+
+    def __init__(self, store: RedisStore, record: bool = False):
+        super().__init__(daemon=True)
+        self.store, self.record = store, record
+        self.seen: list[dict[str, str]] = []
+        self.replays = 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        positions = {self.store.stream_key(shard): "0" for shard in range(self.store.shards)}
+        while not self.stopping.is_set():
+            reply: Any = self.store.client.xread(positions, count=1000, block=200)  # type: ignore[arg-type]
+            for stream, entries in reply or []:
+                for entry_id, fields in entries:
+                    positions[stream.decode()] = entry_id.decode()
+                    entry = {key.decode(): value.decode() for key, value in fields.items()}
+                    entry["at"] = str(int(time.time() * 1000))
+                    self.seen.append(entry)
+                    if self.record:
+                        self._record(entry)
+        connection.close()
+
+    def _record(self, entry: dict[str, str]) -> None:
+        try:
+            Run.objects.create(
+                job_id=entry["j"],
+                schedule_id=entry["s"],
+                fire_key=entry["fk"],
+                trigger=entry["t"],
+                nominal_time=from_epoch_ms(int(entry["n"])),
+            )
+        except IntegrityError:
+            self.replays += 1  # already recorded: the unique index keeps it once
+
+    def stop(self) -> None:
+        time.sleep(0.5)  # let the last entries arrive
+        self.stopping.set()
+        self.join(timeout=10)
+
+
+@pytest.fixture
+def scheduler_env(store: RedisStore) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "jobscheduler.settings",
+        "DJANGO_DEBUG": "1",
+        "MONGODB_DB": connection.settings_dict["NAME"],
+        "JOBSCHEDULER_REDIS_PREFIX": store.prefix,
+        "JOBSCHEDULER_SHARDS": str(store.shards),
+        "JOBSCHEDULER_LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture
+def start_scheduler(scheduler_env: dict[str, str]) -> Iterator[Any]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "run_scheduler", "--name", name], cwd=ROOT, env=scheduler_env
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in started:
+        try:
+            assert process.wait(timeout=20) in (0, -signal.SIGKILL)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+
+
+def wait_for_heartbeats(store: RedisStore, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while len(store.heartbeats()) < count:
+        assert time.monotonic() < deadline, f"only {len(store.heartbeats())} of {count} schedulers came up"
+        time.sleep(0.1)
+
+
+def grid(anchor: datetime, start: datetime, end: datetime, step: timedelta) -> list[datetime]:
+    """Grid points anchor + k*step within [start, end]."""
+    first = anchor + step * max(0, -(-(start - anchor) // step))
+    points = []
+    while first <= end:
+        points.append(first)
+        first += step
+    return points
+
+
+def test_three_schedulers_one_killed_fire_each_occurrence_exactly_once(job, store, start_scheduler):
+    now = datetime.now(UTC)
+    anchor = now.replace(microsecond=0) + timedelta(seconds=2)
+    schedules = []
+    for index in range(300):
+        # Spread over the second, as real schedules are.
+        start = anchor + timedelta(milliseconds=index * 3)
+        schedules.append(services.schedule_create(job=job, kind="fixed", interval_seconds=1, anchor=start))
+    reader = StreamReader(store)
+    reader.start()
+    processes = [start_scheduler(f"sched-{index}") for index in range(3)]
+    wait_for_heartbeats(store, 3)
+    window_start = datetime.now(UTC) + timedelta(seconds=1)
+    time.sleep(SECONDS / 2)
+    processes[0].send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    processes[0].wait()
+    time.sleep(SECONDS / 2)
+    window_end = datetime.now(UTC) - timedelta(seconds=2)
+    reader.stop()
+
+    counts = Counter(entry["fk"] for entry in reader.seen)
+    duplicates = {key: count for key, count in counts.items() if count > 1}
+    assert duplicates == {}
+    for schedule in schedules:
+        assert schedule.anchor is not None
+        expected = {
+            f"{schedule.pk}:{to_epoch_ms(moment)}"
+            for moment in grid(schedule.anchor, window_start, window_end, timedelta(seconds=1))
+        }
+        assert expected <= set(counts), f"missed: {sorted(expected - set(counts))[:5]}"
+    lags = [int(entry["at"]) - int(entry["n"]) for entry in reader.seen]
+    around_kill = [
+        int(entry["at"]) - int(entry["n"]) for entry in reader.seen if abs(int(entry["n"]) / 1000 - killed_at) < 3
+    ]
+    # Not a timing assertion (those live in bench/): shown so a failover gap is visible.
+    print(f"fires={len(reader.seen)} max lag={max(lags)} ms; max lag within 3 s of the kill={max(around_kill)} ms")
+
+
+def test_redis_emptied_midway_is_rebuilt_and_records_each_occurrence_once(job, store, start_scheduler):
+    now = datetime.now(UTC)
+    anchor = now.replace(microsecond=0) + timedelta(seconds=2)
+    schedules = [
+        services.schedule_create(
+            job=job, kind="fixed", interval_seconds=1, anchor=anchor + timedelta(milliseconds=index * 7)
+        )
+        for index in range(100)
+    ]
+    reader = StreamReader(store, record=True)
+    reader.start()
+    start_scheduler("sched-a")
+    start_scheduler("sched-b")
+    wait_for_heartbeats(store, 2)
+    window_start = datetime.now(UTC) + timedelta(seconds=1)
+    time.sleep(SECONDS / 4)
+    deleted = 0
+    for key in store.client.scan_iter(match=f"*{store.prefix}*", count=1000):
+        deleted += store.client.delete(key)
+    assert deleted > 0
+    time.sleep(SECONDS / 4)
+    window_end = datetime.now(UTC) - timedelta(seconds=2)
+    reader.stop()
+
+    assert store.is_reconciled(), "the schedulers did not rebuild the mirror"
+    records = Counter(Run.objects.filter(attempt=1).values_list("fire_key", flat=True))
+    assert [key for key, count in records.items() if count > 1] == []
+    missed = Run.objects.filter(status=Run.Status.MISSED).count()
+    for schedule in schedules:
+        assert schedule.anchor is not None
+        expected = {
+            f"{schedule.pk}:{to_epoch_ms(moment)}"
+            for moment in grid(schedule.anchor, window_start, window_end, timedelta(seconds=1))
+        }
+        assert expected <= set(records), f"neither run nor missed: {sorted(expected - set(records))[:5]}"
+    print(f"records={sum(records.values())} missed={missed} replays stopped by the unique index={reader.replays}")
