@@ -292,13 +292,17 @@ def reconcile(
         generations = store.generations(ids)
         missing = [schedule for schedule, gen in zip(chunk, generations, strict=True) if gen is None]
         last_runs = _last_nominal_times([schedule.pk for schedule in missing]) if missing else {}
+        repaired = []
         for schedule, gen in zip(chunk, generations, strict=True):
             if gen is None:
-                _restore(store, schedule, last_runs.get(str(schedule.pk)), now)
+                _resume_after_last_fire(schedule, last_runs.get(str(schedule.pk)), now)
                 report["added"] += 1
             elif gen < schedule.generation:
-                store.upsert(schedule)
                 report["updated"] += 1
+            else:
+                continue
+            repaired.append(schedule)
+        store.upsert_many(repaired)
         report["checked"] += len(chunk)
         if progress:
             progress(report["checked"], total)
@@ -313,16 +317,13 @@ def reconcile(
     return report
 
 
-def _restore(store: RedisStore, schedule: Schedule, last_run: datetime | None, now: datetime) -> None:
-    """Mirror a schedule Redis lost, resuming after its last known fire."""
+def _resume_after_last_fire(schedule: Schedule, last_run: datetime | None, now: datetime) -> None:
+    """Point a schedule Redis lost at the occurrence after its last known fire."""
     known = [moment for moment in (schedule.last_run_at, last_run) if moment is not None]
-    if schedule.paused and (schedule.paused_until is None or schedule.paused_until > now):
-        store.upsert(schedule)
-        return
-    if known:
+    paused = schedule.paused and (schedule.paused_until is None or schedule.paused_until > now)
+    if known and not paused:
         occurrence = next_occurrence(schedule, max(known))
         schedule.next_run_at = occurrence.at if occurrence else None
-    store.upsert(schedule)
 
 
 def _last_nominal_times(schedule_ids: list[Any]) -> dict[str, datetime]:

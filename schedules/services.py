@@ -6,7 +6,7 @@ saves a Schedule.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,13 +47,18 @@ def _apply(schedule: Schedule, fields: dict[str, Any]) -> None:
         setattr(schedule, name, value)
 
 
-def _save(schedule: Schedule, now: datetime) -> Schedule:
+def _prepare(schedule: Schedule, now: datetime) -> None:
+    """Default the anchor, validate, and set the next run time and a new generation."""
     if schedule.kind == "fixed" and schedule.anchor is None:
         # The grid starts at the start time, else at creation: no drift from then on.
         schedule.anchor = schedule.start_at or now
     schedule.full_clean(exclude=["job"] if schedule.job_id else None)
     schedule.next_run_at = _next_run_at(schedule, now)
     schedule.generation += 1
+
+
+def _save(schedule: Schedule, now: datetime) -> Schedule:
+    _prepare(schedule, now)
     schedule.save()
     store.get_store().upsert(schedule)
     return schedule
@@ -74,6 +79,31 @@ def schedule_create(*, job: Job, now: Callable[[], datetime] = timezone.now, **f
     schedule = Schedule(job=job)
     _apply(schedule, fields)
     return _save(schedule, now())
+
+
+def schedule_bulk_create(
+    *, job: Job, specs: Iterable[dict[str, Any]], now: Callable[[], datetime] = timezone.now, batch: int = 5000
+) -> int:
+    """Create many schedules of one job: each validated, then saved and mirrored in batches.
+
+    Nothing is saved unless every spec is valid; errors name the spec's index.
+    """
+    moment = now()
+    schedules = []
+    for index, fields in enumerate(specs):
+        schedule = Schedule(job=job)
+        try:
+            _apply(schedule, fields)
+            _prepare(schedule, moment)
+        except ValidationError as error:
+            raise ValidationError(
+                {f"{index}.{name}": messages for name, messages in error.message_dict.items()}
+            ) from None
+        schedules.append(schedule)
+    for start in range(0, len(schedules), batch):
+        chunk = Schedule.objects.bulk_create(schedules[start : start + batch])
+        store.get_store().upsert_many(chunk)
+    return len(schedules)
 
 
 def schedule_update(schedule: Schedule, *, now: Callable[[], datetime] = timezone.now, **fields: Any) -> Schedule:

@@ -52,6 +52,8 @@ class DispatchResult:
 class ScheduleStore(Protocol):
     def upsert(self, schedule: Schedule) -> None: ...
 
+    def upsert_many(self, schedules: Iterable[Schedule]) -> None: ...
+
     def remove(self, schedule_id: str) -> None: ...
 
 
@@ -127,24 +129,30 @@ class RedisStore:
     # --- the mirror -------------------------------------------------------------------------
     def upsert(self, schedule: Schedule) -> None:
         """Mirror a saved schedule; an older generation never overwrites a newer one."""
+        self.upsert_many([schedule])
+
+    def upsert_many(self, schedules: Iterable[Schedule]) -> None:
+        """Mirror saved schedules in one round trip."""
         from schedules.timeline import next_occurrence
 
-        schedule_id = str(schedule.pk)
-        shard = self.shard_of(schedule_id)
-        next_ms = following_ms = NONE
-        if schedule.next_run_at is not None:
-            next_ms = to_epoch_ms(schedule.next_run_at)
-            if schedule.kind != "fixed":
-                following = next_occurrence(schedule, schedule.next_run_at, schedule.run_count + 1)
-                following_ms = to_epoch_ms(following.at) if following else NONE
-        fields = mirror_fields(schedule, next_ms, following_ms)
-        flat: list[Any] = []
-        for name, value in fields.items():
-            flat += [name, value]
-        self._scripts["upsert"](
-            keys=[*self._shard_keys(shard), self.state_key(schedule_id)],
-            args=[schedule_id, self.changes_channel, *flat],
-        )
+        pipe = self.client.pipeline(transaction=False)
+        for schedule in schedules:
+            schedule_id = str(schedule.pk)
+            next_ms = following_ms = NONE
+            if schedule.next_run_at is not None:
+                next_ms = to_epoch_ms(schedule.next_run_at)
+                if schedule.kind != "fixed":
+                    following = next_occurrence(schedule, schedule.next_run_at, schedule.run_count + 1)
+                    following_ms = to_epoch_ms(following.at) if following else NONE
+            flat: list[Any] = []
+            for name, value in mirror_fields(schedule, next_ms, following_ms).items():
+                flat += [name, value]
+            self._scripts["upsert"](
+                keys=[*self._shard_keys(self.shard_of(schedule_id)), self.state_key(schedule_id)],
+                args=[schedule_id, self.changes_channel, *flat],
+                client=pipe,
+            )
+        pipe.execute()
 
     def remove(self, schedule_id: str) -> None:
         shard = self.shard_of(schedule_id)

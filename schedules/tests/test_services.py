@@ -74,3 +74,22 @@ def test_unknown_fields_are_refused(job):
     with pytest.raises(ValidationError) as error:
         services.schedule_create(job=job, kind="fixed", interval_seconds=60, run_count=5, now=now)
     assert "run_count" in error.value.message_dict
+
+
+def test_bulk_create_saves_and_mirrors_all(job, store):
+    specs = [{"kind": "fixed", "interval_seconds": 60 + index} for index in range(250)]
+    assert services.schedule_bulk_create(job=job, specs=specs, now=now, batch=100) == 250
+    saved = list(Schedule.objects.all())
+    assert len(saved) == 250
+    assert all(
+        schedule.next_run_at and store.due_score(str(schedule.pk)) == to_epoch_ms(schedule.next_run_at)
+        for schedule in saved
+    )
+
+
+def test_bulk_create_with_one_bad_spec_saves_nothing(job, store):
+    specs = [{"kind": "fixed", "interval_seconds": 60}, {"kind": "cron", "expression": "nope"}]
+    with pytest.raises(ValidationError) as error:
+        services.schedule_bulk_create(job=job, specs=specs, now=now)
+    assert "1.expression" in error.value.message_dict
+    assert Schedule.objects.count() == 0
