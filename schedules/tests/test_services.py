@@ -88,7 +88,7 @@ def test_bulk_create_saves_and_mirrors_all(job, store):
 
 
 def test_bulk_create_with_one_bad_spec_saves_nothing(job, store):
-    specs = [{"kind": "fixed", "interval_seconds": 60}, {"kind": "cron", "expression": "nope"}]
+    specs: list[dict[str, object]] = [{"kind": "fixed", "interval_seconds": 60}, {"kind": "cron", "expression": "nope"}]
     with pytest.raises(ValidationError) as error:
         services.schedule_bulk_create(job=job, specs=specs, now=now)
     assert "1.expression" in error.value.message_dict
