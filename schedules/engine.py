@@ -8,6 +8,7 @@ Redis only (one Lua step per shard); MongoDB sees the engine's results in batche
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -28,7 +29,7 @@ from jobscheduler import mongo
 from schedules import metrics
 from schedules.kinds import from_epoch_ms, to_epoch_ms
 from schedules.models import Schedule
-from schedules.store import NONE, RedisStore
+from schedules.store import NONE, DispatchResult, RedisStore
 from schedules.timeline import fire_key, jitter_ms, next_occurrence
 
 logger = logging.getLogger(__name__)
@@ -158,9 +159,11 @@ def _apply_misfire_policy(schedule: MirroredSchedule, late: list[datetime], now:
     decision.count += len(run)
 
 
-def handle_work(store: RedisStore, now: datetime, lease_seconds: float = 10, limit: int = 500) -> int:
+def handle_work(
+    store: RedisStore, now: datetime, lease_seconds: float = 10, limit: int = 500, shards: list[int] | None = None
+) -> int:
     """Lease schedules that need Python and resolve them; returns how many were resolved."""
-    claimed = store.claim_work(to_epoch_ms(now), int(lease_seconds * 1000), limit)
+    claimed = store.claim_work(to_epoch_ms(now), int(lease_seconds * 1000), limit, shards)
     if not claimed:
         return 0
     ids = [schedule_id for _, schedule_id in claimed]
@@ -232,23 +235,27 @@ def record_runs(runs: list[Run]) -> int:
         return created
 
 
-def dispatch_due(store: RedisStore, now: datetime, shard_order: list[int] | None = None) -> int:
+def dispatch_due(store: RedisStore, now: datetime, shards: list[int] | None = None) -> int:
     """Dispatch every occurrence due by ``now``; returns how many were dispatched."""
+    total, _ = _dispatch(store, to_epoch_ms(now), list(range(store.shards)) if shards is None else shards)
+    return total
+
+
+def _dispatch(store: RedisStore, now_ms: int, shards: list[int]) -> tuple[int, dict[int, DispatchResult]]:
+    """Dispatch on ``shards`` until none has more due; return the count and each last reply."""
     total = 0
-    shards = shard_order if shard_order is not None else list(range(store.shards))
+    last: dict[int, DispatchResult] = {}
     while shards:
-        results = store.dispatch_due(to_epoch_ms(now), shards=shards)
-        again = []
-        for shard, result in zip(shards, results, strict=True):
+        results = store.dispatch_due(now_ms, shards)
+        for result in results:
             total += result.dispatched
             if result.lags_ms:
                 metrics.observe_lags(result.lags_ms)
-            if result.more:
-                again.append(shard)
-        shards = again
+            last[result.shard] = result
+        shards = [result.shard for result in results if result.more]
     if total:
         metrics.FIRES.labels(trigger="schedule").inc(total)
-    return total
+    return total, last
 
 
 def sync_fired(store: RedisStore, limit: int = 5000) -> int:
@@ -349,9 +356,8 @@ def _chunks(items: Iterator[Schedule], size: int) -> Iterator[list[Schedule]]:
 @dataclass
 class LoopSettings:
     max_sleep: float = 1.0  # a safety net for a lost change notification, not a tick
-    sync_every: float = 1.0
+    sync_every: float = 1.0  # also the heartbeat period
     reconcile_every: float = 300.0
-    heartbeat_every: float = 2.0
     lease_seconds: float = 10.0
 
 
@@ -368,55 +374,116 @@ def run_loop(
     options: LoopSettings | None = None,
     name: str | None = None,
 ) -> None:
-    """Dispatch until ``stop`` is set: sleep until the earliest due time or a change."""
+    """Dispatch until ``stop`` is set: sleep until the earliest due time or a change.
+
+    MongoDB work (syncing fired schedules, reconciling) runs in a housekeeping thread, so
+    a slow MongoDB never delays a fire.
+    """
     options = options or LoopSettings()
     name = name or scheduler_id()
-    started = clock()
     reconcile(store, _now(clock))
     # Start from a different shard than other schedulers, so they share the work.
     offset = zlib.crc32(name.encode()) % store.shards
     order = [(offset + index) % store.shards for index in range(store.shards)]
     changes = store.client.pubsub(ignore_subscribe_messages=True)
     changes.subscribe(store.changes_channel)
-    last_sync = last_beat = last_reconcile = clock()
-    fired_total = 0
+    fired = [0]
+    housekeeping = threading.Thread(
+        target=_housekeep, args=(store, stop, clock, options, name, fired), name="housekeeping", daemon=True
+    )
+    if not once:
+        housekeeping.start()
+    # When each shard next needs this scheduler, learnt from dispatch replies; 0 = look now.
+    attention = [0.0] * store.shards
     try:
         while not stop.is_set():
-            now = _now(clock)
-            fired_total += dispatch_due(store, now, order)
-            handle_work(store, now, options.lease_seconds)
-            moment = clock()
-            if moment - last_sync >= options.sync_every or once:
-                sync_fired(store)
-                last_sync = moment
-            if moment - last_beat >= options.heartbeat_every or once:
-                store.heartbeat(name, {"pid": os.getpid(), "started": started, "fired": fired_total})
-                last_beat = moment
-                if not store.is_reconciled():
-                    logger.warning("Redis lost the mirror; rebuilding it from MongoDB")
-                    reconcile(store, _now(clock))
-            if moment - last_reconcile >= options.reconcile_every:
-                reconcile(store, _now(clock))
-                last_reconcile = moment
+            now_ms = int(clock() * 1000)
+            due = [shard for shard in order if attention[shard] <= now_ms]
+            if due:
+                count, replies = _dispatch(store, now_ms, due)
+                fired[0] += count
+                for reply in replies.values():
+                    attention[reply.shard] = min(
+                        math.inf if reply.next_due_ms is None else reply.next_due_ms,
+                        math.inf if reply.next_work_ms is None else reply.next_work_ms,
+                    )
+                work = [r.shard for r in replies.values() if r.next_work_ms is not None and r.next_work_ms <= now_ms]
+                if work:
+                    handle_work(store, from_epoch_ms(now_ms), options.lease_seconds, shards=work)
+                    for shard in work:
+                        attention[shard] = 0  # resolving moved due times: look again
             if once:
+                sync_fired(store)
                 break
-            _sleep_until_due(store, changes, clock, options.max_sleep)
+            wait = min(options.max_sleep, max(0.0, min(attention) / 1000 - clock()))
+            changed = _wait_for_changes(changes, wait)
+            if changed is None:  # quiet for max_sleep: look everywhere, in case a notice was lost
+                attention = [0.0] * store.shards
+            for schedule_id in changed or ():
+                attention[store.shard_of(schedule_id)] = 0
     finally:
+        stop.set()
         changes.close()
+        if housekeeping.is_alive():
+            housekeeping.join(timeout=30)
         store.forget_heartbeat(name)
 
 
-def _sleep_until_due(store: RedisStore, changes: Any, clock: Callable[[], float], max_sleep: float) -> None:
-    earliest = store.earliest_due_ms()
-    wait = max_sleep if earliest is None else min(max_sleep, max(0.0, earliest / 1000 - clock()))
+def _housekeep(
+    store: RedisStore,
+    stop: threading.Event,
+    clock: Callable[[], float],
+    options: LoopSettings,
+    name: str,
+    fired: list[int],
+) -> None:
+    """Heartbeat, copy fired state to MongoDB, rebuild the mirror if Redis lost it."""
+    started = last_reconcile = clock()
+    try:
+        while True:
+            store.heartbeat(name, {"pid": os.getpid(), "started": started, "fired": fired[0]})
+            sync_fired(store)
+            if not store.is_reconciled():
+                logger.warning("Redis lost the mirror; rebuilding it from MongoDB")
+                reconcile(store, _now(clock))
+                last_reconcile = clock()
+            elif clock() - last_reconcile >= options.reconcile_every:
+                reconcile(store, _now(clock))
+                last_reconcile = clock()
+            if stop.wait(options.sync_every):
+                sync_fired(store)  # what fired last reaches MongoDB before exit
+                return
+    except Exception:
+        logger.exception("housekeeping failed; stopping the scheduler")
+        stop.set()
+    finally:
+        from django.db import connection
+
+        connection.close()
+
+
+def _wait_for_changes(changes: Any, wait: float) -> list[str] | None:
+    """Sleep up to ``wait`` seconds or until schedules change; return their ids.
+
+    Returns None when a full max-sleep passed quietly, [] when the wait was cut short by
+    being due (or was zero).
+    """
     if wait <= 0:
-        return
+        return []
     try:
         message = changes.get_message(timeout=wait)
-        while message is not None:  # drain the burst an import or bulk edit makes
-            message = changes.get_message(timeout=0)
     except redis.ConnectionError:
         time.sleep(min(wait, 0.5))
+        return None
+    if message is None:
+        return None
+    changed = []
+    while message is not None:  # drain the burst an import or bulk edit makes
+        if message.get("type") == "message":
+            data = message["data"]
+            changed.append(data.decode() if isinstance(data, bytes) else str(data))
+        message = changes.get_message(timeout=0)
+    return changed
 
 
 def _now(clock: Callable[[], float]) -> datetime:

@@ -16,6 +16,7 @@ and ``<p>:changes`` is the pub/sub channel that wakes sleeping schedulers on an 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import zlib
@@ -41,12 +42,15 @@ NONE = -1  # "no value" in mirrored integer fields
 
 @dataclass(frozen=True)
 class DispatchResult:
-    """What one dispatch step did on one shard."""
+    """What one dispatch step did on one shard, and when the shard next needs attention."""
 
+    shard: int
     dispatched: int
     lags_ms: list[int]
     to_work: int
     more: bool
+    next_due_ms: int | None
+    next_work_ms: int | None
 
 
 class ScheduleStore(Protocol):
@@ -95,7 +99,24 @@ class RedisStore:
         self.client = client or redis_client()
         self.prefix = prefix or settings.JOBSCHEDULER_REDIS_PREFIX
         self.shards = shards or int(getattr(settings, "JOBSCHEDULER_SHARDS", 16))
-        self._scripts = {name: self.client.register_script(_lua(name)) for name in _SCRIPTS}
+        self._sha = {name: hashlib.sha1(_lua(name).encode()).hexdigest() for name in _SCRIPTS}  # noqa: S324
+
+    # --- Lua --------------------------------------------------------------------------------
+    def _run_scripts(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
+        """Run (script, keys, args) calls in one pipeline, by SHA: no SCRIPT EXISTS round
+        trip per pipeline. Scripts are loaded once if Redis lacks them (a restart, a flush)."""
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            for name, keys, args in calls:
+                pipe.evalsha(self._sha[name], len(keys), *keys, *args)
+            try:
+                return pipe.execute()
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise
+                for name in _SCRIPTS:
+                    self.client.script_load(_lua(name))
+        raise AssertionError("unreachable")
 
     # --- keys -----------------------------------------------------------------------------
     def shard_of(self, schedule_id: str) -> int:
@@ -135,7 +156,7 @@ class RedisStore:
         """Mirror saved schedules in one round trip."""
         from schedules.timeline import next_occurrence
 
-        pipe = self.client.pipeline(transaction=False)
+        calls: list[tuple[str, list[str], list[Any]]] = []
         for schedule in schedules:
             schedule_id = str(schedule.pk)
             next_ms = following_ms = NONE
@@ -147,12 +168,10 @@ class RedisStore:
             flat: list[Any] = []
             for name, value in mirror_fields(schedule, next_ms, following_ms).items():
                 flat += [name, value]
-            self._scripts["upsert"](
-                keys=[*self._shard_keys(self.shard_of(schedule_id)), self.state_key(schedule_id)],
-                args=[schedule_id, self.changes_channel, *flat],
-                client=pipe,
-            )
-        pipe.execute()
+            keys = [*self._shard_keys(self.shard_of(schedule_id)), self.state_key(schedule_id)]
+            calls.append(("upsert", keys, [schedule_id, self.changes_channel, *flat]))
+        if calls:
+            self._run_scripts(calls)
 
     def remove(self, schedule_id: str) -> None:
         shard = self.shard_of(schedule_id)
@@ -181,8 +200,35 @@ class RedisStore:
                 if "BUSYGROUP" not in str(error):
                     raise
 
+    def dispatch_due(self, now_ms: int, shards: Iterable[int], limit: int = 1000) -> list[DispatchResult]:
+        """Dispatch everything due by ``now_ms`` on the given shards, one Lua step per shard.
+
+        Each step atomically takes due schedules, appends one stream entry per occurrence
+        (its fire key included), and advances each schedule to its next occurrence; so an
+        occurrence is dispatched once however many schedulers call this at the same time.
+        """
+        order = list(shards)
+        replies = self._run_scripts(
+            [("dispatch", self._shard_keys(shard), [now_ms, limit, f"{self.tag(shard)}:s:"]) for shard in order]
+        )
+        results = []
+        for shard, reply in zip(order, replies, strict=True):
+            dispatched, to_work, more, next_due, next_work, *lags = reply
+            results.append(
+                DispatchResult(
+                    shard=shard,
+                    dispatched=int(dispatched),
+                    lags_ms=[int(lag) for lag in lags],
+                    to_work=int(to_work),
+                    more=bool(more),
+                    next_due_ms=None if int(next_due) < 0 else int(next_due),
+                    next_work_ms=None if int(next_work) < 0 else int(next_work),
+                )
+            )
+        return results
+
     def earliest_due_ms(self) -> int | None:
-        """The earliest due time over all shards, or None when nothing is scheduled."""
+        """The earliest due time (or work lease) over all shards; None when nothing waits."""
         pipe = self.client.pipeline(transaction=False)
         for shard in range(self.shards):
             pipe.zrange(self.due_key(shard), 0, 0, withscores=True)
@@ -190,37 +236,16 @@ class RedisStore:
         scores = [int(entries[0][1]) for entries in pipe.execute() if entries]
         return min(scores) if scores else None
 
-    def dispatch_due(self, now_ms: int, limit: int = 1000, shards: Iterable[int] | None = None) -> list[DispatchResult]:
-        """Dispatch everything due by ``now_ms`` on the given shards, one Lua step per shard.
-
-        Each step atomically takes due schedules, appends one stream entry per occurrence
-        (its fire key included), and advances each schedule to its next occurrence; so an
-        occurrence is dispatched once however many schedulers call this at the same time.
-        """
-        order = list(range(self.shards)) if shards is None else list(shards)
-        pipe = self.client.pipeline(transaction=False)
-        for shard in order:
-            self._scripts["dispatch"](
-                keys=self._shard_keys(shard), args=[now_ms, limit, f"{self.tag(shard)}:s:"], client=pipe
-            )
-        results = []
-        for reply in pipe.execute():
-            dispatched, to_work, more, *lags = reply
-            results.append(DispatchResult(int(dispatched), [int(lag) for lag in lags], int(to_work), bool(more)))
-        return results
-
     # --- work that needs Python: cron times, misfires --------------------------------------
-    def claim_work(self, now_ms: int, lease_ms: int, limit: int = 500) -> list[tuple[int, str]]:
+    def claim_work(
+        self, now_ms: int, lease_ms: int, limit: int = 500, shards: Iterable[int] | None = None
+    ) -> list[tuple[int, str]]:
         """Lease schedules waiting for Python; an expired lease makes them claimable again."""
-        pipe = self.client.pipeline(transaction=False)
-        for shard in range(self.shards):
-            self._scripts["claim_work"](
-                keys=[self.work_key(shard)], args=[now_ms, now_ms + lease_ms, limit], client=pipe
-            )
-        claimed = []
-        for shard, ids in enumerate(pipe.execute()):
-            claimed += [(shard, schedule_id.decode()) for schedule_id in ids]
-        return claimed
+        order = list(range(self.shards)) if shards is None else list(shards)
+        replies = self._run_scripts(
+            [("claim_work", [self.work_key(shard)], [now_ms, now_ms + lease_ms, limit]) for shard in order]
+        )
+        return [(shard, schedule_id.decode()) for shard, ids in zip(order, replies, strict=True) for schedule_id in ids]
 
     def states(self, schedule_ids: Sequence[str]) -> list[dict[str, str]]:
         pipe = self.client.pipeline(transaction=False)
@@ -248,10 +273,10 @@ class RedisStore:
         flat: list[Any] = []
         for entry in entries:
             flat += [entry["fire_key"], entry["nominal"], entry["trigger"]]
-        applied = self._scripts["resolve"](
-            keys=[*self._shard_keys(shard), self.state_key(schedule_id)],
-            args=[schedule_id, expect_gen, expect_next, next_ms, following_ms, count, len(entries), *flat],
-        )
+        keys = [*self._shard_keys(shard), self.state_key(schedule_id)]
+        args = [schedule_id, expect_gen, expect_next, next_ms, following_ms, count, len(entries), *flat]
+        args.append(self.changes_channel)
+        (applied,) = self._run_scripts([("resolve", keys, args)])
         return bool(applied)
 
     # --- what MongoDB should learn -----------------------------------------------------------

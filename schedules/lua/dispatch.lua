@@ -1,10 +1,11 @@
 -- Dispatch every occurrence due by now on one shard, and advance each schedule.
 -- KEYS: due, work, fired, stream.  ARGV: now ms, limit, state key prefix.
--- Returns {dispatched, sent to work, more left, lag ms of each dispatched occurrence...}.
+-- Returns {dispatched, sent to work, more left, earliest due score, earliest work score,
+--          lag ms of each dispatched occurrence...}; a missing score is -1.
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local due = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit, 'WITHSCORES')
-local result = {0, 0, 0}
+local result = {0, 0, 0, -1, -1}
 if #due / 2 >= limit then result[3] = 1 end
 for i = 1, #due, 2 do
   local id = due[i]
@@ -55,4 +56,8 @@ for i = 1, #due, 2 do
     result[#result + 1] = now - nominal
   end
 end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if first[2] then result[4] = tonumber(first[2]) end
+first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if first[2] then result[5] = tonumber(first[2]) end
 return result

@@ -1,6 +1,7 @@
 -- Apply Python's decision for a leased schedule if its state has not moved since it was read.
 -- KEYS: due, work, fired, stream, state.
--- ARGV: id, expected gen, expected next, next, next2, count, n entries, (fire key, nominal, trigger)...
+-- ARGV: id, expected gen, expected next, next, next2, count, n entries, (fire key, nominal, trigger)...,
+--       changes channel (told, so sleeping schedulers see the new due time).
 local id = ARGV[1]
 local st = redis.call('HMGET', KEYS[5], 'gen', 'next', 'job', 'jitter', 'overlap', 'interval')
 if not st[1] or st[1] ~= ARGV[2] or st[2] ~= ARGV[3] then return 0 end
@@ -26,6 +27,9 @@ else
   elseif nxt2 >= 0 then bound = math.min(bound, nxt2 - nxt - 1) end
   local j = 0
   if bound > 0 then j = tonumber(string.sub(redis.sha1hex(id .. ':' .. nxt), 1, 8), 16) % (bound + 1) end
+  local before = redis.call('ZSCORE', KEYS[1], id)
   redis.call('ZADD', KEYS[1], nxt + j, id)
+  -- Wake sleeping schedulers only if this made something due sooner than it was.
+  if not before or tonumber(before) > nxt + j then redis.call('PUBLISH', ARGV[#ARGV], id) end
 end
 return 1
