@@ -145,7 +145,12 @@ class Harness:
         for process in processes:
             process.send_signal(signal.SIGTERM)
         for process in processes:
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                print(f"  scheduler {process.pid} did not stop within 30 s of SIGTERM; killing it", flush=True)
+                process.kill()
+                process.wait()
 
     def redis_cpu(self) -> float:
         info = self.store.client.info("cpu")

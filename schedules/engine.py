@@ -29,7 +29,7 @@ from jobscheduler import mongo
 from schedules import metrics
 from schedules.kinds import from_epoch_ms, to_epoch_ms
 from schedules.models import Schedule
-from schedules.store import NONE, DispatchResult, RedisStore
+from schedules.store import NONE, DispatchResult, RedisStore, Resolution, look_ahead
 from schedules.timeline import fire_key, jitter_ms, next_occurrence
 
 logger = logging.getLogger(__name__)
@@ -98,7 +98,8 @@ class Decision:
     entries: list[dict[str, Any]] = field(default_factory=list)
     missed: list[datetime] = field(default_factory=list)
     next_at: datetime | None = None
-    following_at: datetime | None = None
+    ahead: list[int] = field(default_factory=list)
+    final: bool = True
     count: int = 0
     not_recorded: int = 0
 
@@ -106,16 +107,17 @@ class Decision:
 def decide(schedule: MirroredSchedule, state: dict[str, str], now: datetime) -> Decision | None:
     """Compute the next times, and apply the misfire policy if the schedule fell behind.
 
-    Returns None when the schedule has no next occurrence left.
+    Returns None when the schedule has no next occurrence left (nothing to do).
     """
     count = schedule.run_count
     nxt = int(state["next"])
     if nxt == NONE:
         return None
+    known = [int(moment) for moment in state.get("ahead", "").split(",") if moment]
     if nxt == UNKNOWN:
         last = int(state.get("last", NONE))
-        base = from_epoch_ms(last) if last != NONE else now
-        candidate = schedule.after(base, count)
+        candidate = schedule.after(from_epoch_ms(last) if last != NONE else now, count)
+        known = []
     else:
         candidate = from_epoch_ms(nxt)
     decision = Decision(count=count)
@@ -129,9 +131,12 @@ def decide(schedule: MirroredSchedule, state: dict[str, str], now: datetime) -> 
         candidate = schedule.after(candidate, count)
     if late:
         _apply_misfire_policy(schedule, late, now, decision)
+        known = []
     decision.next_at = candidate
-    if candidate is not None:
-        decision.following_at = schedule.after(candidate, decision.count + 1)
+    if candidate is not None and schedule.kind != "fixed":  # fixed intervals advance in Lua
+        decision.ahead, decision.final = look_ahead(schedule, candidate, decision.count + 1, known)
+    else:
+        decision.final = candidate is None
     return decision
 
 
@@ -162,19 +167,19 @@ def _apply_misfire_policy(schedule: MirroredSchedule, late: list[datetime], now:
 def handle_work(
     store: RedisStore, now: datetime, lease_seconds: float = 10, limit: int = 500, shards: list[int] | None = None
 ) -> int:
-    """Lease schedules that need Python and resolve them; returns how many were resolved."""
+    """Lease schedules that need Python and resolve them, in batches; returns how many."""
     claimed = store.claim_work(to_epoch_ms(now), int(lease_seconds * 1000), limit, shards)
     if not claimed:
         return 0
     ids = [schedule_id for _, schedule_id in claimed]
     missed_runs: list[Run] = []
-    resolved = 0
+    resolutions: list[Resolution] = []
+    missed_counts: list[int] = []
     for schedule_id, state in zip(ids, store.states(ids), strict=True):
-        if not state:
-            store.forget_work(schedule_id)
-            continue
-        schedule = MirroredSchedule.from_state(schedule_id, state)
-        decision = decide(schedule, state, now)
+        decision = None
+        if state:
+            schedule = MirroredSchedule.from_state(schedule_id, state)
+            decision = decide(schedule, state, now)
         if decision is None:
             store.forget_work(schedule_id)
             continue
@@ -195,23 +200,28 @@ def handle_work(
             logger.warning(
                 "misfire gap too long to record", extra={"schedule": schedule_id, "unrecorded": decision.not_recorded}
             )
-        # Missed runs are recorded before the state moves on, so a crash in between
-        # leaves the lease to expire and the work to be redone (records are idempotent).
-        record_runs(missed_runs)
-        missed_runs = []
-        applied = store.resolve(
-            schedule_id,
-            state["gen"],
-            state["next"],
-            decision.entries,
-            to_epoch_ms(decision.next_at) if decision.next_at else NONE,
-            to_epoch_ms(decision.following_at) if decision.following_at else NONE,
-            decision.count,
+        missed_counts.append(len(decision.missed))
+        resolutions.append(
+            Resolution(
+                schedule_id=schedule_id,
+                expect_gen=state["gen"],
+                expect_next=state["next"],
+                next_ms=to_epoch_ms(decision.next_at) if decision.next_at else NONE,
+                ahead=decision.ahead,
+                final=decision.final,
+                count=decision.count,
+                entries=decision.entries,
+            )
         )
-        if applied:
-            resolved += 1
-            metrics.MISSED.inc(len(decision.missed))
-            metrics.FIRES.labels(trigger="catch_up").inc(len(decision.entries))
+    # Missed runs are recorded before the state moves on: a crash in between leaves the
+    # lease to expire and the work to be redone, and recording again is harmless.
+    record_runs(missed_runs)
+    applied = store.resolve(resolutions)
+    for resolution, missed, done in zip(resolutions, missed_counts, applied, strict=True):
+        if done:
+            metrics.MISSED.inc(missed)
+            metrics.FIRES.labels(trigger="catch_up").inc(len(resolution.entries))
+    resolved = sum(applied)
     metrics.WORK_RESOLVED.inc(resolved)
     return resolved
 

@@ -31,13 +31,30 @@ import redis
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from schedules.kinds import to_epoch_ms
+from schedules.kinds import from_epoch_ms, to_epoch_ms
 
 if TYPE_CHECKING:
     from schedules.models import Schedule
 
 WORKER_GROUP = "workers"
 NONE = -1  # "no value" in mirrored integer fields
+# Non-fixed kinds carry this many upcoming times; Python adds more below REFILL_BELOW.
+LOOK_AHEAD = 16
+REFILL_BELOW = 6
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Python's decision for one leased schedule: catch-up entries and its next times."""
+
+    schedule_id: str
+    expect_gen: str
+    expect_next: str
+    next_ms: int
+    ahead: list[int]
+    final: bool
+    count: int
+    entries: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -61,11 +78,30 @@ class ScheduleStore(Protocol):
     def remove(self, schedule_id: str) -> None: ...
 
 
+def look_ahead(schedule: Any, after: datetime, fired: int, known: list[int]) -> tuple[list[int], bool]:
+    """Upcoming nominal times (epoch ms) after ``after``: ``known`` extended to LOOK_AHEAD.
+
+    ``fired`` counts occurrences up to and including ``after``. Returns the list and whether
+    it is final (no occurrence exists beyond it).
+    """
+    from schedules.timeline import next_occurrence
+
+    ahead = list(known)
+    moment = from_epoch_ms(ahead[-1]) if ahead else after
+    while len(ahead) < LOOK_AHEAD:
+        occurrence = next_occurrence(schedule, moment, fired + len(ahead))
+        if occurrence is None:
+            return ahead, True
+        moment = occurrence.at
+        ahead.append(to_epoch_ms(moment))
+    return ahead, False
+
+
 def _ms(moment: datetime | None) -> int:
     return NONE if moment is None else to_epoch_ms(moment)
 
 
-def mirror_fields(schedule: Schedule, next_ms: int, following_ms: int) -> dict[str, int | str]:
+def mirror_fields(schedule: Schedule, next_ms: int, ahead: Sequence[int], final: bool) -> dict[str, int | str]:
     """A schedule's state flattened to a Redis hash: what the dispatch Lua needs, and what
     the scheduler needs to compute cron times and misfires without asking MongoDB."""
     kind_interval = schedule.interval_seconds if schedule.kind == "fixed" else None
@@ -80,7 +116,9 @@ def mirror_fields(schedule: Schedule, next_ms: int, following_ms: int) -> dict[s
         "job": str(schedule.job_id),
         "kind": schedule.kind,
         "next": next_ms,
-        "next2": following_ms,
+        "ahead": ",".join(map(str, ahead)),
+        "n_ahead": len(ahead),
+        "final": int(final),
         "interval": (kind_interval or 0) * 1000 or NONE,
         "end": _ms(schedule.end_at),
         "max": schedule.max_runs if schedule.max_runs is not None else NONE,
@@ -154,19 +192,16 @@ class RedisStore:
 
     def upsert_many(self, schedules: Iterable[Schedule]) -> None:
         """Mirror saved schedules in one round trip."""
-        from schedules.timeline import next_occurrence
-
         calls: list[tuple[str, list[str], list[Any]]] = []
         for schedule in schedules:
             schedule_id = str(schedule.pk)
-            next_ms = following_ms = NONE
+            next_ms, ahead, final = NONE, list[int](), True
             if schedule.next_run_at is not None:
                 next_ms = to_epoch_ms(schedule.next_run_at)
                 if schedule.kind != "fixed":
-                    following = next_occurrence(schedule, schedule.next_run_at, schedule.run_count + 1)
-                    following_ms = to_epoch_ms(following.at) if following else NONE
+                    ahead, final = look_ahead(schedule, schedule.next_run_at, schedule.run_count + 1, [])
             flat: list[Any] = []
-            for name, value in mirror_fields(schedule, next_ms, following_ms).items():
+            for name, value in mirror_fields(schedule, next_ms, ahead, final).items():
                 flat += [name, value]
             keys = [*self._shard_keys(self.shard_of(schedule_id)), self.state_key(schedule_id)]
             calls.append(("upsert", keys, [schedule_id, self.changes_channel, *flat]))
@@ -209,7 +244,10 @@ class RedisStore:
         """
         order = list(shards)
         replies = self._run_scripts(
-            [("dispatch", self._shard_keys(shard), [now_ms, limit, f"{self.tag(shard)}:s:"]) for shard in order]
+            [
+                ("dispatch", self._shard_keys(shard), [now_ms, limit, f"{self.tag(shard)}:s:", REFILL_BELOW])
+                for shard in order
+            ]
         )
         results = []
         for shard, reply in zip(order, replies, strict=True):
@@ -253,31 +291,30 @@ class RedisStore:
             pipe.hgetall(self.state_key(schedule_id))
         return [{k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute()]
 
-    def resolve(
-        self,
-        schedule_id: str,
-        expect_gen: str,
-        expect_next: str,
-        entries: list[dict[str, Any]],
-        next_ms: int,
-        following_ms: int,
-        count: int,
-    ) -> bool:
-        """Apply what Python decided for a leased schedule, if its state has not moved since.
-
-        ``entries`` are stream entries to dispatch (catch-up runs); the schedule then waits
-        for ``next_ms`` (or for nothing, with NONE). Returns False when another scheduler or
-        an edit got there first, in which case nothing was changed.
-        """
-        shard = self.shard_of(schedule_id)
-        flat: list[Any] = []
-        for entry in entries:
-            flat += [entry["fire_key"], entry["nominal"], entry["trigger"]]
-        keys = [*self._shard_keys(shard), self.state_key(schedule_id)]
-        args = [schedule_id, expect_gen, expect_next, next_ms, following_ms, count, len(entries), *flat]
-        args.append(self.changes_channel)
-        (applied,) = self._run_scripts([("resolve", keys, args)])
-        return bool(applied)
+    def resolve(self, decisions: Sequence[Resolution]) -> list[bool]:
+        """Apply what Python decided for leased schedules, each only if its state has not
+        moved since it was read (else it is left for another look). One round trip."""
+        calls: list[tuple[str, list[str], list[Any]]] = []
+        for decision in decisions:
+            flat: list[Any] = []
+            for entry in decision.entries:
+                flat += [entry["fire_key"], entry["nominal"], entry["trigger"]]
+            keys = [*self._shard_keys(self.shard_of(decision.schedule_id)), self.state_key(decision.schedule_id)]
+            args = [
+                decision.schedule_id,
+                decision.expect_gen,
+                decision.expect_next,
+                decision.next_ms,
+                ",".join(map(str, decision.ahead)),
+                len(decision.ahead),
+                int(decision.final),
+                decision.count,
+                len(decision.entries),
+                *flat,
+                self.changes_channel,
+            ]
+            calls.append(("resolve", keys, args))
+        return [bool(applied) for applied in self._run_scripts(calls)] if calls else []
 
     # --- what MongoDB should learn -----------------------------------------------------------
     def pop_fired(self, limit: int = 1000) -> list[tuple[str, dict[str, str]]]:

@@ -1,9 +1,14 @@
 -- Dispatch every occurrence due by now on one shard, and advance each schedule.
--- KEYS: due, work, fired, stream.  ARGV: now ms, limit, state key prefix.
+-- KEYS: due, work, fired, stream.  ARGV: now ms, limit, state key prefix, refill below.
 -- Returns {dispatched, sent to work, more left, earliest due score, earliest work score,
 --          lag ms of each dispatched occurrence...}; a missing score is -1.
+--
+-- Fixed intervals advance here (nominal + interval). Other kinds carry 'ahead', a list of
+-- their next nominal times computed by Python; this pops its head, and asks Python (the
+-- work set) for more when fewer than ARGV[4] are left, well before they run out.
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
+local refill_below = tonumber(ARGV[4])
 local due = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit, 'WITHSCORES')
 local result = {0, 0, 0, -1, -1}
 if #due / 2 >= limit then result[3] = 1 end
@@ -11,7 +16,8 @@ for i = 1, #due, 2 do
   local id = due[i]
   local score = tonumber(due[i + 1])
   local sk = ARGV[3] .. id
-  local st = redis.call('HMGET', sk, 'gen', 'job', 'next', 'next2', 'interval', 'end', 'max', 'count', 'jitter', 'grace', 'overlap')
+  local st = redis.call('HMGET', sk, 'gen', 'job', 'next', 'ahead', 'interval', 'end', 'max', 'count', 'jitter',
+    'grace', 'n_ahead', 'final')
   local nominal = tonumber(st[3])
   if not st[1] or nominal == nil or nominal < 0 then
     redis.call('ZREM', KEYS[1], id)
@@ -21,35 +27,51 @@ for i = 1, #due, 2 do
     redis.call('ZADD', KEYS[2], 0, id)
     result[2] = result[2] + 1
   else
-    redis.call('XADD', KEYS[4], '*', 'fk', id .. ':' .. st[3], 's', id, 'j', st[2], 'n', st[3], 'g', st[1],
-      't', 'schedule', 'o', st[11])
+    redis.call('XADD', KEYS[4], '*', 'fk', id .. ':' .. st[3], 's', id, 'j', st[2], 'n', st[3], 't', 'schedule')
     local count = tonumber(st[8]) + 1
     local interval = tonumber(st[5])
-    local nxt, nxt2
+    local nxt
+    local need_python = false
+    local following = nil
     if interval > 0 then
       nxt = nominal + interval
-      nxt2 = nxt + interval
     else
-      nxt = tonumber(st[4])
-      nxt2 = -2
+      local ahead = st[4] or ''
+      local left = tonumber(st[11] or '0')
+      if ahead == '' then
+        if st[12] == '1' then nxt = -1 else nxt = -2 end
+      else
+        local comma = string.find(ahead, ',', 1, true)
+        if comma then
+          nxt = tonumber(string.sub(ahead, 1, comma - 1))
+          ahead = string.sub(ahead, comma + 1)
+        else
+          nxt = tonumber(ahead)
+          ahead = ''
+        end
+        left = left - 1
+        need_python = st[12] ~= '1' and left < refill_below
+      end
+      following = tonumber(string.match(ahead, '^(%d+)'))
+      redis.call('HSET', sk, 'ahead', ahead, 'n_ahead', left)
     end
     local endt, maxr = tonumber(st[6]), tonumber(st[7])
     if nxt >= 0 and ((endt >= 0 and nxt > endt) or (maxr >= 0 and count >= maxr)) then nxt = -1 end
-    redis.call('HSET', sk, 'next', nxt, 'next2', nxt2, 'count', count, 'last', nominal)
+    redis.call('HSET', sk, 'next', nxt, 'count', count, 'last', nominal)
     if nxt == -1 then
       redis.call('ZREM', KEYS[1], id)
     elseif nxt == -2 then
-      -- The following cron time was not computed yet: Python computes it from 'last'.
+      -- Python fell behind: the schedule waits in the work set for its next time.
       redis.call('ZREM', KEYS[1], id)
       redis.call('ZADD', KEYS[2], 0, id)
     else
       local bound = tonumber(st[9])
-      if interval > 0 then bound = math.min(bound, interval - 1) else bound = math.min(bound, nxt - nominal - 1) end
+      if interval > 0 then bound = math.min(bound, interval - 1) end
+      if following then bound = math.min(bound, following - nxt - 1) end
       local j = 0
       if bound > 0 then j = tonumber(string.sub(redis.sha1hex(id .. ':' .. nxt), 1, 8), 16) % (bound + 1) end
       redis.call('ZADD', KEYS[1], nxt + j, id)
-      -- Cron: ask Python for the time after this one, well before it is needed.
-      if interval <= 0 then redis.call('ZADD', KEYS[2], 0, id) end
+      if need_python then redis.call('ZADD', KEYS[2], 'NX', 0, id) end
     end
     redis.call('SADD', KEYS[3], id)
     result[1] = result[1] + 1

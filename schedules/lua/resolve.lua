@@ -1,19 +1,23 @@
 -- Apply Python's decision for a leased schedule if its state has not moved since it was read.
 -- KEYS: due, work, fired, stream, state.
--- ARGV: id, expected gen, expected next, next, next2, count, n entries, (fire key, nominal, trigger)...,
---       changes channel (told, so sleeping schedulers see the new due time).
+-- ARGV: id, expected gen, expected next, next, ahead (comma list), n ahead, final (0/1), count,
+--       n entries, (fire key, nominal, trigger)..., changes channel.
+-- Returns 1 if applied, 0 if the state moved (the work is left claimable for another look).
 local id = ARGV[1]
-local st = redis.call('HMGET', KEYS[5], 'gen', 'next', 'job', 'jitter', 'overlap', 'interval')
-if not st[1] or st[1] ~= ARGV[2] or st[2] ~= ARGV[3] then return 0 end
-local n = tonumber(ARGV[7])
+local st = redis.call('HMGET', KEYS[5], 'gen', 'next', 'job', 'jitter', 'interval')
+if not st[1] or st[1] ~= ARGV[2] or st[2] ~= ARGV[3] then
+  if st[1] then redis.call('ZADD', KEYS[2], 'XX', 0, id) end
+  return 0
+end
+local n = tonumber(ARGV[9])
 local last = nil
 for i = 0, n - 1 do
-  local fk, nominal, trigger = ARGV[8 + i * 3], ARGV[9 + i * 3], ARGV[10 + i * 3]
-  redis.call('XADD', KEYS[4], '*', 'fk', fk, 's', id, 'j', st[3], 'n', nominal, 'g', st[1], 't', trigger, 'o', st[5])
+  local fk, nominal, trigger = ARGV[10 + i * 3], ARGV[11 + i * 3], ARGV[12 + i * 3]
+  redis.call('XADD', KEYS[4], '*', 'fk', fk, 's', id, 'j', st[3], 'n', nominal, 't', trigger)
   last = nominal
 end
-local nxt, nxt2 = tonumber(ARGV[4]), tonumber(ARGV[5])
-redis.call('HSET', KEYS[5], 'next', nxt, 'next2', nxt2, 'count', ARGV[6])
+local nxt = tonumber(ARGV[4])
+redis.call('HSET', KEYS[5], 'next', nxt, 'ahead', ARGV[5], 'n_ahead', ARGV[6], 'final', ARGV[7], 'count', ARGV[8])
 if last then
   redis.call('HSET', KEYS[5], 'last', last)
   redis.call('SADD', KEYS[3], id)
@@ -23,8 +27,9 @@ if nxt < 0 then
   redis.call('ZREM', KEYS[1], id)
 else
   local bound = tonumber(st[4])
-  if tonumber(st[6]) > 0 then bound = math.min(bound, tonumber(st[6]) - 1)
-  elseif nxt2 >= 0 then bound = math.min(bound, nxt2 - nxt - 1) end
+  if tonumber(st[5]) > 0 then bound = math.min(bound, tonumber(st[5]) - 1) end
+  local following = tonumber(string.match(ARGV[5], '^(%d+)'))
+  if following then bound = math.min(bound, following - nxt - 1) end
   local j = 0
   if bound > 0 then j = tonumber(string.sub(redis.sha1hex(id .. ':' .. nxt), 1, 8), 16) % (bound + 1) end
   local before = redis.call('ZSCORE', KEYS[1], id)

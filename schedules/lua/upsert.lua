@@ -21,9 +21,9 @@ elseif cur[3] and nxt <= tonumber(cur[3]) then
   redis.call('ZADD', KEYS[2], 0, id)
 else
   local bound = tonumber(f.jitter)
-  local nxt2 = tonumber(f.next2)
-  if tonumber(f.interval) > 0 then bound = math.min(bound, tonumber(f.interval) - 1)
-  elseif nxt2 >= 0 then bound = math.min(bound, nxt2 - nxt - 1) end
+  if tonumber(f.interval) > 0 then bound = math.min(bound, tonumber(f.interval) - 1) end
+  local following = tonumber(string.match(f.ahead or '', '^(%d+)'))
+  if following then bound = math.min(bound, following - nxt - 1) end
   local j = 0
   if bound > 0 then j = tonumber(string.sub(redis.sha1hex(id .. ':' .. nxt), 1, 8), 16) % (bound + 1) end
   redis.call('ZADD', KEYS[1], nxt + j, id)

@@ -12,7 +12,7 @@ from jobs.models import Run
 from schedules import engine, services
 from schedules.kinds import from_epoch_ms, to_epoch_ms
 from schedules.models import Schedule
-from schedules.store import RedisStore
+from schedules.store import LOOK_AHEAD, REFILL_BELOW, RedisStore
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -56,27 +56,31 @@ def test_late_dispatch_within_grace_keeps_the_grid(job, store):
     assert engine.dispatch_due(store, T0 + timedelta(seconds=20)) == 1
 
 
-def test_cron_schedule_gets_following_times_from_python(job, store):
+def test_cron_schedule_carries_its_upcoming_times(job, store):
     schedule = create(job, kind="cron", expression="*/5 * * * *")
-    for minute in (5, 10, 15):
+    state = store.state(str(schedule.pk))
+    ahead = [from_epoch_ms(int(moment)) for moment in state["ahead"].split(",")]
+    assert ahead == [T0 + timedelta(minutes=5 * step) for step in range(2, 2 + LOOK_AHEAD)]
+    for minute in range(5, 5 * (LOOK_AHEAD + 5), 5):
         moment = T0 + timedelta(minutes=minute)
         assert engine.dispatch_due(store, moment) == 1
         engine.handle_work(store, moment)
-    state = store.state(str(schedule.pk))
-    assert from_epoch_ms(int(state["next"])) == T0 + timedelta(minutes=20)
-    assert from_epoch_ms(int(state["next2"])) == T0 + timedelta(minutes=25)
+        state = store.state(str(schedule.pk))
+        assert from_epoch_ms(int(state["next"])) == moment + timedelta(minutes=5)
+        assert int(state["n_ahead"]) >= REFILL_BELOW
 
 
-def test_cron_keeps_firing_when_python_falls_behind(job, store):
+def test_cron_keeps_firing_while_python_is_away_then_waits_for_it(job, store):
     create(job, kind="cron", expression="* * * * *")
-    # No handle_work between fires: the precomputed following time carries one more fire,
-    # then the schedule waits in the work set until Python computes the next one.
-    assert engine.dispatch_due(store, T0 + timedelta(minutes=1)) == 1
-    assert engine.dispatch_due(store, T0 + timedelta(minutes=2)) == 1
-    assert engine.dispatch_due(store, T0 + timedelta(minutes=3)) == 0
-    engine.handle_work(store, T0 + timedelta(minutes=3))
-    assert engine.dispatch_due(store, T0 + timedelta(minutes=3)) == 1
-    assert len(fire_keys(store)) == 3
+    # No handle_work between fires: the carried times last LOOK_AHEAD + 1 fires, then the
+    # schedule waits in the work set until Python computes more.
+    for minute in range(1, LOOK_AHEAD + 2):
+        assert engine.dispatch_due(store, T0 + timedelta(minutes=minute)) == 1
+    late = T0 + timedelta(minutes=LOOK_AHEAD + 2)
+    assert engine.dispatch_due(store, late) == 0
+    engine.handle_work(store, late)
+    assert engine.dispatch_due(store, late) == 1
+    assert len(set(fire_keys(store))) == LOOK_AHEAD + 2
 
 
 def test_misfire_skip_records_each_missed_occurrence(job, store):
