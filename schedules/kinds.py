@@ -27,9 +27,12 @@ CRON_MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-# The longest wall-clock shift a zone makes at once (historic double summer time); bounds
-# how far apart in wall time two candidates can be and still swap order in real time.
+# The longest backward shift (fall-back) any zone has made since 1970 (Antarctica/Casey,
+# 3 h); only a fall-back can put two wall times in the opposite order in real time.
+# Forward jumps are larger (24 h across the date line) but never reorder anything.
 _MAX_SHIFT = timedelta(hours=3)
+# How finely a window is probed for a fall-back; transitions lie days apart.
+_OFFSET_PROBE = timedelta(minutes=30)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -141,9 +144,11 @@ class CronExpression:
     """
 
     source: str
-    fields: str
+    fields: str  # what croniter iterates: each field as an explicit list, or '*'
     has_seconds: bool
     wall_clock: bool
+    # False when day-of-month and day-of-week must both match (either starts with '*').
+    day_or: bool = True
 
     @classmethod
     def parse(cls, expression: str) -> CronExpression:
@@ -156,17 +161,29 @@ class CronExpression:
                 f"leading seconds field, or is a macro such as @daily; got {len(parts)} field(s)."
             )
         has_seconds = len(parts) == 6
-        minute, hour = (parts[1], parts[2]) if has_seconds else (parts[0], parts[1])
         for part in parts:
             # croniter also takes L, W, #, ? and H; Debian cron and this service do not.
             if set(re.sub(r"[A-Za-z]{3}", "", part)) - _CRON_CHARS:
                 raise ValueError(f"Unsupported cron field {part!r}: use numbers, names, * , - and /.")
+        specs = _CRON_FIELDS if has_seconds else _CRON_FIELDS[1:]
+        values = [_field_values(part, spec) for part, spec in zip(parts, specs, strict=True)]
+        minute, hour, dom, month, dow = parts[-5:]
+        days, months, weekdays = values[-3], values[-2], values[-1]
+        day_or = not (dom.startswith("*") or dow.startswith("*"))
+        if not day_or and min(days) > max(_DAYS_IN_MONTH[m] for m in months):
+            raise ValueError(f"Day-of-month {dom!r} never occurs in month(s) {month!r}, so it would never run.")
+        # croniter only iterates: it gets each field as an explicit list, because its own
+        # parser departs from Debian cron ("5-5" is every day, "5-2" wraps around).
+        texts = [_field_text(field_values, spec) for field_values, spec in zip(values, specs, strict=True)]
+        if day_or and (days == _CRON_FIELDS[3].values or weekdays == _CRON_FIELDS[5].values):
+            texts[-3] = texts[-1] = "*"  # one side matches every day, so the union does too
+        normalised = " ".join(texts)
         try:
-            croniter(fields, datetime(2000, 1, 1), second_at_beginning=has_seconds)
+            croniter(normalised, datetime(2000, 1, 1), second_at_beginning=has_seconds, day_or=day_or)
         except (CroniterBadCronError, CroniterError, ValueError, KeyError) as error:
             raise ValueError(f"Invalid cron expression: {error}") from None
         wall_clock = not has_seconds and not (minute.startswith("*") or hour.startswith("*"))
-        return cls(text, fields, has_seconds, wall_clock)
+        return cls(text, normalised, has_seconds, wall_clock, day_or)
 
     def wall_times_from(self, start: datetime) -> croniter:  # type: ignore[type-arg]
         """Iterate matching naive wall times strictly after naive ``start``."""
@@ -175,27 +192,32 @@ class CronExpression:
             start,
             ret_type=datetime,  # type: ignore[arg-type]
             second_at_beginning=self.has_seconds,
-            implement_cron_bug=True,
+            day_or=self.day_or,
             max_years_between_matches=50,
         )
 
     def next_after(self, after: datetime, tz: ZoneInfo) -> Occurrence | None:
         """The first occurrence strictly after the aware datetime ``after``."""
-        # Wall times map to instants out of order only within a DST shift, so start a shift
-        # early and stop once candidates lie a shift beyond the best instant found.
+        # Wall times map to instants out of order only across a fall-back: start early by as
+        # much as the clock falls back soon after ``after``, and stop once candidates lie
+        # beyond the best instant by as much as it fell back just before it (usually 0).
         local_after = after.astimezone(tz).replace(tzinfo=None)
-        wall_times = self.wall_times_from(local_after - _MAX_SHIFT - timedelta(seconds=1))
+        early = _fall_back_within(tz, after, after + _MAX_SHIFT)
+        wall_times = self.wall_times_from(local_after - early - timedelta(seconds=1))
         best: Occurrence | None = None
+        horizon: datetime | None = None
         while True:
             try:
                 wall = wall_times.get_next(datetime)
             except CroniterBadDateError:
                 return best
-            if best is not None and wall > best.at.astimezone(tz).replace(tzinfo=None) + _MAX_SHIFT:
+            if horizon is not None and wall > horizon:
                 return best
             for occurrence in self._instants(wall, tz):
                 if occurrence.at > after and (best is None or occurrence.at < best.at):
                     best = occurrence
+                    late = _fall_back_within(tz, best.at - _MAX_SHIFT, best.at)
+                    horizon = best.at.astimezone(tz).replace(tzinfo=None) + late
 
     def _instants(self, wall: datetime, tz: ZoneInfo) -> list[Occurrence]:
         first = wall.replace(tzinfo=tz, fold=0)
@@ -219,6 +241,82 @@ class CronExpression:
 
 
 _CRON_CHARS = set("0123456789,-*/")
+_DAYS_IN_MONTH = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+
+
+@dataclass(frozen=True)
+class _CronField:
+    name: str
+    low: int
+    high: int
+    names: tuple[str, ...] = ()  # names[i] stands for low + i
+    seven_is_sunday: bool = False  # day of week: 0 and 7 are both Sunday, as in Debian cron
+
+    @property
+    def values(self) -> frozenset[int]:
+        """Every value the field can take, as ``_field_values`` returns them."""
+        return frozenset(range(self.low, self.high + 1)) - ({7} if self.seven_is_sunday else set())
+
+
+_CRON_FIELDS = (
+    _CronField("second", 0, 59),
+    _CronField("minute", 0, 59),
+    _CronField("hour", 0, 23),
+    _CronField("day-of-month", 1, 31),
+    _CronField("month", 1, 12, ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")),
+    _CronField("day-of-week", 0, 7, ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"), seven_is_sunday=True),
+)
+
+
+def _field_values(text: str, field: _CronField) -> frozenset[int]:
+    """The values one field matches, by Debian cron's grammar (cronsim reads it the same way)."""
+    values: set[int] = set()
+    for term in text.split(","):
+        base, slash, step_text = term.partition("/")
+        step = 1
+        if slash:
+            if not step_text.isdigit() or int(step_text) < 1:
+                raise ValueError(f"The step in {term!r} ({field.name}) must be a whole number of at least 1.")
+            step = int(step_text)
+        if base == "*":
+            first, last = field.low, field.high
+        elif "-" in base:
+            first_text, last_text = base.split("-", 1)
+            first, last = _field_value(first_text, field), _field_value(last_text, field)
+            if first > last:
+                raise ValueError(f"The range {term!r} ({field.name}) runs backwards; ranges do not wrap around.")
+        else:
+            first = _field_value(base, field)
+            last = field.high if slash else first  # "5/15" means 5-max/15
+        values.update(range(first, last + 1, step))
+    if field.seven_is_sunday and 7 in values:
+        values = (values - {7}) | {0}
+    return frozenset(values)
+
+
+def _field_value(text: str, field: _CronField) -> int:
+    if text.upper() in field.names:
+        return field.low + field.names.index(text.upper())
+    if not text.isdigit() or not field.low <= int(text) <= field.high:
+        allowed = f"{field.low}-{field.high}" + (f" or {field.names[0]}-{field.names[-1]}" if field.names else "")
+        raise ValueError(f"{text!r} is not a valid {field.name} ({allowed}).")
+    return int(text)
+
+
+def _field_text(values: frozenset[int], field: _CronField) -> str:
+    return "*" if values == field.values else ",".join(map(str, sorted(values)))
+
+
+def _fall_back_within(tz: ZoneInfo, start: datetime, end: datetime) -> timedelta:
+    """How far the zone's clock falls back between the instants ``start`` and ``end``."""
+    drop, highest, moment = timedelta(0), None, start
+    while True:
+        offset = moment.astimezone(tz).utcoffset() or timedelta(0)
+        highest = offset if highest is None else max(highest, offset)
+        drop = max(drop, highest - offset)
+        if moment >= end:
+            return drop
+        moment = min(moment + _OFFSET_PROBE, end)
 
 
 def _end_of_gap(wall: datetime, tz: ZoneInfo) -> datetime:
