@@ -81,6 +81,14 @@ def schedule_create(*, job: Job, now: Callable[[], datetime] = timezone.now, **f
     return _save(schedule, now())
 
 
+def schedule_draft(*, job: Job, now: Callable[[], datetime] = timezone.now, **fields: Any) -> Schedule:
+    """A schedule validated exactly as schedule_create would, but not saved: for previews."""
+    schedule = Schedule(job=job)
+    _apply(schedule, fields)
+    _prepare(schedule, now())
+    return schedule
+
+
 def schedule_bulk_create(
     *, job: Job, specs: Iterable[dict[str, Any]], now: Callable[[], datetime] = timezone.now, batch: int = 5000
 ) -> int:

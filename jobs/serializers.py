@@ -1,0 +1,99 @@
+"""The API shapes of jobs and runs, and which of them a user may see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import serializers
+
+from jobs.models import Job, Run
+from jobscheduler.api import (
+    MAX_DURATION_SECONDS,
+    ApiModelSerializer,
+    ObjectIdRelatedField,
+    check_json_document,
+)
+
+
+def visible_jobs(user: Any) -> QuerySet[Job]:
+    """The jobs ``user`` owns; a superuser sees them all."""
+    if not getattr(user, "is_authenticated", False):
+        return Job.objects.none()
+    return Job.objects.all() if user.is_superuser else Job.objects.filter(owner=user)
+
+
+def visible_runs(user: Any) -> QuerySet[Run]:
+    """The runs of the jobs ``user`` may see.
+
+    Filtered on the indexed job id rather than through ``job__owner``, which the MongoDB
+    backend turns into a $lookup over every run.
+    """
+    if getattr(user, "is_superuser", False):
+        return Run.objects.all()
+    return Run.objects.filter(job__in=list(visible_jobs(user).values_list("pk", flat=True)))
+
+
+class JobSerializer(ApiModelSerializer):
+    """A job: what runs. ``secret`` is write-only; ``has_secret`` says whether one is set."""
+
+    has_secret = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = (
+            "id",
+            "name",
+            "description",
+            "target_type",
+            "target",
+            "timeout_seconds",
+            "max_attempts",
+            "retry_backoff_seconds",
+            "secret",
+            "has_secret",
+            "enabled",
+            "created_at",
+            "updated_at",
+        )
+        extra_kwargs = {
+            # The webhook signing key goes in, never out.
+            "secret": {"write_only": True},
+            "retry_backoff_seconds": {"max_value": MAX_DURATION_SECONDS},
+        }
+
+    def get_has_secret(self, job: Job) -> bool:
+        return bool(job.secret)
+
+    def validate_target(self, value: Any) -> Any:
+        # The target's meaning is checked by the service; here only that MongoDB can store it.
+        check_json_document(value)
+        return value
+
+
+class RunSerializer(ApiModelSerializer):
+    """One execution attempt of one occurrence, as the engine recorded it (read-only)."""
+
+    job = ObjectIdRelatedField(read_only=True)
+    schedule = ObjectIdRelatedField(read_only=True)
+
+    class Meta:
+        model = Run
+        fields = (
+            "id",
+            "job",
+            "schedule",
+            "fire_key",
+            "trigger",
+            "status",
+            "attempt",
+            "nominal_time",
+            "dispatched_at",
+            "started_at",
+            "finished_at",
+            "worker",
+            "output",
+            "error",
+            "created_at",
+        )
+        read_only_fields = fields

@@ -1,0 +1,100 @@
+"""REST endpoints for jobs and their runs: thin viewsets over jobs.services."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import django_filters
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from jobs import services
+from jobs.models import Job, Run
+from jobs.serializers import JobSerializer, RunSerializer, visible_jobs, visible_runs
+from jobscheduler.api import (
+    OBJECT_ID_PATTERN,
+    PARSER_CLASSES,
+    AwareDateTimeFilter,
+    ObjectIdFilter,
+    StrictBooleanFilter,
+)
+
+_NOT_YET = inline_serializer("RunNowUnavailable", fields={"detail": serializers.CharField()})
+
+
+class JobFilter(django_filters.FilterSet):
+    enabled = StrictBooleanFilter()
+    target_type = django_filters.ChoiceFilter(choices=Job.TargetType.choices)
+
+    class Meta:
+        model = Job
+        fields = ("enabled", "target_type")
+
+
+class JobViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
+    """Jobs: what runs. Searchable by name and description; filter by enabled and target_type."""
+
+    serializer_class = JobSerializer
+    parser_classes = PARSER_CLASSES
+    lookup_value_regex = OBJECT_ID_PATTERN
+    filterset_class = JobFilter
+    search_fields = ("name", "description")
+    ordering_fields = ("name", "created_at", "updated_at")
+
+    def get_queryset(self) -> QuerySet[Job]:
+        return visible_jobs(self.request.user)
+
+    def perform_create(self, serializer: Any) -> None:
+        # IsAuthenticated let only a real user this far.
+        owner = cast(User, self.request.user)
+        serializer.instance = services.job_create(owner=owner, **serializer.validated_data)
+
+    def perform_update(self, serializer: Any) -> None:
+        serializer.instance = services.job_update(serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance: Job) -> None:
+        services.job_delete(instance)
+
+    @extend_schema(request=None, responses={501: OpenApiResponse(_NOT_YET, description="Not available yet.")})
+    @action(detail=True, methods=["post"])
+    def run(self, request: Request, pk: str | None = None) -> Response:
+        """Run the job now, outside its schedules (not available yet)."""
+        self.get_object()  # another user's job is still a 404
+        return Response(
+            {"detail": "Running a job now is not available yet: it arrives with the worker engine."},
+            status=status.HTTP_501_NOT_IMPLEMENTED,
+        )
+
+
+class RunFilter(django_filters.FilterSet):
+    job = ObjectIdFilter(field_name="job")
+    schedule = ObjectIdFilter(field_name="schedule")
+    status = django_filters.ChoiceFilter(choices=Run.Status.choices)
+    trigger = django_filters.ChoiceFilter(choices=Run.Trigger.choices)
+    nominal_after = AwareDateTimeFilter(
+        field_name="nominal_time", lookup_expr="gte", label="Nominal time at or after (ISO 8601 with offset)"
+    )
+    nominal_before = AwareDateTimeFilter(
+        field_name="nominal_time", lookup_expr="lt", label="Nominal time before (ISO 8601 with offset)"
+    )
+
+    class Meta:
+        model = Run
+        fields = ("job", "schedule", "status", "trigger", "nominal_after", "nominal_before")
+
+
+class RunViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """Runs: one record per execution attempt, written by the engine; read-only here."""
+
+    serializer_class = RunSerializer
+    lookup_value_regex = OBJECT_ID_PATTERN
+    filterset_class = RunFilter
+    ordering_fields = ("nominal_time", "created_at", "dispatched_at", "started_at", "finished_at", "status")
+
+    def get_queryset(self) -> QuerySet[Run]:
+        return visible_runs(self.request.user)

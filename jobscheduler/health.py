@@ -1,0 +1,63 @@
+"""Liveness, readiness and Prometheus metrics endpoints for operators and orchestrators."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connections
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_safe
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from schedules.store import redis_client
+
+logger = logging.getLogger(__name__)
+
+
+def mongodb_client() -> Any:
+    """The project's MongoDB client (the ORM connection's)."""
+    connection = connections["default"]
+    connection.ensure_connection()
+    return connection.connection
+
+
+def ping_mongodb() -> None:
+    mongodb_client().admin.command("ping")
+
+
+def ping_redis() -> None:
+    redis_client().ping()
+
+
+# What readiness needs, by name; each raises when its server does not answer.
+CHECKS: dict[str, Callable[[], None]] = {"mongodb": ping_mongodb, "redis": ping_redis}
+
+
+@require_safe
+def healthz(request: HttpRequest) -> HttpResponse:
+    """The process is up and serving; touches no server, so a database outage never restarts it."""
+    return JsonResponse({"status": "ok"})
+
+
+@require_safe
+def readyz(request: HttpRequest) -> HttpResponse:
+    """200 when MongoDB and Redis both answer; 503 naming the ones that did not."""
+    failed: dict[str, str] = {}
+    for name, check in CHECKS.items():
+        try:
+            check()
+        except Exception as error:
+            # The response names the failing server only; details go to the log, not the world.
+            logger.warning("readiness check failed", extra={"check": name, "error": repr(error)})
+            failed[name] = type(error).__name__
+    if failed:
+        return JsonResponse({"status": "unavailable", "failed": failed}, status=503)
+    return JsonResponse({"status": "ok", "checks": dict.fromkeys(CHECKS, "ok")})
+
+
+@require_safe
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format, from the default registry the engine's metrics register with."""
+    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

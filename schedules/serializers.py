@@ -1,0 +1,132 @@
+"""The API shapes of schedules, their previews and their pause requests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import serializers
+
+from jobs.models import Job
+from jobs.serializers import visible_jobs
+from jobscheduler.api import (
+    MAX_COUNT,
+    MAX_DURATION_SECONDS,
+    ApiModelSerializer,
+    AwareDateTimeField,
+    ObjectIdRelatedField,
+    StrictFieldsMixin,
+)
+from schedules import kinds, timeline
+from schedules.models import Schedule
+
+READ_ONLY_FIELDS = ("id", "next_run_at", "last_run_at", "run_count", "description", "created_at", "updated_at")
+DEFAULT_PREVIEW_COUNT = 10
+
+
+def visible_schedules(user: Any) -> QuerySet[Schedule]:
+    """The schedules of the jobs ``user`` may see (by job id: no $lookup over all schedules)."""
+    if getattr(user, "is_superuser", False):
+        return Schedule.objects.all()
+    return Schedule.objects.filter(job__in=list(visible_jobs(user).values_list("pk", flat=True)))
+
+
+class ScheduleSerializer(ApiModelSerializer):
+    """A schedule: when its job runs. The engine keeps next_run_at, last_run_at and run_count."""
+
+    job = ObjectIdRelatedField(queryset=Job.objects.all(), visible_to=visible_jobs)
+    description = serializers.CharField(source="describe", read_only=True)
+
+    class Meta:
+        model = Schedule
+        fields: tuple[str, ...] = (
+            "id",
+            "job",
+            "kind",
+            "interval_seconds",
+            "anchor",
+            "expression",
+            "timezone",
+            "start_at",
+            "end_at",
+            "max_runs",
+            "jitter_seconds",
+            "misfire_policy",
+            "misfire_grace_seconds",
+            "catchup_window_seconds",
+            "catchup_max_runs",
+            "overlap_policy",
+            "paused",
+            "paused_until",
+            *READ_ONLY_FIELDS,
+        )
+        read_only_fields = READ_ONLY_FIELDS
+        extra_kwargs = {
+            "interval_seconds": {"max_value": MAX_DURATION_SECONDS},
+            "misfire_grace_seconds": {"max_value": MAX_DURATION_SECONDS},
+            "catchup_window_seconds": {"max_value": MAX_DURATION_SECONDS},
+            "jitter_seconds": {"max_value": MAX_DURATION_SECONDS},
+            "max_runs": {"max_value": MAX_COUNT},
+            "catchup_max_runs": {"max_value": MAX_COUNT},
+        }
+
+    def validate_job(self, job: Job) -> Job:
+        if self.instance is not None and job.pk != self.instance.job_id:
+            raise serializers.ValidationError("A schedule stays with its job; create a new schedule for another job.")
+        return job
+
+
+class PreviewQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """``count`` occurrences strictly after ``after`` (default: now)."""
+
+    count = serializers.IntegerField(min_value=1, max_value=timeline.MAX_PREVIEW, default=DEFAULT_PREVIEW_COUNT)
+    after = AwareDateTimeField(required=False, help_text="ISO 8601 with offset; default now.")
+
+
+class SchedulePreviewSerializer(ScheduleSerializer):
+    """An unsaved schedule's fields plus what to preview; validated as a create is."""
+
+    count = serializers.IntegerField(min_value=1, max_value=timeline.MAX_PREVIEW, default=DEFAULT_PREVIEW_COUNT)
+    after = AwareDateTimeField(required=False, help_text="ISO 8601 with offset; default now.")
+
+    class Meta(ScheduleSerializer.Meta):
+        fields = (*ScheduleSerializer.Meta.fields, "count", "after")
+
+
+class PauseSerializer(StrictFieldsMixin, serializers.Serializer):  # type: ignore[type-arg]
+    until = AwareDateTimeField(required=False, allow_null=True, help_text="Resume by itself at this time.")
+
+
+class EmptySerializer(StrictFieldsMixin, serializers.Serializer):  # type: ignore[type-arg]
+    """A body with nothing in it (any key is refused)."""
+
+
+class MovedOccurrenceSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    at = serializers.DateTimeField(help_text="When it fires, in the schedule's time zone.")
+    wall_time = serializers.CharField(help_text="The wall time that does not exist that day (no offset).")
+
+
+class PreviewSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    occurrences = serializers.ListField(child=serializers.DateTimeField())
+    moved_by_dst_gap = MovedOccurrenceSerializer(many=True)
+
+
+def preview_data(schedule: Schedule, after: datetime, count: int) -> dict[str, Any]:
+    """The next ``count`` occurrences strictly after ``after``, in the schedule's time zone."""
+    tz = kinds.zone(schedule.timezone or "UTC")
+    try:
+        found = timeline.preview(schedule, after, count)
+    except OverflowError:
+        # Bounded times and intervals keep this out of reach; answer 400 if it ever happens.
+        raise serializers.ValidationError(
+            {"count": "These occurrences run past the year 9999; ask for fewer."}
+        ) from None
+    return {
+        "occurrences": [occurrence.at.astimezone(tz).isoformat() for occurrence in found],
+        "moved_by_dst_gap": [
+            {"at": occurrence.at.astimezone(tz).isoformat(), "wall_time": occurrence.moved_from.isoformat()}
+            for occurrence in found
+            if occurrence.moved_from is not None
+        ],
+    }

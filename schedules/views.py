@@ -1,0 +1,102 @@
+"""REST endpoints for schedules: CRUD, pause, resume and previews, thin over schedules.services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from jobscheduler.api import OBJECT_ID_PATTERN, PARSER_CLASSES, ObjectIdFilter, StrictBooleanFilter
+from schedules import kinds, services
+from schedules.models import Schedule
+from schedules.serializers import (
+    EmptySerializer,
+    PauseSerializer,
+    PreviewQuerySerializer,
+    PreviewSerializer,
+    SchedulePreviewSerializer,
+    ScheduleSerializer,
+    preview_data,
+    visible_schedules,
+)
+
+
+class ScheduleFilter(django_filters.FilterSet):
+    job = ObjectIdFilter(field_name="job")
+    kind = django_filters.ChoiceFilter(choices=kinds.KIND_CHOICES)
+    paused = StrictBooleanFilter()
+
+    class Meta:
+        model = Schedule
+        fields = ("job", "kind", "paused")
+
+
+class ScheduleViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
+    """Schedules: when a job runs. Every write goes through schedules.services."""
+
+    serializer_class = ScheduleSerializer
+    parser_classes = PARSER_CLASSES
+    lookup_value_regex = OBJECT_ID_PATTERN
+    filterset_class = ScheduleFilter
+    ordering_fields = ("created_at", "updated_at", "next_run_at", "last_run_at")
+
+    def get_queryset(self) -> QuerySet[Schedule]:
+        return visible_schedules(self.request.user)
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = services.schedule_create(**serializer.validated_data)
+
+    def perform_update(self, serializer: Any) -> None:
+        fields = dict(serializer.validated_data)
+        fields.pop("job", None)  # the serializer checked it is unchanged
+        serializer.instance = services.schedule_update(serializer.instance, **fields)
+
+    def perform_destroy(self, instance: Schedule) -> None:
+        services.schedule_delete(instance)
+
+    @extend_schema(request=PauseSerializer, responses=ScheduleSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str | None = None) -> Response:
+        """Stop firing, for good or until ``until``; what falls in the pause is skipped, not missed."""
+        schedule = self.get_object()
+        body = PauseSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        schedule = services.schedule_pause(schedule, until=body.validated_data.get("until"))
+        return Response(self.get_serializer(schedule).data)
+
+    @extend_schema(request=None, responses=ScheduleSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        """Fire again from the next occurrence after now."""
+        schedule = self.get_object()
+        EmptySerializer(data=request.data).is_valid(raise_exception=True)
+        schedule = services.schedule_resume(schedule)
+        return Response(self.get_serializer(schedule).data)
+
+    @extend_schema(parameters=[PreviewQuerySerializer], responses=PreviewSerializer)
+    @action(detail=True, methods=["get"])
+    def preview(self, request: Request, pk: str | None = None) -> Response:
+        """The next ``count`` occurrences strictly after ``after`` (default now)."""
+        schedule = self.get_object()
+        query = PreviewQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        after = query.validated_data.get("after") or timezone.now()
+        return Response(preview_data(schedule, after, query.validated_data["count"]))
+
+    @extend_schema(request=SchedulePreviewSerializer, responses=PreviewSerializer)
+    @action(detail=False, methods=["post"], url_path="preview", url_name="preview-unsaved")
+    def preview_unsaved(self, request: Request) -> Response:
+        """Preview a schedule before saving it: validated as a create is, nothing is saved."""
+        body = SchedulePreviewSerializer(data=request.data, context=self.get_serializer_context())
+        body.is_valid(raise_exception=True)
+        fields = dict(body.validated_data)
+        count, after = fields.pop("count"), fields.pop("after", None) or timezone.now()
+        schedule = services.schedule_draft(**fields)
+        return Response(preview_data(schedule, after, count))
