@@ -1,0 +1,237 @@
+"""Schedules in the admin: a readable description, a preview, pause and resume.
+
+Every write goes through schedules.services (which also updates the Redis mirror), both
+here and in the inline on the job page; the forms run the model's own validation first,
+so a bad cron expression or time zone is a form error, never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from schedules import services, timeline
+from schedules.kinds import zone
+from schedules.models import Schedule
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldOpts
+
+PREVIEW_COUNT = 10
+
+SCHEDULE_FIELDSETS: tuple[tuple[str | None, _FieldOpts], ...] = (
+    (None, {"fields": ("kind", "interval_seconds", "expression", "timezone", "anchor")}),
+    (
+        "Bounds",
+        {"classes": ("collapse",), "fields": ("start_at", "end_at", "max_runs", "jitter_seconds")},
+    ),
+    (
+        "When the scheduler falls behind or a run is still running",
+        {
+            "classes": ("collapse",),
+            "fields": (
+                "misfire_policy",
+                "misfire_grace_seconds",
+                "catchup_window_seconds",
+                "catchup_max_runs",
+                "overlap_policy",
+            ),
+        },
+    ),
+    ("Pause", {"fields": ("paused", "paused_until")}),
+)
+
+
+def admin_user(request: HttpRequest) -> User:
+    """The admin lets only authenticated staff in, so its request's user is a User."""
+    return cast(User, request.user)
+
+
+def take_saved_state(target: models.Model, saved: models.Model) -> None:
+    """Make ``target`` the object a service just saved.
+
+    The admin keeps using the instance its form built (the inlines point at it, the
+    redirect reads its pk), while the create services build their own; copy the result back.
+    """
+    for field in saved._meta.concrete_fields:
+        setattr(target, field.attname, getattr(saved, field.attname))
+    target._state.adding = False
+    target._state.db = saved._state.db
+
+
+def editable_values(form: forms.ModelForm, editable_fields: tuple[str, ...]) -> dict[str, Any]:
+    """The cleaned values a service accepts, and nothing else."""
+    return {name: form.cleaned_data[name] for name in editable_fields if name in form.cleaned_data}
+
+
+class ScheduleForm(forms.ModelForm):
+    """Runs Schedule.clean (through ModelForm's full_clean), with the service's defaults."""
+
+    class Meta:
+        model = Schedule
+        fields = ("job", *services.EDITABLE_FIELDS)
+        help_texts = {
+            "interval_seconds": "Fixed schedules: seconds between runs (at least 1).",
+            "expression": "Cron schedules: 5 fields (minute hour day month weekday), 6 with leading "
+            "seconds, or a macro such as @daily.",
+            "timezone": "An IANA time zone such as Europe/London; cron times are read in it.",
+            "anchor": "Fixed schedules: where the grid of runs starts (blank: the start time, else now). "
+            "One-off schedules: when to run.",
+            "paused_until": "Blank: paused until resumed.",
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # The admin's widgets show whole seconds; an unedited time keeps its milliseconds,
+        # or every save would shift a fixed schedule's grid by a fraction of a second.
+        for name in ("anchor", "start_at", "end_at", "paused_until"):
+            saved, posted = getattr(self.instance, name, None), cleaned.get(name)
+            if saved is not None and posted is not None and posted == saved.replace(microsecond=0):
+                cleaned[name] = saved
+        # The same default schedule_create applies, so validation sees what will be saved.
+        if cleaned.get("kind") == "fixed" and not cleaned.get("anchor") and "anchor" in self.fields:
+            cleaned["anchor"] = cleaned.get("start_at") or timezone.now()
+        return cleaned
+
+
+class ScheduleInlineFormSet(BaseInlineFormSet):
+    """The job page's schedules, saved, changed and deleted through the schedule services."""
+
+    def save_new(self, form: forms.ModelForm, commit: bool = True) -> Schedule:
+        schedule = services.schedule_create(job=self.instance, **editable_values(form, services.EDITABLE_FIELDS))
+        form.instance = schedule
+        return schedule
+
+    def save_existing(self, form: forms.ModelForm, obj: Schedule, commit: bool = True) -> Schedule:
+        return services.schedule_update(obj, **editable_values(form, services.EDITABLE_FIELDS))
+
+    def delete_existing(self, obj: Schedule, commit: bool = True) -> None:
+        services.schedule_delete(obj)
+
+
+class ScheduleInline(admin.StackedInline):
+    model = Schedule
+    form = ScheduleForm
+    formset = ScheduleInlineFormSet
+    fk_name = "job"
+    extra = 1
+    show_change_link = True
+    fieldsets = (
+        *SCHEDULE_FIELDSETS[:1],
+        (None, {"fields": ("description", "next_run_at", "last_run_at", "run_count")}),
+        *SCHEDULE_FIELDSETS[1:],
+    )
+    readonly_fields = ("description", "next_run_at", "last_run_at", "run_count")
+
+    @admin.display(description="Description")
+    def description(self, schedule: Schedule) -> str:
+        return schedule.describe() if schedule.pk else "-"
+
+
+def render_preview(schedule: Schedule, after: Any = None, count: int = PREVIEW_COUNT) -> SafeString:
+    """The next occurrences as an HTML list, in the schedule's time zone, DST moves marked."""
+    try:
+        tz = zone(schedule.timezone or "UTC")
+        upcoming = timeline.preview(schedule, after or timezone.now(), count)
+    except (ValueError, AssertionError) as error:
+        return format_html("<p>No preview: {}</p>", error)
+    if not upcoming:
+        return format_html("<p>{}</p>", "No further occurrences.")
+    rows = []
+    for occurrence in upcoming:
+        local = occurrence.at.astimezone(tz)
+        note = ""
+        if occurrence.moved_from is not None:
+            note = f" (moved from {occurrence.moved_from:%H:%M} by a daylight saving gap)"
+        rows.append((local.strftime("%a %Y-%m-%d %H:%M:%S %Z"), note))
+    return format_html(
+        '<p>In {}{}:</p><ol class="schedule-preview">{}</ol>',
+        tz.key,
+        " (paused)" if schedule.paused else "",
+        format_html_join("", "<li><time>{}</time><strong>{}</strong></li>", rows),
+    )
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    form = ScheduleForm
+    list_display = ("job", "description", "kind", "timezone", "next_run_at", "last_run_at", "run_count", "paused")
+    list_filter = ("kind", "paused", "misfire_policy", "overlap_policy")
+    search_fields = ("job__name", "expression")
+    list_select_related = ("job",)
+    readonly_fields = ("description", "upcoming", "next_run_at", "last_run_at", "run_count", "created_at", "updated_at")
+    actions = ("pause", "resume")
+    fieldsets = (
+        (None, {"fields": ("job", "description", "upcoming")}),
+        *SCHEDULE_FIELDSETS,
+        ("Engine", {"fields": ("next_run_at", "last_run_at", "run_count", "created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Schedule]:
+        return Schedule.objects.for_user(admin_user(request)).select_related("job")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Schedule | None = None) -> tuple[str, ...]:
+        # A schedule stays with its job (the service cannot move it).
+        return (*self.readonly_fields, "job") if obj else tuple(self.readonly_fields)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        user = admin_user(request)
+        if db_field.name == "job" and not user.is_superuser:
+            from jobs.models import Job
+
+            kwargs["queryset"] = Job.objects.filter(owner_id=user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="Schedule")
+    def description(self, schedule: Schedule) -> str:
+        return schedule.describe() if schedule.pk else "-"
+
+    @admin.display(description=f"Next {PREVIEW_COUNT} occurrences")
+    def upcoming(self, schedule: Schedule) -> SafeString:
+        if not schedule.pk:
+            return format_html("<p>{}</p>", "Save to see the next occurrences.")
+        return render_preview(schedule)
+
+    def save_model(self, request: HttpRequest, obj: Schedule, form: forms.ModelForm, change: bool) -> None:
+        fields = editable_values(form, services.EDITABLE_FIELDS)
+        if change:
+            services.schedule_update(obj, **fields)
+        else:
+            take_saved_state(obj, services.schedule_create(job=form.cleaned_data["job"], **fields))
+
+    def delete_model(self, request: HttpRequest, obj: Schedule) -> None:
+        services.schedule_delete(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        for schedule in queryset:
+            services.schedule_delete(schedule)
+
+    @admin.action(description="Pause selected schedules")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        self._each(request, queryset, services.schedule_pause, "Paused")
+
+    @admin.action(description="Resume selected schedules")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        self._each(request, queryset, services.schedule_resume, "Resumed")
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Schedule], service: Any, verb: str) -> None:
+        done = 0
+        for schedule in queryset:
+            try:
+                service(schedule)
+            except ValidationError as error:
+                self.message_user(request, f"{schedule}: {'; '.join(error.messages)}", messages.ERROR)
+            else:
+                done += 1
+        self.message_user(request, f"{verb} {done} schedule{'s' if done != 1 else ''}.", messages.SUCCESS)
