@@ -189,3 +189,14 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("JOBSCHEDULER_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Webhooks (http targets) -------------------------------------------------------------
+# Hosts webhooks may reach although they are loopback, private, link-local or otherwise not
+# public: host names (".example.com" for the domain and its subdomains; every address the
+# name resolves to is then trusted) or CIDR networks ("10.1.0.0/16", "127.0.0.1"). Empty:
+# public addresses only.
+JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS = env_list("JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS")
+# How much of a receiver's response body a run keeps, in characters (at most 4 bytes each are read).
+JOBSCHEDULER_WEBHOOK_EXCERPT_CHARS = int(os.environ.get("JOBSCHEDULER_WEBHOOK_EXCERPT_CHARS", "2000"))
+# A PEM CA bundle that verifies https receivers instead of the system's (e.g. an internal CA).
+JOBSCHEDULER_WEBHOOK_CA_FILE = os.environ.get("JOBSCHEDULER_WEBHOOK_CA_FILE", "")
