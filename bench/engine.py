@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,7 +77,7 @@ def proc_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def percentile(values: list[float], fraction: float) -> float:
+def percentile(values: Sequence[float], fraction: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -179,6 +180,7 @@ class Harness:
         processes = self.start_schedulers(scenario.schedulers)
         try:
             base = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+            specs: list[dict[str, Any]]
             if scenario.kind == "cron":
                 specs = [{"kind": "cron", "expression": "* * * * * *"} for _ in range(scenario.count)]
             else:

@@ -268,8 +268,13 @@ def _dispatch(store: RedisStore, now_ms: int, shards: list[int]) -> tuple[int, d
     return total, last
 
 
-def sync_fired(store: RedisStore, limit: int = 5000) -> int:
-    """Copy run counts and next/last times of schedules that fired to MongoDB, in one batch."""
+def sync_fired(store: RedisStore, limit: int = 2000) -> int:
+    """Copy run counts and next/last times of schedules that fired to MongoDB, in one batch.
+
+    At most ``limit`` schedules a call: the rest wait in the fired set, where repeated fires
+    coalesce, so MongoDB's write load stays bounded however fast schedules fire. Users see
+    these fields live from Redis; MongoDB's copy only has to be close for a reconcile.
+    """
     fired = store.pop_fired(limit)
     operations = []
     for schedule_id, state in fired:
