@@ -96,7 +96,9 @@ class Harness:
             "MONGODB_DB": "bench",
             "REDIS_URL": redis_url,
             "JOBSCHEDULER_REDIS_PREFIX": "bench",
-            "DJANGO_DEBUG": "1",
+            # Not debug: Django's debug mode records (deep-copies) every MongoDB query.
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "bench-only-secret-key",
             "DJANGO_SETTINGS_MODULE": "jobscheduler.settings",
             "JOBSCHEDULER_LOG_LEVEL": "WARNING",
         }

@@ -33,8 +33,8 @@ def local_services(port: int) -> dict[str, list[str]]:
     manage = [sys.executable, str(BASE_DIR / "manage.py")]
     return {
         "web": [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
-        # Enable once the commands exist:
-        # "scheduler": [*manage, "run_scheduler"],
+        "scheduler": [*manage, "run_scheduler"],
+        # Enable once the command exists:
         # "worker": [*manage, "run_worker"],
     }
 

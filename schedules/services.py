@@ -47,12 +47,21 @@ def _apply(schedule: Schedule, fields: dict[str, Any]) -> None:
         setattr(schedule, name, value)
 
 
-def _prepare(schedule: Schedule, now: datetime) -> None:
-    """Default the anchor, validate, and set the next run time and a new generation."""
+def _prepare(schedule: Schedule, now: datetime, given: Iterable[str] | None = None) -> None:
+    """Default the anchor, validate, and set the next run time and a new generation.
+
+    With ``given`` (the fields a caller set on a new schedule), only those fields are
+    cleaned one by one (the rest hold their defaults, valid by construction); the
+    schedule-wide checks always run. Bulk loads rely on it: a full clean of every field
+    costs a quarter of a millisecond per schedule.
+    """
     if schedule.kind == "fixed" and schedule.anchor is None:
         # The grid starts at the start time, else at creation: no drift from then on.
         schedule.anchor = schedule.start_at or now
-    schedule.full_clean(exclude=["job"] if schedule.job_id else None)
+    exclude = {"job"} if schedule.job_id else set()
+    if given is not None:
+        exclude |= {f.name for f in Schedule._meta.concrete_fields} - set(given) - {"kind", "anchor"}
+    schedule.full_clean(exclude=exclude)
     schedule.next_run_at = _next_run_at(schedule, now)
     schedule.generation += 1
 
@@ -102,7 +111,7 @@ def schedule_bulk_create(
         schedule = Schedule(job=job)
         try:
             _apply(schedule, fields)
-            _prepare(schedule, moment)
+            _prepare(schedule, moment, given=fields)
         except ValidationError as error:
             raise ValidationError(
                 {f"{index}.{name}": messages for name, messages in error.message_dict.items()}

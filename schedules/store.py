@@ -200,11 +200,12 @@ class RedisStore:
                 next_ms = to_epoch_ms(schedule.next_run_at)
                 if schedule.kind != "fixed":
                     ahead, final = look_ahead(schedule, schedule.next_run_at, schedule.run_count + 1, [])
-            flat: list[Any] = []
-            for name, value in mirror_fields(schedule, next_ms, ahead, final).items():
-                flat += [name, value]
+            # One JSON argument packs far faster than ~50 separate ones (bulk loads).
+            fields = json.dumps(
+                {name: str(value) for name, value in mirror_fields(schedule, next_ms, ahead, final).items()}
+            )
             keys = [*self._shard_keys(self.shard_of(schedule_id)), self.state_key(schedule_id)]
-            calls.append(("upsert", keys, [schedule_id, self.changes_channel, *flat]))
+            calls.append(("upsert", keys, [schedule_id, self.changes_channel, fields]))
         if calls:
             self._run_scripts(calls)
 

@@ -1,8 +1,7 @@
 -- Mirror one schedule's state; an older generation never overwrites a newer one.
--- KEYS: due, work, fired, stream, state.  ARGV: id, changes channel, field, value, ...
+-- KEYS: due, work, fired, stream, state.  ARGV: id, changes channel, JSON object of string fields.
 local id = ARGV[1]
-local f = {}
-for i = 3, #ARGV, 2 do f[ARGV[i]] = ARGV[i + 1] end
+local f = cjson.decode(ARGV[3])
 local cur = redis.call('HMGET', KEYS[5], 'gen', 'count', 'last')
 if cur[1] and tonumber(cur[1]) > tonumber(f.gen) then return 0 end
 -- The mirror's run count and last fire are live; MongoDB's copy lags behind them.
