@@ -389,6 +389,29 @@ class RedisStore:
         return ids
 
 
+def apply_live_state(schedules: Sequence[Schedule]) -> None:
+    """Overwrite next_run_at, last_run_at and run_count with the mirror's live values.
+
+    MongoDB's copy of these is written in bounded batches and may lag by seconds; what
+    users see comes from Redis in one round trip. Schedules Redis does not know (it lost
+    data and no reconcile ran yet) keep MongoDB's values.
+    """
+    store = get_store()
+    if not schedules or not isinstance(store, RedisStore):
+        return
+    pipe = store.client.pipeline(transaction=False)
+    for schedule in schedules:
+        pipe.hmget(store.state_key(str(schedule.pk)), "next", "last", "count")
+    for schedule, (nxt, last, count) in zip(schedules, pipe.execute(), strict=True):
+        if count is None:
+            continue
+        schedule.run_count = int(count)
+        if last is not None and int(last) >= 0:
+            schedule.last_run_at = from_epoch_ms(int(last))
+        if nxt is not None and int(nxt) != -2:  # -2: the next time is being computed
+            schedule.next_run_at = from_epoch_ms(int(nxt)) if int(nxt) >= 0 else None
+
+
 _SCRIPTS = ("upsert", "dispatch", "claim_work", "resolve")
 
 

@@ -507,3 +507,20 @@ def test_bad_unsaved_preview_is_400_and_saves_nothing(api, job, store, fields, f
 def test_unsaved_preview_needs_authentication(job):
     response = APIClient().post("/api/schedules/preview/", {"kind": "fixed"}, format="json")
     assert response.status_code == 401
+
+
+def test_engine_fields_are_shown_live_from_the_mirror(api, job, store):
+    from schedules import engine
+
+    start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    schedule = services.schedule_create(job=job, kind="fixed", interval_seconds=10, now=lambda: start)
+    engine.dispatch_due(store, start + timedelta(seconds=10))
+    engine.dispatch_due(store, start + timedelta(seconds=20))
+    # MongoDB has not been told yet (no sync ran); the API still shows what fired.
+    assert Schedule.objects.get(pk=schedule.pk).run_count == 0
+    detail = api.get(f"/api/schedules/{schedule.pk}/").json()
+    listed = api.get("/api/schedules/").json()["results"][0]
+    for shown in (detail, listed):
+        assert shown["run_count"] == 2
+        assert shown["last_run_at"].startswith("2026-03-01T12:00:20")
+        assert shown["next_run_at"].startswith("2026-03-01T12:00:30")
