@@ -8,6 +8,7 @@ datetime; occurrences are returned in UTC.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -66,6 +67,21 @@ class ScheduleKind(Protocol):
     def describe(self, schedule: ScheduleFields) -> str:
         """A sentence a person can read."""
 
+    def iter_after(self, schedule: ScheduleFields, after: datetime) -> Iterator[Occurrence]:
+        """Every occurrence strictly after ``after``, in order (possibly endless)."""
+
+
+class BaseKind:
+    """What kinds share: walking occurrences one ``next_after`` at a time."""
+
+    def next_after(self, schedule: ScheduleFields, after: datetime) -> Occurrence | None:
+        raise NotImplementedError
+
+    def iter_after(self, schedule: ScheduleFields, after: datetime) -> Iterator[Occurrence]:
+        while (occurrence := self.next_after(schedule, after)) is not None:
+            yield occurrence
+            after = occurrence.at
+
 
 def to_epoch_ms(moment: datetime) -> int:
     """Whole milliseconds since the epoch, exact (no float rounding)."""
@@ -97,7 +113,7 @@ def _clean_timezone(schedule: ScheduleFields) -> dict[str, str]:
     return {}
 
 
-class FixedKind:
+class FixedKind(BaseKind):
     """Every ``interval_seconds`` on the grid ``anchor + k * interval``: no drift, ever."""
 
     name = "fixed"
@@ -219,6 +235,30 @@ class CronExpression:
                     late = _fall_back_within(tz, best.at - _MAX_SHIFT, best.at)
                     horizon = best.at.astimezone(tz).replace(tzinfo=None) + late
 
+    def iter_after(self, after: datetime, tz: ZoneInfo) -> Iterator[Occurrence]:
+        """Every occurrence strictly after ``after``, walking one croniter as far as it can.
+
+        Wall times that exist exactly once map to instants in order, whatever offsets lie
+        between them; only a wall time in a gap or a fold needs ``next_after``'s care, so
+        the walk hands over to it there and resumes after its answer.
+        """
+        while (occurrence := self.next_after(after, tz)) is not None:
+            yield occurrence
+            after = occurrence.at
+            resume = after.astimezone(tz).replace(tzinfo=None)
+            if not _exists_once(resume, tz):
+                continue  # still inside a fold: the second pass may match again
+            wall_times = self.wall_times_from(resume)
+            while True:
+                try:
+                    wall = wall_times.get_next(datetime)
+                except CroniterBadDateError:
+                    return
+                if not _exists_once(wall, tz):
+                    break  # in a gap or a fold: next_after decides, from ``after``
+                after = wall.replace(tzinfo=tz).astimezone(UTC)
+                yield Occurrence(after)
+
     def _instants(self, wall: datetime, tz: ZoneInfo) -> list[Occurrence]:
         first = wall.replace(tzinfo=tz, fold=0)
         second = wall.replace(tzinfo=tz, fold=1)
@@ -319,6 +359,11 @@ def _fall_back_within(tz: ZoneInfo, start: datetime, end: datetime) -> timedelta
         moment = min(moment + _OFFSET_PROBE, end)
 
 
+def _exists_once(wall: datetime, tz: ZoneInfo) -> bool:
+    """Whether the naive wall time happens exactly once (in no gap and no fold)."""
+    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC) == wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+
+
 def _end_of_gap(wall: datetime, tz: ZoneInfo) -> datetime:
     """The instant a spring-forward gap containing the naive ``wall`` ends (the jump)."""
     # The jump lies between the two readings of the missing wall time; bisect to the second.
@@ -338,7 +383,7 @@ def parse_cron(expression: str) -> CronExpression:
     return CronExpression.parse(expression)
 
 
-class CronKind:
+class CronKind(BaseKind):
     """A cron expression (5 or 6 fields, names, macros) in an IANA time zone."""
 
     name = "cron"
@@ -358,11 +403,14 @@ class CronKind:
     def next_after(self, schedule: ScheduleFields, after: datetime) -> Occurrence | None:
         return parse_cron(schedule.expression).next_after(after, zone(schedule.timezone or "UTC"))
 
+    def iter_after(self, schedule: ScheduleFields, after: datetime) -> Iterator[Occurrence]:
+        return parse_cron(schedule.expression).iter_after(after, zone(schedule.timezone or "UTC"))
+
     def describe(self, schedule: ScheduleFields) -> str:
         return f"Cron '{schedule.expression}' in {schedule.timezone or 'UTC'}"
 
 
-class AtKind:
+class AtKind(BaseKind):
     """Once, at ``anchor``: a one-off run."""
 
     name = "at"

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from importlib import resources
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 import redis
@@ -84,17 +85,13 @@ def look_ahead(schedule: Any, after: datetime, fired: int, known: list[int]) -> 
     ``fired`` counts occurrences up to and including ``after``. Returns the list and whether
     it is final (no occurrence exists beyond it).
     """
-    from schedules.timeline import next_occurrence
+    from schedules.timeline import occurrences
 
     ahead = list(known)
-    moment = from_epoch_ms(ahead[-1]) if ahead else after
-    while len(ahead) < LOOK_AHEAD:
-        occurrence = next_occurrence(schedule, moment, fired + len(ahead))
-        if occurrence is None:
-            return ahead, True
-        moment = occurrence.at
-        ahead.append(to_epoch_ms(moment))
-    return ahead, False
+    start = from_epoch_ms(ahead[-1]) if ahead else after
+    wanted = LOOK_AHEAD - len(ahead)
+    ahead += [to_epoch_ms(o.at) for o in islice(occurrences(schedule, start, fired + len(ahead)), max(wanted, 0))]
+    return ahead, len(ahead) < LOOK_AHEAD
 
 
 def _ms(moment: datetime | None) -> int:
@@ -387,6 +384,244 @@ class RedisStore:
             for key in self.client.scan_iter(match=f"{self.tag(shard)}:s:*", count=1000):
                 ids.add(key.decode().rsplit(":", 1)[1])
         return ids
+
+    # --- runs: manual dispatch, retries, worker takeover (used by jobs.worker) ---------------
+    # Keys of this section, each under its shard's hash tag:
+    #   {p:n}:delayed          sorted set, encoded stream entry -> when to put it on the stream
+    #                          (epoch ms): retries waiting out their backoff, runs held back by
+    #                          buffer_one
+    #   {p:n}:running:<sid>    sorted set, fire key -> lease expiry ms: runs of schedule <sid> in
+    #                          progress (n = shard_of(sid)); a dead worker's lease runs out
+    #   {p:n}:waiting:<sid>    hash (fk, member): the one run buffer_one holds back; expires
+    #   <p>:workers            worker heartbeats (beat(kind="workers")), like the schedulers'
+    # Entries on {p:n}:stream may also carry: a (attempt), k (takeovers so far), h (held back).
+
+    _RUN_SCRIPTS = ("release_delayed", "overlap_enter", "overlap_leave", "keep_claimed")
+
+    def delayed_key(self, shard: int) -> str:
+        return f"{self.tag(shard)}:delayed"
+
+    def running_key(self, schedule_id: str) -> str:
+        return f"{self.tag(self.shard_of(schedule_id))}:running:{schedule_id}"
+
+    def waiting_key(self, schedule_id: str) -> str:
+        return f"{self.tag(self.shard_of(schedule_id))}:waiting:{schedule_id}"
+
+    @staticmethod
+    def encode_entry(fields: dict[str, str]) -> str:
+        """A delayed entry's member: its fields, flat, in a fixed order (equal entries, equal members)."""
+        return json.dumps([item for name in sorted(fields) for item in (name, str(fields[name]))], separators=(",", ":"))
+
+    def _run_worker_scripts(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
+        """Like _run_scripts, for this section's scripts (loaded on first use)."""
+        shas = self.__dict__.setdefault(
+            "_run_sha",
+            {name: hashlib.sha1(_lua(name).encode()).hexdigest() for name in self._RUN_SCRIPTS},  # noqa: S324
+        )
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            for name, keys, args in calls:
+                pipe.evalsha(shas[name], len(keys), *keys, *args)
+            try:
+                return pipe.execute()
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise
+                for name in self._RUN_SCRIPTS:
+                    self.client.script_load(_lua(name))
+        raise AssertionError("unreachable")
+
+    def add_entry(self, shard: int, fields: dict[str, str]) -> str:
+        """Append one entry to a shard's dispatch stream (a manual run); returns its id."""
+        return str(self.client.xadd(self.stream_key(shard), fields).decode())  # type: ignore[arg-type,union-attr]
+
+    def read_entries(
+        self, consumer: str, count: int, shards: Sequence[int], block_ms: int | None = None
+    ) -> list[tuple[int, str, dict[str, str]]]:
+        """New entries for ``consumer`` of the worker group: (shard, entry id, fields).
+
+        Without ``block_ms`` this returns at once. Redis applies ``count`` per stream, so more
+        than ``count`` may come back when several shards are read at once. A missing group
+        (Redis lost its data) is recreated and nothing is returned this time.
+        """
+        by_key = {self.stream_key(shard): shard for shard in shards}
+        try:
+            reply: Any = self.client.xreadgroup(
+                WORKER_GROUP, consumer, dict.fromkeys(by_key, ">"), count=count, block=block_ms
+            )
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            self.ensure_groups()
+            return []
+        return [
+            (by_key[stream.decode()], entry_id.decode(), self._decoded(fields))
+            for stream, entries in reply or []
+            for entry_id, fields in entries
+        ]
+
+    def claim_idle(self, shard: int, consumer: str, min_idle_ms: int, count: int) -> list[tuple[str, dict[str, str]]]:
+        """Take over entries another consumer has held for ``min_idle_ms`` without a sign of life."""
+        try:
+            reply: Any = self.client.xautoclaim(
+                self.stream_key(shard), WORKER_GROUP, consumer, min_idle_ms, start_id="0-0", count=count
+            )
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            self.ensure_groups()
+            return []
+        return [(entry_id.decode(), self._decoded(fields)) for entry_id, fields in reply[1] if fields]
+
+    def keep_claimed(self, consumer: str, entries: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
+        """Reset the idle time of ``consumer``'s entries (shard, id); returns those it no longer holds."""
+        by_shard: dict[int, list[str]] = {}
+        for shard, entry_id in entries:
+            by_shard.setdefault(shard, []).append(entry_id)
+        if not by_shard:
+            return []
+        order = list(by_shard)
+        calls = [
+            ("keep_claimed", [self.stream_key(shard)], [WORKER_GROUP, consumer, *by_shard[shard]]) for shard in order
+        ]
+        try:
+            replies = self._run_worker_scripts(calls)
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            self.ensure_groups()
+            return [(shard, entry_id) for shard in order for entry_id in by_shard[shard]]
+        return [(shard, lost.decode()) for shard, ids in zip(order, replies, strict=True) for lost in ids]
+
+    def ack(self, shard: int, entry_id: str) -> None:
+        """Done with an entry: acknowledge and delete it (the stream keeps only open work)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xack(self.stream_key(shard), WORKER_GROUP, entry_id)
+        pipe.xdel(self.stream_key(shard), entry_id)
+        self._execute_ignoring_nogroup(pipe)
+
+    def defer(self, shard: int, fields: dict[str, str], due_ms: int, done_entry_id: str | None = None) -> None:
+        """Put an entry in the shard's delayed set (kept if already there) and, in the same
+        transaction, acknowledge the entry it replaces."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zadd(self.delayed_key(shard), {self.encode_entry(fields): due_ms}, nx=True)
+        if done_entry_id is not None:
+            pipe.xack(self.stream_key(shard), WORKER_GROUP, done_entry_id)
+            pipe.xdel(self.stream_key(shard), done_entry_id)
+        self._execute_ignoring_nogroup(pipe)
+
+    def replace(self, shard: int, entry_id: str, fields: dict[str, str]) -> None:
+        """Swap an entry for a new one at the stream's end, in one transaction (a takeover's next attempt)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(self.stream_key(shard), fields)  # type: ignore[arg-type]
+        pipe.xack(self.stream_key(shard), WORKER_GROUP, entry_id)
+        pipe.xdel(self.stream_key(shard), entry_id)
+        self._execute_ignoring_nogroup(pipe)
+
+    def release_delayed(self, now_ms: int, limit: int = 1000) -> int:
+        """Move every delayed entry due by ``now_ms`` onto its stream; returns how many."""
+        replies = self._run_worker_scripts(
+            [
+                ("release_delayed", [self.delayed_key(shard), self.stream_key(shard)], [now_ms, limit])
+                for shard in range(self.shards)
+            ]
+        )
+        return sum(int(moved) for moved, _ in replies)
+
+    def delayed(self, shard: int) -> list[tuple[dict[str, str], int]]:
+        """What waits in a shard's delayed set: (fields, due ms), earliest first."""
+        members = self.client.zrange(self.delayed_key(shard), 0, -1, withscores=True)
+        return [(self._pairs(json.loads(member)), int(score)) for member, score in members]
+
+    def overlap_enter(
+        self,
+        schedule_id: str,
+        fire_key: str,
+        policy: str,
+        *,
+        now_ms: int,
+        lease_ms: int,
+        hold: tuple[int, str, dict[str, str], int] | None = None,
+    ) -> str:
+        """Register a run of a schedule as running if its overlap policy lets it start: 'run',
+        'skip' or 'hold'. ``hold`` is (shard, entry id, fields, release at ms) of the entry,
+        needed for buffer_one: a held entry leaves the stream for the delayed set in the same step.
+        """
+        shard, entry_id, fields, release_ms = hold or (self.shard_of(schedule_id), "0-0", {}, now_ms)
+        keys = [
+            self.running_key(schedule_id),
+            self.waiting_key(schedule_id),
+            self.delayed_key(shard),
+            self.stream_key(shard),
+        ]
+        args = [
+            fire_key,
+            policy,
+            now_ms,
+            now_ms + lease_ms,
+            self.encode_entry({**fields, "h": "1"}),
+            release_ms,
+            max(lease_ms, release_ms - now_ms) * 2,
+            WORKER_GROUP,
+            entry_id,
+        ]
+        (decision,) = self._run_worker_scripts([("overlap_enter", keys, args)])
+        return str(decision.decode())
+
+    def overlap_keep(self, runs: Iterable[tuple[str, str]], lease_until_ms: int) -> None:
+        """Extend the leases of runs (schedule id, fire key) still in progress."""
+        pipe = self.client.pipeline(transaction=False)
+        for schedule_id, fire_key in runs:
+            pipe.zadd(self.running_key(schedule_id), {fire_key: lease_until_ms}, xx=True)
+        pipe.execute()
+
+    def overlap_leave(self, schedule_id: str, fire_key: str, now_ms: int) -> None:
+        keys = [self.running_key(schedule_id), self.waiting_key(schedule_id), self.delayed_key(self.shard_of(schedule_id))]
+        self._run_worker_scripts([("overlap_leave", keys, [fire_key, now_ms])])
+
+    def beats_key(self, kind: str) -> str:
+        return f"{self.prefix}:{kind}"
+
+    def beat(self, kind: str, name: str, info: dict[str, Any], ttl_seconds: float = 10) -> None:
+        """A heartbeat of a process of ``kind`` (e.g. "workers"); see ``heartbeat`` for schedulers."""
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(self.beats_key(kind), name, json.dumps({**info, "beat": now}))
+        pipe.zadd(f"{self.beats_key(kind)}:expiry", {name: now + ttl_seconds})
+        pipe.execute()
+
+    def forget_beat(self, kind: str, name: str) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hdel(self.beats_key(kind), name)
+        pipe.zrem(f"{self.beats_key(kind)}:expiry", name)
+        pipe.execute()
+
+    def beats(self, kind: str) -> dict[str, dict[str, Any]]:
+        """Live processes of ``kind`` by name; expired heartbeats are dropped."""
+        key = self.beats_key(kind)
+        expired = self.client.zrange(f"{key}:expiry", "-inf", time.time(), byscore=True)
+        if expired:
+            self.client.hdel(key, *expired)
+            self.client.zrem(f"{key}:expiry", *expired)
+        beats: dict[Any, Any] = self.client.hgetall(key)
+        return {name.decode(): json.loads(info) for name, info in beats.items()}
+
+    @staticmethod
+    def _decoded(fields: dict[bytes, bytes]) -> dict[str, str]:
+        return {name.decode(): value.decode() for name, value in fields.items()}
+
+    @staticmethod
+    def _pairs(flat: list[str]) -> dict[str, str]:
+        return dict(zip(flat[0::2], flat[1::2], strict=True))
+
+    @staticmethod
+    def _execute_ignoring_nogroup(pipe: Any) -> None:
+        """Run a transaction; a group Redis lost is no error here (there is nothing to acknowledge)."""
+        try:
+            pipe.execute()
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
 
 
 def apply_live_state(schedules: Sequence[Schedule]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from schedules.kinds import Occurrence, get_kind, to_epoch_ms
@@ -30,32 +31,26 @@ def next_occurrence(schedule: Schedule, after: datetime, fired: int | None = Non
     ``fired`` is how many occurrences have fired already (default: the schedule's
     run_count); with ``max_runs`` reached there is none.
     """
+    return next(occurrences(schedule, after, fired), None)
+
+
+def occurrences(schedule: Schedule, after: datetime, fired: int | None = None) -> Iterator[Occurrence]:
+    """The occurrences strictly after ``after`` within the schedule's bounds, in order."""
     fired = schedule.run_count if fired is None else fired
-    if schedule.max_runs is not None and fired >= schedule.max_runs:
-        return None
     if schedule.start_at is not None:
         after = max(after, schedule.start_at - timedelta(microseconds=1))
-    occurrence = get_kind(schedule.kind).next_after(schedule, after)
-    if occurrence is None or (schedule.end_at is not None and occurrence.at > schedule.end_at):
-        return None
-    return occurrence
-
-
-def occurrences(schedule: Schedule, after: datetime) -> Iterator[Occurrence]:
-    fired = schedule.run_count
-    while (occurrence := next_occurrence(schedule, after, fired)) is not None:
+    for occurrence in get_kind(schedule.kind).iter_after(schedule, after):
+        if schedule.max_runs is not None and fired >= schedule.max_runs:
+            return
+        if schedule.end_at is not None and occurrence.at > schedule.end_at:
+            return
         yield occurrence
-        after, fired = occurrence.at, fired + 1
+        fired += 1
 
 
 def preview(schedule: Schedule, after: datetime, count: int = 10) -> list[Occurrence]:
     """The next ``count`` occurrences strictly after ``after``."""
-    result: list[Occurrence] = []
-    for occurrence in occurrences(schedule, after):
-        if len(result) >= min(count, MAX_PREVIEW):
-            break
-        result.append(occurrence)
-    return result
+    return list(islice(occurrences(schedule, after), max(0, min(count, MAX_PREVIEW))))
 
 
 def jitter_ms(key: str, jitter_seconds: int, until_next_ms: int | None) -> int:

@@ -242,6 +242,54 @@ def test_cron_matches_cronsim(expressions: tuple[str, str], zone_and_start: tupl
     assert instants(expression, start, ZoneInfo(name)) == expected
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cron_expressions(), zones_and_starts())
+def test_streamed_occurrences_equal_repeated_next_after(
+    expressions: tuple[str, str], zone_and_start: tuple[str, datetime]
+) -> None:
+    """iter_after walks one croniter; it must agree with next_after step by step."""
+    expression, _ = expressions
+    name, start = zone_and_start
+    try:
+        cron = parse_cron(expression)
+    except ValueError:
+        return
+    tz = ZoneInfo(name)
+    stepped: list[Occurrence] = []
+    moment = start
+    for _ in range(8):
+        occurrence = cron.next_after(moment, tz)
+        if occurrence is None:
+            break
+        stepped.append(occurrence)
+        moment = occurrence.at
+    assert list(itertools.islice(cron.iter_after(start, tz), 8)) == stepped
+
+
+def test_streamed_occurrences_across_both_transitions() -> None:
+    cron = parse_cron("*/20 1-3 * * *")
+    start = local(NEW_YORK, 2026, 3, 7, 0, 0)
+    stepped: list[Occurrence] = []
+    moment = start
+    while len(stepped) < 40:
+        occurrence = cron.next_after(moment, NEW_YORK)
+        assert occurrence is not None
+        stepped.append(occurrence)
+        moment = occurrence.at
+    assert list(itertools.islice(cron.iter_after(start, NEW_YORK), 40)) == stepped
+    for expression in ("30 1 * * *", "30 2 * * *", "0 30 1 * * *"):
+        cron, start = parse_cron(expression), local(NEW_YORK, 2026, 10, 30, 0, 0)
+        streamed = list(itertools.islice(cron.iter_after(start, NEW_YORK), 5))
+        stepped = []
+        moment = start
+        for _ in range(5):
+            occurrence = cron.next_after(moment, NEW_YORK)
+            assert occurrence is not None
+            stepped.append(occurrence)
+            moment = occurrence.at
+        assert streamed == stepped
+
+
 # --- daylight saving time, named cases ------------------------------------------------------
 
 
