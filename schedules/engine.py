@@ -374,6 +374,7 @@ class LoopSettings:
     sync_every: float = 1.0  # also the heartbeat period
     reconcile_every: float = 300.0
     lease_seconds: float = 10.0
+    work_slice: int = 64  # schedules resolved in Python between two looks at what is due
 
 
 def scheduler_id() -> str:
@@ -424,10 +425,12 @@ def run_loop(
                     )
                 work = [r.shard for r in replies.values() if r.next_work_ms is not None and r.next_work_ms <= now_ms]
                 if work:
-                    handle_work(store, from_epoch_ms(now_ms), options.lease_seconds, shards=work)
+                    # A slice at a time, so a burst of refills never holds up a fire.
+                    limit = max(1, options.work_slice // len(work))
+                    handle_work(store, from_epoch_ms(now_ms), options.lease_seconds, limit, shards=work)
                     for shard in work:
                         attention[shard] = 0  # resolving moved due times: look again
-            if once:
+            if once and min(attention) > now_ms:
                 sync_fired(store)
                 break
             wait = min(options.max_sleep, max(0.0, min(attention) / 1000 - clock()))
