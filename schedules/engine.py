@@ -438,6 +438,9 @@ def run_loop(
             if changed is None:  # quiet for max_sleep: look everywhere, in case a notice was lost
                 attention = [0.0] * store.shards
             for schedule_id in changed or ():
+                if schedule_id == "*":  # a batch changed: look at every shard
+                    attention = [0.0] * store.shards
+                    break
                 attention[store.shard_of(schedule_id)] = 0
     finally:
         stop.set()

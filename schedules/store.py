@@ -202,9 +202,16 @@ class RedisStore:
                 {name: str(value) for name, value in mirror_fields(schedule, next_ms, ahead, final).items()}
             )
             keys = [*self._shard_keys(self.shard_of(schedule_id)), self.state_key(schedule_id)]
-            calls.append(("upsert", keys, [schedule_id, self.changes_channel, fields]))
-        if calls:
+            calls.append(("upsert", keys, [schedule_id, fields]))
+        if len(calls) == 1:
+            calls[0][2].insert(1, self.changes_channel)
             self._run_scripts(calls)
+        elif calls:
+            # A batch sends one notice ('*': look at every shard), not one per schedule.
+            for _, _, args in calls:
+                args.insert(1, "")
+            self._run_scripts(calls)
+            self.client.publish(self.changes_channel, "*")
 
     def remove(self, schedule_id: str) -> None:
         shard = self.shard_of(schedule_id)

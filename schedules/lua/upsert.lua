@@ -1,5 +1,6 @@
 -- Mirror one schedule's state; an older generation never overwrites a newer one.
--- KEYS: due, work, fired, stream, state.  ARGV: id, changes channel, JSON object of string fields.
+-- KEYS: due, work, fired, stream, state.
+-- ARGV: id, changes channel ('' to stay quiet: a batch notifies once), JSON object of string fields.
 local id = ARGV[1]
 local f = cjson.decode(ARGV[3])
 local cur = redis.call('HMGET', KEYS[5], 'gen', 'count', 'last')
@@ -27,5 +28,5 @@ else
   if bound > 0 then j = tonumber(string.sub(redis.sha1hex(id .. ':' .. nxt), 1, 8), 16) % (bound + 1) end
   redis.call('ZADD', KEYS[1], nxt + j, id)
 end
-redis.call('PUBLISH', ARGV[2], id)
+if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], id) end
 return 1
