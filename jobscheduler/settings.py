@@ -118,6 +118,7 @@ JOBSCHEDULER_REDIS_PREFIX = os.environ.get("JOBSCHEDULER_REDIS_PREFIX", "js")
 JOBSCHEDULER_SHARDS = int(os.environ.get("JOBSCHEDULER_SHARDS", "16"))
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
+AUTHENTICATION_BACKENDS = ["jobscheduler.auth.ModelBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -200,3 +201,17 @@ JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS = env_list("JOBSCHEDULER_WEBHOOK_ALLOWED_HOST
 JOBSCHEDULER_WEBHOOK_EXCERPT_CHARS = int(os.environ.get("JOBSCHEDULER_WEBHOOK_EXCERPT_CHARS", "2000"))
 # A PEM CA bundle that verifies https receivers instead of the system's (e.g. an internal CA).
 JOBSCHEDULER_WEBHOOK_CA_FILE = os.environ.get("JOBSCHEDULER_WEBHOOK_CA_FILE", "")
+
+# --- Workers (run_worker) and run history ------------------------------------------------
+# Runs one worker process executes at once (each python/command run in its own child process).
+JOBSCHEDULER_WORKER_CONCURRENCY = int(os.environ.get("JOBSCHEDULER_WORKER_CONCURRENCY", "4"))
+# A run whose worker showed no sign of life for this long is taken over by another worker.
+JOBSCHEDULER_WORKER_TAKEOVER_SECONDS = float(os.environ.get("JOBSCHEDULER_WORKER_TAKEOVER_SECONDS", "30"))
+# How many times one occurrence's run is taken over before it is left failed.
+JOBSCHEDULER_WORKER_MAX_TAKEOVERS = int(os.environ.get("JOBSCHEDULER_WORKER_MAX_TAKEOVERS", "3"))
+# The longest wait between two attempts, whatever the backoff says.
+JOBSCHEDULER_WORKER_RETRY_CAP_SECONDS = float(os.environ.get("JOBSCHEDULER_WORKER_RETRY_CAP_SECONDS", "3600"))
+# How much of a run's output (return value, command output) and error a run record keeps.
+JOBSCHEDULER_RUN_OUTPUT_CHARS = int(os.environ.get("JOBSCHEDULER_RUN_OUTPUT_CHARS", "4000"))
+# purge_runs deletes finished runs older than this many days.
+JOBSCHEDULER_RUN_RETENTION_DAYS = int(os.environ.get("JOBSCHEDULER_RUN_RETENTION_DAYS", "30"))
