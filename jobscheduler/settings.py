@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -134,6 +135,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves what collectstatic gathered here (the image runs it), so gunicorn
+# needs no separate static file server.
 
 # Request bodies above this are refused (SPEC section 7: payload size).
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("JOBSCHEDULER_MAX_BODY_BYTES", str(256 * 1024)))
