@@ -401,8 +401,7 @@ def run_loop(
     # Start from a different shard than other schedulers, so they share the work.
     offset = zlib.crc32(name.encode()) % store.shards
     order = [(offset + index) % store.shards for index in range(store.shards)]
-    changes = store.client.pubsub(ignore_subscribe_messages=True)
-    changes.subscribe(store.changes_channel)
+    changes = ChangeListener(store)
     fired = [0]
     housekeeping = threading.Thread(
         target=_housekeep, args=(store, stop, clock, options, name, fired), name="housekeeping", daemon=True
@@ -434,9 +433,9 @@ def run_loop(
                 sync_fired(store)
                 break
             wait = min(options.max_sleep, max(0.0, min(attention) / 1000 - clock()))
-            changed = _wait_for_changes(changes, wait)
-            if changed is None:  # quiet for max_sleep: look everywhere, in case a notice was lost
-                attention = [0.0] * store.shards
+            changed = changes.wait(wait)
+            if changed is None and wait >= options.max_sleep:
+                attention = [0.0] * store.shards  # quiet for max_sleep: look everywhere, in case a notice was lost
             for schedule_id in changed or ():
                 if schedule_id == "*":  # a batch changed: look at every shard
                     attention = [0.0] * store.shards
@@ -483,28 +482,65 @@ def _housekeep(
         connection.close()
 
 
-def _wait_for_changes(changes: Any, wait: float) -> list[str] | None:
-    """Sleep up to ``wait`` seconds or until schedules change; return their ids.
+class ChangeListener:
+    """Change notices from a thread blocked on pub/sub, so a sleeping scheduler costs no CPU.
 
-    Returns None when a full max-sleep passed quietly, [] when the wait was cut short by
-    being due (or was zero).
+    ``wait`` sleeps on an Event (a precise, cheap timed wait) instead of polling the socket.
     """
-    if wait <= 0:
-        return []
-    try:
-        message = changes.get_message(timeout=wait)
-    except redis.ConnectionError:
-        time.sleep(min(wait, 0.5))
-        return None
-    if message is None:
-        return None
-    changed = []
-    while message is not None:  # drain the burst an import or bulk edit makes
-        if message.get("type") == "message":
-            data = message["data"]
-            changed.append(data.decode() if isinstance(data, bytes) else str(data))
-        message = changes.get_message(timeout=0)
-    return changed
+
+    def __init__(self, store: RedisStore):
+        self._pubsub = store.client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(store.changes_channel)
+        self._channel = store.changes_channel
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._changed: list[str] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._listen, name="changes", daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._closed:
+            try:
+                for message in self._pubsub.listen():
+                    if message.get("type") == "message":
+                        data = message["data"]
+                        self._note(data.decode() if isinstance(data, bytes) else str(data))
+            except (redis.ConnectionError, ValueError, AttributeError):
+                if self._closed:
+                    return
+                self._note("*")  # notices may have been lost while disconnected
+                time.sleep(0.5)
+                try:
+                    self._pubsub.subscribe(self._channel)
+                except redis.ConnectionError:
+                    continue
+
+    def _note(self, schedule_id: str) -> None:
+        with self._lock:
+            self._changed.append(schedule_id)
+        self._event.set()
+
+    def wait(self, timeout: float) -> list[str] | None:
+        """Sleep up to ``timeout`` seconds or until schedules change; return their ids.
+
+        Returns None when the whole timeout passed without a notice ('*' in the list means
+        look everywhere).
+        """
+        if timeout > 0 and not self._event.wait(timeout):
+            return None
+        with self._lock:
+            changed, self._changed = self._changed, []
+            self._event.clear()
+        return changed
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self._pubsub.unsubscribe()
+            self._pubsub.close()
+        except redis.RedisError:
+            pass
 
 
 def _now(clock: Callable[[], float]) -> datetime:
