@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 
 def free_port() -> int:
@@ -46,6 +47,7 @@ class Servers:
     """Processes started here, stopped by PID (never by name)."""
 
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: list[BinaryIO] = field(default_factory=list)
 
     def _wait(self, process: subprocess.Popen[bytes], port: int, what: str, log: Path, seconds: float = 60) -> None:
         deadline = time.monotonic() + seconds
@@ -75,7 +77,7 @@ class Servers:
                 "--log-level",
                 "WARNING",
             ],
-            stdout=log.open("ab"),
+            stdout=self._log(log),
             stderr=subprocess.STDOUT,
         )
         self.processes.append(process)
@@ -104,12 +106,17 @@ class Servers:
                 "--dir",
                 str(log_dir),
             ],
-            stdout=log.open("ab"),
+            stdout=self._log(log),
             stderr=subprocess.STDOUT,
         )
         self.processes.append(process)
         self._wait(process, port, "redis-server", log)
         return f"redis://127.0.0.1:{port}/0"
+
+    def _log(self, path: Path) -> BinaryIO:
+        handle = path.open("ab")
+        self.logs.append(handle)
+        return handle
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -121,6 +128,9 @@ class Servers:
                     process.kill()
                     process.wait()
         self.processes.clear()
+        for handle in self.logs:
+            handle.close()
+        self.logs.clear()
 
 
 def ensure_servers(log_dir: Path, secantus_storage: str) -> Servers:

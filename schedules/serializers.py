@@ -18,7 +18,7 @@ from jobscheduler.api import (
     ObjectIdRelatedField,
     StrictFieldsMixin,
 )
-from schedules import kinds, timeline
+from schedules import kinds, services, timeline
 from schedules.models import Schedule
 from schedules.store import apply_live_state
 
@@ -51,27 +51,7 @@ class ScheduleSerializer(ApiModelSerializer):
 
     class Meta:
         model = Schedule
-        fields: tuple[str, ...] = (
-            "id",
-            "job",
-            "kind",
-            "interval_seconds",
-            "anchor",
-            "expression",
-            "timezone",
-            "start_at",
-            "end_at",
-            "max_runs",
-            "jitter_seconds",
-            "misfire_policy",
-            "misfire_grace_seconds",
-            "catchup_window_seconds",
-            "catchup_max_runs",
-            "overlap_policy",
-            "paused",
-            "paused_until",
-            *READ_ONLY_FIELDS,
-        )
+        fields: tuple[str, ...] = ("id", "job", *services.EDITABLE_FIELDS, *READ_ONLY_FIELDS[1:])
         read_only_fields = READ_ONLY_FIELDS
         list_serializer_class = LiveScheduleListSerializer
         extra_kwargs = {
