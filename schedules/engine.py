@@ -328,7 +328,15 @@ def reconcile(
         report["checked"] += len(chunk)
         if progress:
             progress(report["checked"], total)
-    for schedule_id in store.all_mirrored_ids() - seen:
+    strays = store.all_mirrored_ids() - seen
+    # Created while this ran? Those exist in MongoDB by now: only the rest are strays.
+    strays -= {
+        str(pk)
+        for pk in Schedule.objects.filter(pk__in=[ObjectId(i) for i in strays if ObjectId.is_valid(i)]).values_list(
+            "pk", flat=True
+        )
+    }
+    for schedule_id in strays:
         store.remove(schedule_id)
         report["removed"] += 1
     store.mark_reconciled()
@@ -373,6 +381,7 @@ class LoopSettings:
     max_sleep: float = 1.0  # a safety net for a lost change notification, not a tick
     sync_every: float = 1.0  # also the heartbeat period
     reconcile_every: float = 300.0
+    reconcile_lock_seconds: float = 600.0  # outlives any reconcile; freed when it ends
     lease_seconds: float = 10.0
     work_slice: int = 64  # schedules resolved in Python between two looks at what is due
 
@@ -397,7 +406,9 @@ def run_loop(
     """
     options = options or LoopSettings()
     name = name or scheduler_id()
-    reconcile(store, _now(clock))
+    if not store.is_reconciled():  # an intact mirror waits for the periodic check
+        reconcile(store, _now(clock))
+    store.ensure_groups()
     # Start from a different shard than other schedulers, so they share the work.
     offset = zlib.crc32(name.encode()) % store.shards
     order = [(offset + index) % store.shards for index in range(store.shards)]
@@ -463,13 +474,19 @@ def _housekeep(
         while True:
             store.heartbeat(name, {"pid": os.getpid(), "started": started, "fired": fired[0]})
             sync_fired(store)
-            if not store.is_reconciled():
-                logger.warning("Redis lost the mirror; rebuilding it from MongoDB")
-                reconcile(store, _now(clock))
+            lost = not store.is_reconciled()
+            due = clock() - last_reconcile >= options.reconcile_every
+            # One scheduler at a time rebuilds or checks the mirror; the others go on firing.
+            if (lost or due) and store.try_lock("reconcile", name, int(options.reconcile_lock_seconds * 1000)):
+                if lost:
+                    logger.warning("Redis lost the mirror; rebuilding it from MongoDB")
+                try:
+                    reconcile(store, _now(clock))
+                finally:
+                    store.unlock("reconcile", name)
                 last_reconcile = clock()
-            elif clock() - last_reconcile >= options.reconcile_every:
-                reconcile(store, _now(clock))
-                last_reconcile = clock()
+            elif due:
+                last_reconcile = clock()  # another scheduler holds the lock: it is checking
             if stop.wait(options.sync_every):
                 sync_fired(store)  # what fired last reaches MongoDB before exit
                 return
@@ -489,7 +506,11 @@ class ChangeListener:
     """
 
     def __init__(self, store: RedisStore):
-        self._pubsub = store.client.pubsub(ignore_subscribe_messages=True)
+        # A client of its own: closing the subscription must not hand a connection the
+        # listening thread still reads from back to the pool the scheduler uses.
+        pool = store.client.connection_pool
+        self._client = redis.Redis(connection_pool=pool.__class__(**pool.connection_kwargs))
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         self._pubsub.subscribe(store.changes_channel)
         self._channel = store.changes_channel
         self._event = threading.Event()
@@ -536,11 +557,7 @@ class ChangeListener:
 
     def close(self) -> None:
         self._closed = True
-        try:
-            self._pubsub.unsubscribe()
-            self._pubsub.close()
-        except redis.RedisError:
-            pass
+        self._client.connection_pool.disconnect()  # wakes the listening thread, which then ends
 
 
 def _now(clock: Callable[[], float]) -> datetime:

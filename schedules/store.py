@@ -141,10 +141,13 @@ class RedisStore:
         """Run (script, keys, args) calls in one pipeline, by SHA: no SCRIPT EXISTS round
         trip per pipeline. Scripts are loaded once if Redis lacks them (a restart, a flush)."""
         for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=False)
-            for name, keys, args in calls:
-                pipe.evalsha(self._sha[name], len(keys), *keys, *args)
             try:
+                if len(calls) == 1:  # the common wake: one shard due; a pipeline costs more
+                    name, keys, args = calls[0]
+                    return [self.client.evalsha(self._sha[name], len(keys), *keys, *args)]
+                pipe = self.client.pipeline(transaction=False)
+                for name, keys, args in calls:
+                    pipe.evalsha(self._sha[name], len(keys), *keys, *args)
                 return pipe.execute()
             except redis.exceptions.NoScriptError:
                 if attempt == 2:
@@ -352,6 +355,14 @@ class RedisStore:
     def is_reconciled(self) -> bool:
         return bool(self.client.exists(self.reconciled_key))
 
+    def try_lock(self, name: str, owner: str, ttl_ms: int) -> bool:
+        """Take a named lock for ``ttl_ms`` unless someone holds it."""
+        return bool(self.client.set(f"{self.prefix}:lock:{name}", owner, nx=True, px=ttl_ms))
+
+    def unlock(self, name: str, owner: str) -> None:
+        """Free a lock this owner holds (a lock that expired and was retaken stays)."""
+        self._run_scripts([("unlock", [f"{self.prefix}:lock:{name}"], [owner])])
+
     @property
     def heartbeats_key(self) -> str:
         return f"{self.prefix}:schedulers"
@@ -386,10 +397,14 @@ class RedisStore:
         return {"due": sum(counts[0::3]), "work": sum(counts[1::3]), "stream": sum(counts[2::3])}
 
     def all_mirrored_ids(self) -> set[str]:
+        """Every schedule id with a mirror, in one SCAN of the keyspace."""
+        tags = {self.tag(shard) for shard in range(self.shards)}
         ids: set[str] = set()
-        for shard in range(self.shards):
-            for key in self.client.scan_iter(match=f"{self.tag(shard)}:s:*", count=1000):
-                ids.add(key.decode().rsplit(":", 1)[1])
+        for raw in self.client.scan_iter(match=f"{{{self.prefix}:*}}:s:*", count=1000):
+            key = raw.decode()
+            tag, _, schedule_id = key.partition(":s:")
+            if tag in tags:  # not another deployment's whose prefix extends ours
+                ids.add(schedule_id)
         return ids
 
     # --- runs: manual dispatch, retries, worker takeover (used by jobs.worker) ---------------
@@ -417,7 +432,8 @@ class RedisStore:
     @staticmethod
     def encode_entry(fields: dict[str, str]) -> str:
         """A delayed entry's member: its fields, flat, in a fixed order (equal entries, equal members)."""
-        return json.dumps([item for name in sorted(fields) for item in (name, str(fields[name]))], separators=(",", ":"))
+        flat = [item for name in sorted(fields) for item in (name, str(fields[name]))]
+        return json.dumps(flat, separators=(",", ":"))
 
     def _run_worker_scripts(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
         """Like _run_scripts, for this section's scripts (loaded on first use)."""
@@ -467,18 +483,25 @@ class RedisStore:
             for entry_id, fields in entries
         ]
 
-    def claim_idle(self, shard: int, consumer: str, min_idle_ms: int, count: int) -> list[tuple[str, dict[str, str]]]:
-        """Take over entries another consumer has held for ``min_idle_ms`` without a sign of life."""
+    def claim_idle(
+        self, shard: int, consumer: str, min_idle_ms: int, count: int, start: str = "0-0"
+    ) -> tuple[str, list[tuple[str, dict[str, str]]]]:
+        """Take over entries another consumer has held ``min_idle_ms`` without a sign of life.
+
+        Scans the pending list from ``start``; returns where to go on next time ("0-0": from
+        the beginning again) and the entries taken.
+        """
         try:
             reply: Any = self.client.xautoclaim(
-                self.stream_key(shard), WORKER_GROUP, consumer, min_idle_ms, start_id="0-0", count=count
+                self.stream_key(shard), WORKER_GROUP, consumer, min_idle_ms, start_id=start, count=count
             )
         except redis.ResponseError as error:
             if "NOGROUP" not in str(error):
                 raise
             self.ensure_groups()
-            return []
-        return [(entry_id.decode(), self._decoded(fields)) for entry_id, fields in reply[1] if fields]
+            return "0-0", []
+        taken = [(entry_id.decode(), self._decoded(fields)) for entry_id, fields in reply[1] if fields]
+        return reply[0].decode(), taken
 
     def keep_claimed(self, consumer: str, entries: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
         """Reset the idle time of ``consumer``'s entries (shard, id); returns those it no longer holds."""
@@ -497,7 +520,7 @@ class RedisStore:
             if "NOGROUP" not in str(error):
                 raise
             self.ensure_groups()
-            return [(shard, entry_id) for shard in order for entry_id in by_shard[shard]]
+            return []  # Redis lost the stream: nobody else holds these entries either
         return [(shard, lost.decode()) for shard, ids in zip(order, replies, strict=True) for lost in ids]
 
     def ack(self, shard: int, entry_id: str) -> None:
@@ -537,7 +560,7 @@ class RedisStore:
 
     def delayed(self, shard: int) -> list[tuple[dict[str, str], int]]:
         """What waits in a shard's delayed set: (fields, due ms), earliest first."""
-        members = self.client.zrange(self.delayed_key(shard), 0, -1, withscores=True)
+        members: Any = self.client.zrange(self.delayed_key(shard), 0, -1, withscores=True)
         return [(self._pairs(json.loads(member)), int(score)) for member, score in members]
 
     def overlap_enter(
@@ -554,6 +577,8 @@ class RedisStore:
         'skip' or 'hold'. ``hold`` is (shard, entry id, fields, release at ms) of the entry,
         needed for buffer_one: a held entry leaves the stream for the delayed set in the same step.
         """
+        if policy == "buffer_one" and hold is None:
+            raise ValueError("buffer_one needs the entry to hold back")
         shard, entry_id, fields, release_ms = hold or (self.shard_of(schedule_id), "0-0", {}, now_ms)
         keys = [
             self.running_key(schedule_id),
@@ -583,7 +608,8 @@ class RedisStore:
         pipe.execute()
 
     def overlap_leave(self, schedule_id: str, fire_key: str, now_ms: int) -> None:
-        keys = [self.running_key(schedule_id), self.waiting_key(schedule_id), self.delayed_key(self.shard_of(schedule_id))]
+        delayed = self.delayed_key(self.shard_of(schedule_id))
+        keys = [self.running_key(schedule_id), self.waiting_key(schedule_id), delayed]
         self._run_worker_scripts([("overlap_leave", keys, [fire_key, now_ms])])
 
     def beats_key(self, kind: str) -> str:
@@ -654,7 +680,7 @@ def apply_live_state(schedules: Sequence[Schedule]) -> None:
             schedule.next_run_at = from_epoch_ms(int(nxt)) if int(nxt) >= 0 else None
 
 
-_SCRIPTS = ("upsert", "dispatch", "claim_work", "resolve")
+_SCRIPTS = ("upsert", "dispatch", "claim_work", "resolve", "unlock")
 
 
 @cache

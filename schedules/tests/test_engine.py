@@ -243,3 +243,21 @@ def test_stale_lease_is_taken_over(job, store, policy):
     assert store.claim_work(to_epoch_ms(later), 10_000) == [(store.shard_of(str(schedule.pk)), str(schedule.pk))]
     assert engine.handle_work(store, later + timedelta(seconds=5)) == 0
     assert engine.handle_work(store, later + timedelta(seconds=11)) == 1
+
+
+def test_reconcile_lock_is_held_by_one_scheduler_at_a_time(store):
+    assert store.try_lock("reconcile", "a", 10_000)
+    assert not store.try_lock("reconcile", "b", 10_000)
+    store.unlock("reconcile", "b")  # not b's to free
+    assert not store.try_lock("reconcile", "b", 10_000)
+    store.unlock("reconcile", "a")
+    assert store.try_lock("reconcile", "b", 10_000)
+
+
+def test_reconcile_keeps_a_mirror_whose_schedule_exists(job, store, monkeypatch):
+    schedule = create(job, kind="fixed", interval_seconds=10)
+    # As if the schedule were created after reconcile read MongoDB: absent from what it saw.
+    monkeypatch.setattr(engine, "_chunks", lambda items, size: iter([]))
+    report = engine.reconcile(store, T0)
+    assert report["removed"] == 0
+    assert store.state(str(schedule.pk))["gen"] == "1"
