@@ -28,6 +28,12 @@ class Job(models.Model):
     timeout_seconds = models.PositiveIntegerField(default=300)
     max_attempts = models.PositiveSmallIntegerField(default=1)
     retry_backoff_seconds = models.PositiveIntegerField(default=10)
+    # Pause a schedule of this job once its last N runs failed (after their retries); None: never.
+    pause_schedules_after_failures = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Pause a schedule once this many of its runs in a row failed (after retries). Blank: never.",
+    )
     # HMAC key for webhook signatures; write-only through the API.
     secret = models.CharField(max_length=200, blank=True)
     enabled = models.BooleanField(default=True)
@@ -47,6 +53,8 @@ class Job(models.Model):
             errors["timeout_seconds"] = "Must be between 1 second and 1 day."
         if not 1 <= self.max_attempts <= 20:
             errors["max_attempts"] = "Must be between 1 and 20."
+        if self.pause_schedules_after_failures is not None and not 1 <= self.pause_schedules_after_failures <= 100:
+            errors["pause_schedules_after_failures"] = "Must be between 1 and 100 (blank: never pause)."
         errors.update(targets.clean_target(self.target_type, self.target))
         if errors:
             raise ValidationError(errors)
@@ -85,6 +93,8 @@ class Run(models.Model):
     schedule = models.ForeignKey(
         "schedules.Schedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
+    job_id: Any
+    schedule_id: Any
     fire_key = models.CharField(max_length=100)
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULE)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)

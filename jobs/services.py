@@ -1,13 +1,29 @@
-"""The one write path for jobs: validate and save; deleting a job unschedules it first."""
+"""The one write path for jobs and runs: validate and save; deleting a job unschedules it first.
+
+Run records are written by the worker through the ``run_*`` functions: an insert keyed by
+(fire key, attempt), then compare-and-set status changes, so a replayed stream entry records
+once and two workers can never both start (or both finish) the same attempt.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
 
+from bson import ObjectId
 from django.contrib.auth.models import User
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError
+from django.utils import timezone
 
-from jobs.models import Job
+from jobs.models import Job, Run
+
+if TYPE_CHECKING:
+    from schedules.models import Schedule
+    from schedules.store import RedisStore
 
 EDITABLE_FIELDS = (
     "name",
@@ -17,6 +33,7 @@ EDITABLE_FIELDS = (
     "timeout_seconds",
     "max_attempts",
     "retry_backoff_seconds",
+    "pause_schedules_after_failures",
     "secret",
     "enabled",
 )
@@ -60,3 +77,142 @@ def job_delete(job: Job) -> None:
     for schedule in list(job.schedules.all()):
         schedule_delete(schedule)
     job.delete()
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+def run_now(
+    job: Job,
+    *,
+    schedule: Schedule | None = None,
+    user: Any,
+    store: RedisStore | None = None,
+    now: Callable[[], datetime] = timezone.now,
+) -> str:
+    """Dispatch a manual run of ``job`` (for ``schedule``, if given) at once; returns its fire key.
+
+    No schedule moves. The run goes on the job's shard stream; a pending record is written
+    too, so the caller sees it before a worker picks it up.
+    """
+    from schedules.kinds import to_epoch_ms
+    from schedules.store import get_store
+
+    if schedule is not None and schedule.job_id != job.pk:
+        raise ValidationError({"schedule": "Not a schedule of this job."})
+    if not (getattr(user, "is_superuser", False) or job.owner_id == getattr(user, "pk", None)):
+        raise PermissionDenied("Only the job's owner may run it.")
+    redis_store = store or cast("RedisStore", get_store())
+    moment = now()
+    key = f"manual:{job.pk}:{uuid.uuid4().hex}"
+    fields = {
+        "fk": key,
+        "s": str(schedule.pk) if schedule is not None else "",
+        "j": str(job.pk),
+        "n": str(to_epoch_ms(moment)),
+        "t": Run.Trigger.MANUAL.value,
+    }
+    # Dispatched first: a record without an entry would stay pending for ever.
+    redis_store.add_entry(redis_store.shard_of(str(job.pk)), fields)
+    with contextlib.suppress(IntegrityError):  # a worker was quicker and recorded it already
+        Run.objects.create(
+            job=job, schedule=schedule, fire_key=key, trigger=Run.Trigger.MANUAL, nominal_time=moment, attempt=1
+        )
+    return key
+
+
+def run_begin(
+    *,
+    job_id: Any,
+    schedule_id: Any,
+    fire_key: str,
+    attempt: int,
+    trigger: str,
+    nominal_time: datetime | None,
+    dispatched_at: datetime,
+    worker: str,
+) -> tuple[Run, bool]:
+    """Record a run attempt as pending; returns (run, created). An attempt already recorded
+    (a replayed entry, a held or taken-over run, a manual run) is returned as it stands."""
+    run = Run(
+        job_id=ObjectId(job_id),
+        schedule_id=ObjectId(schedule_id) if schedule_id else None,
+        fire_key=fire_key,
+        attempt=attempt,
+        trigger=trigger,
+        status=Run.Status.PENDING,
+        nominal_time=nominal_time,
+        dispatched_at=dispatched_at,
+        worker=worker,
+    )
+    try:
+        run.save(force_insert=True)
+    except IntegrityError:
+        return Run.objects.get(fire_key=fire_key, attempt=attempt), False
+    return run, True
+
+
+def run_started(run: Run, *, worker: str, now: datetime, dispatched_at: datetime | None = None) -> bool:
+    """Mark a pending attempt running, if it still is pending; False if someone else started it."""
+    values: dict[str, Any] = {"status": Run.Status.RUNNING, "worker": worker, "started_at": now}
+    if run.dispatched_at is None and dispatched_at is not None:
+        values["dispatched_at"] = dispatched_at
+    return _compare_and_set(run, {"status": Run.Status.PENDING}, values)
+
+
+def run_finish(
+    run: Run,
+    *,
+    status: str,
+    now: datetime,
+    output: str = "",
+    error: str = "",
+    expect_status: str = Run.Status.RUNNING,
+    expect_worker: str | None = None,
+) -> bool:
+    """Record how an attempt ended, if it is still as expected (status, and worker if given).
+
+    False means another worker changed it first (a takeover): the outcome is not written.
+    """
+    expected: dict[str, Any] = {"status": expect_status}
+    if expect_worker is not None:
+        expected["worker"] = expect_worker
+    return _compare_and_set(run, expected, {"status": status, "finished_at": now, "output": output, "error": error})
+
+
+def run_note(run: Run, note: str) -> None:
+    """Add a line to a finished run's error (why the engine did something after it)."""
+    run.error = f"{run.error}\n{note}" if run.error else note
+    run.save(update_fields=["error"])
+
+
+def _compare_and_set(run: Run, expected: dict[str, Any], values: dict[str, Any]) -> bool:
+    changed = Run.objects.filter(pk=run.pk, **expected).update(**values)
+    if changed:
+        for name, value in values.items():
+            setattr(run, name, value)
+    return bool(changed)
+
+
+def runs_purge(
+    *,
+    before: datetime,
+    batch: int = 1000,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Delete finished runs that finished before ``before``, ``batch`` at a time; returns how many
+    (with ``dry_run``, how many would go). Pending and running ones are never touched."""
+    old = Run.objects.filter(status__in=Run.FINISHED, finished_at__lt=before)
+    total = old.count()
+    if dry_run or not total:
+        return total
+    deleted = 0
+    while True:
+        ids = list(old.order_by().values_list("pk", flat=True)[:batch])
+        if not ids:
+            return deleted
+        Run.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)
+        if progress:
+            progress(deleted, max(total, deleted))

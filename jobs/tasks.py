@@ -14,3 +14,19 @@ def hello(name: str = "world") -> str:
 @task("demo.echo")
 def echo(**kwargs: Any) -> dict[str, Any]:
     return kwargs
+
+
+@task("demo.sleep")
+def sleep(seconds: float = 1.0) -> str:
+    """Sleeps (at most an hour): shows timeouts, takeovers and overlap at work."""
+    import time
+
+    seconds = max(0.0, min(float(seconds), 3600.0))
+    time.sleep(seconds)
+    return f"slept {seconds}s"
+
+
+@task("demo.fail")
+def fail(message: str = "demo failure") -> None:
+    """Always raises: shows retries and their backoff."""
+    raise RuntimeError(message)

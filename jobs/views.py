@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import django_filters
+from bson import ObjectId
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -24,7 +25,11 @@ from jobscheduler.api import (
     StrictBooleanFilter,
 )
 
-_NOT_YET = inline_serializer("RunNowUnavailable", fields={"detail": serializers.CharField()})
+_RUN_NOW_REQUEST = inline_serializer(
+    "RunNowRequest",
+    fields={"schedule": serializers.CharField(required=False, help_text="Run it for this schedule of the job.")},
+)
+_RUN_NOW_ACCEPTED = inline_serializer("RunNowAccepted", fields={"fire_key": serializers.CharField()})
 
 
 class JobFilter(django_filters.FilterSet):
@@ -60,15 +65,27 @@ class JobViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     def perform_destroy(self, instance: Job) -> None:
         services.job_delete(instance)
 
-    @extend_schema(request=None, responses={501: OpenApiResponse(_NOT_YET, description="Not available yet.")})
+    @extend_schema(
+        request=_RUN_NOW_REQUEST,
+        responses={202: OpenApiResponse(_RUN_NOW_ACCEPTED, description="Dispatched; a worker runs it shortly.")},
+    )
     @action(detail=True, methods=["post"])
     def run(self, request: Request, pk: str | None = None) -> Response:
-        """Run the job now, outside its schedules (not available yet)."""
-        self.get_object()  # another user's job is still a 404
-        return Response(
-            {"detail": "Running a job now is not available yet: it arrives with the worker engine."},
-            status=status.HTTP_501_NOT_IMPLEMENTED,
-        )
+        """Run the job now, outside its schedules (none of them moves); optionally for one of them.
+
+        Answers the run's fire key: its runs are listed at ``/api/runs/?job=<id>``.
+        """
+        job = self.get_object()  # another user's job is still a 404
+        data = request.data if hasattr(request.data, "get") else {}
+        schedule_id = data.get("schedule")
+        schedule = None
+        if schedule_id not in (None, ""):
+            if isinstance(schedule_id, str) and ObjectId.is_valid(schedule_id):
+                schedule = job.schedules.filter(pk=ObjectId(schedule_id)).first()
+            if schedule is None:
+                raise serializers.ValidationError({"schedule": ["Not a schedule of this job."]})
+        fire_key = services.run_now(job, schedule=schedule, user=request.user)
+        return Response({"fire_key": fire_key}, status=status.HTTP_202_ACCEPTED)
 
 
 class RunFilter(django_filters.FilterSet):

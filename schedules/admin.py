@@ -171,7 +171,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     search_fields = ("job__name", "expression")
     list_select_related = ("job",)
     readonly_fields = ("description", "upcoming", "next_run_at", "last_run_at", "run_count", "created_at", "updated_at")
-    actions = ("pause", "resume")
+    actions = ("pause", "resume", "run_now")
     fieldsets = (
         (None, {"fields": ("job", "description", "upcoming")}),
         *SCHEDULE_FIELDSETS,
@@ -224,6 +224,12 @@ class ScheduleAdmin(admin.ModelAdmin):
     @admin.action(description="Resume selected schedules")
     def resume(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         self._each(request, queryset, services.schedule_resume, "Resumed")
+
+    @admin.action(description="Run now (the schedule does not move)")
+    def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        from jobs.admin import run_now_each
+
+        run_now_each(self, request, [(schedule.job, schedule) for schedule in queryset])
 
     def _each(self, request: HttpRequest, queryset: QuerySet[Schedule], service: Any, verb: str) -> None:
         done = 0

@@ -132,12 +132,31 @@ def test_delete_unschedules_the_jobs_schedules(api, job, store):
     assert store.state(str(schedule.pk)) == {}
 
 
-def test_run_now_is_not_available_yet(api, job, other_job):
+def test_run_now_dispatches_a_manual_run(api, job, other_job, store):
     response = post(api, f"/api/jobs/{job.pk}/run/", {})
-    assert response.status_code == 501
-    assert "not available yet" in response.json()["detail"]
-    assert Run.objects.count() == 0
+    assert response.status_code == 202
+    key = response.json()["fire_key"]
+    assert key.startswith(f"manual:{job.pk}:")
+    run = Run.objects.get(fire_key=key)
+    assert (run.trigger, run.status, run.attempt, run.schedule_id) == ("manual", "pending", 1, None)
+    entries = store.client.xrange(store.stream_key(store.shard_of(str(job.pk))))
+    assert [fields[b"fk"].decode() for _, fields in entries] == [key]
     assert post(api, f"/api/jobs/{other_job.pk}/run/", {}).status_code == 404
+
+
+def test_run_now_for_a_schedule_of_the_job_only(api, job, other_job):
+    mine = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=60)
+    theirs = schedule_services.schedule_create(job=other_job, kind="fixed", interval_seconds=60)
+    before = Schedule.objects.get(pk=mine.pk).next_run_at
+    response = post(api, f"/api/jobs/{job.pk}/run/", {"schedule": str(mine.pk)})
+    assert response.status_code == 202
+    assert Run.objects.get(fire_key=response.json()["fire_key"]).schedule_id == mine.pk
+    assert Schedule.objects.get(pk=mine.pk).next_run_at == before  # run now moves no schedule
+    for bad in (str(theirs.pk), "nope", 5):
+        response = post(api, f"/api/jobs/{job.pk}/run/", {"schedule": bad})
+        assert response.status_code == 400
+        assert "schedule" in response.json()
+    assert Run.objects.count() == 1
 
 
 # --- jobs: bad input ----------------------------------------------------------------------------

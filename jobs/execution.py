@@ -1,0 +1,400 @@
+"""Run one target of a job and say how it went, with the job's timeout enforced for real.
+
+Python and command targets run in a child process, because a thread cannot be stopped from
+outside: a task stuck in ``time.sleep``, in a C extension or in a busy loop would hold its
+worker slot for ever, and an alarm signal only interrupts the main thread between bytecodes.
+So each concurrency slot (:class:`Slot`) keeps one long-lived child, spawned rather than
+forked (no database or Redis connections, and no locks held by other threads, are inherited)
+and with Django set up once, not per run. The parent sends it one target at a time over a pipe
+and waits up to the job's timeout; past it, the parent kills the child's process group
+(SIGKILL, by the child's PID, which leads the group) and records ``timed_out``; the next run
+gets a fresh child. A child that dies by itself (a crash, the OOM killer) makes a failed run.
+
+Http targets run in the calling thread: :func:`jobs.webhooks.deliver` bounds every step
+(resolving, connecting, each read, the whole exchange) by the timeout itself.
+
+Children ignore SIGINT and SIGTERM (a Ctrl-C or a service manager's stop reaches every
+process; the parent decides when they stop, after their current run) and, on Linux, are
+killed when their parent dies (``PR_SET_PDEATHSIG``), so a worker killed with SIGKILL leaves
+no task running unsupervised while another worker takes its run over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import ctypes
+import io
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+from jobs import targets
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from jobs.models import Job
+
+DEFAULT_OUTPUT_CHARS = 4000
+STARTUP_SECONDS = 60  # for a child to import Django and the project; not part of any timeout
+
+# Succeeded, failed, timed out: the values of jobs.models.Run.Status these outcomes take.
+SUCCEEDED, FAILED, TIMED_OUT = "succeeded", "failed", "timed_out"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt went: a Run status, an output excerpt and an error message (bounded)."""
+
+    status: str
+    output: str = ""
+    error: str = ""
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == SUCCEEDED
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a python task may ask about the run it is part of (see :func:`current_run`)."""
+
+    fire_key: str
+    attempt: int
+
+
+_current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("jobscheduler_run", default=None)
+
+
+def current_run() -> RunContext | None:
+    """The fire key and attempt of the run a task is executing for (None outside a run).
+
+    The fire key is the same on every attempt: a task can use it as an idempotency key.
+    """
+    return _current.get()
+
+
+def output_chars() -> int:
+    return int(getattr(settings, "JOBSCHEDULER_RUN_OUTPUT_CHARS", DEFAULT_OUTPUT_CHARS))
+
+
+def excerpt(text: str, limit: int) -> str:
+    """The start of ``text``, at most ``limit`` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    note = f"\n... ({len(text) - limit} more characters)"
+    return text[: max(0, limit - len(note))] + note
+
+
+def tail_excerpt(text: str, limit: int) -> str:
+    """The end of ``text`` (a traceback's last lines say the most), at most ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    note = f"({len(text) - limit} characters before) ...\n"
+    return note + text[len(text) - max(0, limit - len(note)) :]
+
+
+class BoundedText(io.TextIOBase):
+    """A text stream that keeps the first ``limit`` characters written and counts the rest,
+    so a task printing without end cannot fill the child's memory."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._parts: list[str] = []
+        self._kept = 0
+        self.dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        room = self.limit - self._kept
+        if room > 0:
+            self._parts.append(text[:room])
+            self._kept += min(room, len(text))
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def getvalue(self) -> str:
+        text = "".join(self._parts)
+        return text + (f"\n... ({self.dropped} more characters)" if self.dropped else "")
+
+
+# --- the child side ------------------------------------------------------------------------
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this process when the thread that started it ends."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def child_main(conn: Connection, env: dict[str, str], parent_pid: int) -> None:
+    """A child's life: set up Django, then run targets sent over ``conn`` until it closes."""
+    os.setpgrp()  # its own process group: a timeout kills whatever the task started too
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # A task may use multiprocessing itself; a spawned child counts as a daemon, which may not.
+    multiprocessing.current_process().daemon = False
+    os.environ.update(env)
+    try:
+        import django
+
+        django.setup()
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+        return
+    conn.send(("ready", os.getpid()))
+    from django.db import close_old_connections
+
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        reply = run_request(request)
+        close_old_connections()
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, OSError):
+            return
+
+
+def run_request(request: dict[str, Any]) -> dict[str, str]:
+    """Run one python or command target (in the child); never raises."""
+    limit = int(request["output_chars"])
+    token = _current.set(RunContext(request["fire_key"], int(request["attempt"])))
+    try:
+        if request["kind"] == "python":
+            return _run_python(request["target"], limit)
+        return _run_command(request["target"], limit)
+    except BaseException as error:  # SystemExit included: the child must answer
+        return {"status": FAILED, "output": "", "error": _error_text(error, limit)}
+    finally:
+        _current.reset(token)
+
+
+def _run_python(target: dict[str, Any], limit: int) -> dict[str, str]:
+    function = targets.registered_tasks().get(target.get("function", ""))
+    if function is None:
+        return {"status": FAILED, "output": "", "error": f"Function {target.get('function')!r} is not registered."}
+    printed = BoundedText(limit)
+    with contextlib.redirect_stdout(printed):
+        value = function(**(target.get("kwargs") or {}))
+    text = printed.getvalue()
+    if value is not None:
+        shown = json.dumps(value, default=repr, ensure_ascii=False)
+        text += ("" if not text or text.endswith("\n") else "\n") + shown
+    return {"status": SUCCEEDED, "output": excerpt(text, limit), "error": ""}
+
+
+def _run_command(target: dict[str, Any], limit: int) -> dict[str, str]:
+    from django.core.management import call_command
+
+    out, err = BoundedText(limit), BoundedText(limit)
+    try:
+        call_command(target["command"], *target.get("args", []), stdout=out, stderr=err)
+    except BaseException as error:
+        return {"status": FAILED, "output": excerpt(_joined(out, err), limit), "error": _error_text(error, limit)}
+    return {"status": SUCCEEDED, "output": excerpt(_joined(out, err), limit), "error": ""}
+
+
+def _joined(out: BoundedText, err: BoundedText) -> str:
+    text, errors = out.getvalue(), err.getvalue()
+    return f"{text}\n[stderr]\n{errors}" if errors else text
+
+
+def _error_text(error: BaseException, limit: int) -> str:
+    from django.core.management import CommandError
+
+    if isinstance(error, CommandError):
+        return excerpt(f"CommandError: {error}", limit)
+    return tail_excerpt("".join(traceback.format_exception(error)).rstrip(), limit)
+
+
+# --- the parent side -----------------------------------------------------------------------
+
+
+class ChildProcess:
+    """One long-lived child that runs python and command targets, one at a time."""
+
+    def __init__(self, env: dict[str, str]):
+        context = multiprocessing.get_context("spawn")
+        self._conn, child_conn = context.Pipe()
+        # Daemonic: if the parent exits without closing it, multiprocessing ends it at exit.
+        self._process = context.Process(
+            target=child_main, args=(child_conn, env, os.getpid()), name="jobscheduler-run", daemon=True
+        )
+        self._process.start()
+        child_conn.close()
+        if not self._conn.poll(STARTUP_SECONDS):
+            self.kill()
+            raise RuntimeError(f"the run process did not start within {STARTUP_SECONDS}s")
+        try:
+            status, detail = self._conn.recv()
+        except EOFError:
+            status, detail = "error", f"exit code {self._process.exitcode}"
+        if status != "ready":
+            self.kill()
+            raise RuntimeError(f"the run process could not set up Django: {detail}")
+
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None
+        return self._process.pid
+
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    def run(self, request: dict[str, Any], timeout: float) -> dict[str, str] | None:
+        """Send one request and wait up to ``timeout`` s; None means it did not answer in time.
+
+        Raises EOFError when the child died meanwhile.
+        """
+        self._conn.send(request)
+        if not self._conn.poll(timeout):
+            return None
+        reply: dict[str, str] = self._conn.recv()
+        return reply
+
+    def exit_description(self) -> str:
+        self._process.join(timeout=5)
+        code = self._process.exitcode
+        if code is not None and code < 0:
+            with contextlib.suppress(ValueError):
+                return f"killed by {signal.Signals(-code).name}"
+        return f"exit code {code}"
+
+    def kill(self) -> None:
+        """SIGKILL the child and everything in its process group (the task's own subprocesses)."""
+        pid = self._process.pid
+        if pid is not None and self._process.exitcode is None:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            except PermissionError:  # the group is not (or no longer) ours: the child alone
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        self._process.join(timeout=5)
+        self._conn.close()
+
+    def close(self, timeout: float = 5) -> None:
+        """Let the child finish: it exits when its pipe closes; killed if it does not."""
+        self._conn.close()
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            self.kill()
+
+
+def child_env(
+    *, database: str | None = None, redis_prefix: str | None = None, shards: int | None = None
+) -> dict[str, str]:
+    """The environment a child needs to see the same servers as its parent (tests pick private ones)."""
+    from django.db import connection
+
+    env = {
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE") or str(settings.SETTINGS_MODULE),
+        "MONGODB_DB": database or str(connection.settings_dict["NAME"]),
+        "JOBSCHEDULER_REDIS_PREFIX": redis_prefix or settings.JOBSCHEDULER_REDIS_PREFIX,
+    }
+    if shards:
+        env["JOBSCHEDULER_SHARDS"] = str(shards)
+    return env
+
+
+class Slot:
+    """One concurrency slot of a worker: runs one target at a time.
+
+    Its child process is started on first need and replaced after a timeout or a crash.
+    """
+
+    def __init__(self, env: dict[str, str] | None = None, output_limit: int | None = None):
+        self.env = env if env is not None else child_env()
+        self.output_limit = output_limit or output_chars()
+        self._child: ChildProcess | None = None
+
+    @property
+    def child_pid(self) -> int | None:
+        return self._child.pid if self._child else None
+
+    def start(self) -> None:
+        """Start the child now rather than at the first run (a worker warms its slots up)."""
+        if self._child is None or not self._child.alive():
+            self._child = ChildProcess(self.env)
+
+    def execute(self, job: Job, *, fire_key: str, attempt: int) -> Outcome:
+        started = time.monotonic()
+        if job.target_type == "http":
+            outcome = self._deliver(job, fire_key=fire_key, attempt=attempt)
+        else:
+            outcome = self._in_child(job, fire_key=fire_key, attempt=attempt)
+        return Outcome(outcome.status, outcome.output, outcome.error, time.monotonic() - started)
+
+    def _deliver(self, job: Job, *, fire_key: str, attempt: int) -> Outcome:
+        from jobs.webhooks import deliver
+
+        result = deliver(job.target, fire_key=fire_key, attempt=attempt, secret=job.secret, timeout=job.timeout_seconds)
+        shown = f"HTTP {result.status_code}" if result.status_code is not None else ""
+        if result.response_excerpt:
+            shown = f"{shown}\n{result.response_excerpt}" if shown else result.response_excerpt
+        status = SUCCEEDED if result.ok else TIMED_OUT if result.timed_out else FAILED
+        return Outcome(status, excerpt(shown, self.output_limit), excerpt(result.error, self.output_limit))
+
+    def _in_child(self, job: Job, *, fire_key: str, attempt: int) -> Outcome:
+        target = job.target if isinstance(job.target, dict) else {}
+        if job.target_type == "python" and target.get("function") not in targets.registered_tasks():
+            return Outcome(FAILED, error=f"Function {target.get('function')!r} is not registered with @task.")
+        if job.target_type == "command" and target.get("command") not in targets.allowed_commands():
+            return Outcome(FAILED, error=f"Command {target.get('command')!r} is not in JOBSCHEDULER_ALLOWED_COMMANDS.")
+        if job.target_type not in ("python", "command"):
+            return Outcome(FAILED, error=f"Unknown target type {job.target_type!r}.")
+        try:
+            self.start()
+        except RuntimeError as error:
+            return Outcome(FAILED, error=str(error))
+        assert self._child is not None
+        child = self._child
+        request = {
+            "kind": job.target_type,
+            "target": target,
+            "fire_key": fire_key,
+            "attempt": attempt,
+            "output_chars": self.output_limit,
+        }
+        try:
+            reply = child.run(request, job.timeout_seconds)
+        except (EOFError, OSError):
+            self._child = None
+            return Outcome(FAILED, error=f"The run's process died ({child.exit_description()}).")
+        if reply is None:
+            self._child = None
+            child.kill()
+            return Outcome(TIMED_OUT, error=f"Timed out after {job.timeout_seconds}s; the run's process was killed.")
+        return Outcome(reply["status"], reply.get("output", ""), reply.get("error", ""))
+
+    def abort(self) -> None:
+        """Kill the child now, whatever it runs (a worker told to stop at once)."""
+        if self._child is not None:
+            self._child.kill()
+            self._child = None
+
+    def close(self) -> None:
+        if self._child is not None:
+            self._child.close()
+            self._child = None

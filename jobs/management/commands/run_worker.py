@@ -1,0 +1,47 @@
+"""run_worker: execute dispatched runs until stopped; SIGTERM finishes the runs in progress first."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Any, cast
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from jobs.worker import Worker, WorkerOptions
+from schedules.store import RedisStore, get_store
+
+
+class Command(BaseCommand):
+    help = "Execute dispatched runs. Any number may run at once; a run held by a dead worker is taken over."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--concurrency", type=int, default=None, help="Runs at once (default JOBSCHEDULER_WORKER_CONCURRENCY)."
+        )
+        parser.add_argument("--name", default=None, help="Consumer and heartbeat name (default host:pid); unique.")
+        parser.add_argument("--metrics-port", type=int, default=0, help="Serve Prometheus metrics on this port.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["concurrency"] is not None and not 1 <= options["concurrency"] <= 256:
+            raise CommandError("--concurrency must be between 1 and 256.")
+        stop = threading.Event()
+        worker = Worker(
+            cast(RedisStore, get_store()),
+            name=options["name"],
+            options=WorkerOptions.from_settings(concurrency=options["concurrency"]),
+        )
+
+        def request_stop(signum: int, frame: Any) -> None:
+            if stop.is_set():  # asked twice: stop now; what runs is taken over by other workers
+                os._exit(128 + signum)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        if options["metrics_port"]:
+            from prometheus_client import start_http_server
+
+            start_http_server(options["metrics_port"], addr="127.0.0.1")
+        worker.run(stop)

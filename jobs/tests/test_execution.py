@@ -1,0 +1,213 @@
+"""Running one target: python and command targets in a real child process, http to a real receiver."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from jobs import execution
+from jobs.execution import BoundedText, Slot, excerpt, run_request, tail_excerpt
+from jobs.models import Job
+from jobs.services import job_create
+from jobs.targets import task
+
+
+@task("tests.execution.context")
+def _context() -> dict[str, Any]:
+    run = execution.current_run()
+    print("looking at the context")
+    return {"fire_key": run.fire_key if run else None, "attempt": run.attempt if run else None}
+
+
+@pytest.fixture(scope="module")
+def slot(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Slot]:
+    """One slot for the module: its child process is spawned once (about half a second)."""
+    with django_db_blocker.unblock():
+        shared = Slot(execution.child_env(), output_limit=500)
+    yield shared
+    shared.close()
+
+
+def make_job(user: Any, target_type: str = "python", **fields: Any) -> Job:
+    fields.setdefault("target", {"function": "demo.hello"})
+    return job_create(owner=user, name=f"job-{time.monotonic_ns()}", target_type=target_type, **fields)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is dead too
+        return stat.read().split(") ", 1)[1][0] != "Z"
+
+
+# --- excerpts -----------------------------------------------------------------------------------
+
+
+def test_excerpts_are_bounded_and_say_what_was_cut():
+    assert excerpt("short", 10) == "short"
+    cut = excerpt("x" * 1000, 100)
+    assert len(cut) == 100 and cut.endswith("(900 more characters)")
+    tail = tail_excerpt("".join(f"line {index}\n" for index in range(500)), 120)
+    assert len(tail) == 120 and tail.rstrip().endswith("line 499")
+
+
+def test_bounded_text_keeps_the_start_and_counts_the_rest():
+    text = BoundedText(10)
+    for _ in range(100):
+        text.write("abc")
+    assert text.getvalue() == "abcabcabca\n... (290 more characters)"
+
+
+# --- the child's side, in process ----------------------------------------------------------------
+
+
+def request(kind: str, target: dict[str, Any], limit: int = 1000) -> dict[str, Any]:
+    return {"kind": kind, "target": target, "fire_key": "s:1000", "attempt": 2, "output_chars": limit}
+
+
+def test_python_task_sees_its_run_and_its_print_and_return_value_are_kept():
+    reply = run_request(request("python", {"function": "tests.execution.context"}))
+    assert reply["status"] == "succeeded"
+    assert reply["output"] == 'looking at the context\n{"fire_key": "s:1000", "attempt": 2}'
+    assert execution.current_run() is None
+
+
+def test_python_task_exception_is_a_failure_with_the_traceback_tail():
+    reply = run_request(request("python", {"function": "demo.fail", "kwargs": {"message": "boom"}}, limit=300))
+    assert reply["status"] == "failed"
+    assert len(reply["error"]) <= 300
+    assert reply["error"].endswith("RuntimeError: boom")
+
+
+def test_bad_kwargs_and_unknown_functions_fail_cleanly():
+    reply = run_request(request("python", {"function": "demo.hello", "kwargs": {"nope": 1}}))
+    assert reply["status"] == "failed" and "unexpected keyword argument 'nope'" in reply["error"]
+    assert run_request(request("python", {"function": "missing"}))["status"] == "failed"
+
+
+def test_large_return_values_are_cut_to_the_limit():
+    reply = run_request(request("python", {"function": "demo.echo", "kwargs": {"blob": "x" * 10_000}}, limit=200))
+    assert reply["status"] == "succeeded"
+    assert len(reply["output"]) == 200 and "more characters" in reply["output"]
+
+
+# --- in a real child process ---------------------------------------------------------------------
+
+
+def test_python_target_runs_in_the_slots_child(user, slot):
+    outcome = slot.execute(make_job(user), fire_key="s:1", attempt=1)
+    assert (outcome.status, outcome.output, outcome.error) == ("succeeded", '"hello, world"', "")
+    assert slot.child_pid is not None and slot.child_pid != os.getpid()
+
+
+def test_timeout_kills_a_task_stuck_in_a_c_call_and_the_next_run_gets_a_new_child(user, slot):
+    slot.start()
+    stuck_pid = slot.child_pid
+    assert stuck_pid is not None
+    job = make_job(user, target={"function": "demo.sleep", "kwargs": {"seconds": 60}}, timeout_seconds=1)
+    started = time.monotonic()
+    outcome = slot.execute(job, fire_key="s:2", attempt=1)
+    elapsed = time.monotonic() - started
+    assert outcome.status == "timed_out"
+    assert "Timed out after 1s" in outcome.error
+    assert 1 <= elapsed < 5
+    assert not pid_alive(stuck_pid)
+    assert slot.execute(make_job(user), fire_key="s:3", attempt=1).status == "succeeded"
+    assert slot.child_pid != stuck_pid
+
+
+def test_a_child_that_dies_mid_run_is_a_failed_run(user, slot):
+    slot.start()
+    victim = slot.child_pid
+    assert victim is not None
+    threading.Timer(0.5, os.kill, args=(victim, signal.SIGKILL)).start()
+    job = make_job(user, target={"function": "demo.sleep", "kwargs": {"seconds": 30}}, timeout_seconds=30)
+    outcome = slot.execute(job, fire_key="s:4", attempt=1)
+    assert outcome.status == "failed"
+    assert "died (killed by SIGKILL)" in outcome.error
+    assert slot.execute(make_job(user), fire_key="s:5", attempt=1).status == "succeeded"
+
+
+def test_command_target_output_is_captured(user, slot, settings):
+    settings.JOBSCHEDULER_ALLOWED_COMMANDS = ["purge_runs"]
+    job = make_job(user, "command", target={"command": "purge_runs", "args": ["--dry-run", "--days", "7"]})
+    outcome = slot.execute(job, fire_key="s:6", attempt=1)
+    assert outcome.status == "succeeded", outcome.error
+    assert "would delete 0 finished runs older than 7 days" in outcome.output
+
+
+def test_command_errors_fail_with_the_commands_message(user, slot, settings):
+    settings.JOBSCHEDULER_ALLOWED_COMMANDS = ["purge_runs"]
+    job = make_job(user, "command", target={"command": "purge_runs", "args": ["--days", "-1"]})
+    outcome = slot.execute(job, fire_key="s:7", attempt=1)
+    assert outcome.status == "failed"
+    assert outcome.error.startswith("CommandError: --days must be 0 or more")
+
+
+def test_commands_taken_off_the_allow_list_do_not_run(user, slot, settings):
+    settings.JOBSCHEDULER_ALLOWED_COMMANDS = ["purge_runs"]
+    job = make_job(user, "command", target={"command": "purge_runs", "args": []})
+    settings.JOBSCHEDULER_ALLOWED_COMMANDS = []
+    outcome = slot.execute(job, fire_key="s:8", attempt=1)
+    assert outcome.status == "failed" and "JOBSCHEDULER_ALLOWED_COMMANDS" in outcome.error
+
+
+# --- http ----------------------------------------------------------------------------------------
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    answers: list[tuple[int, float]] = []
+    seen: list[dict[str, str]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.seen.append(dict(self.headers.items()))
+        status, delay = self.answers.pop(0) if self.answers else (200, 0.0)
+        time.sleep(delay)
+        body = b"received"
+        with contextlib.suppress(ConnectionError):  # the client may have given up (a timeout test)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver(settings: Any) -> Iterator[str]:
+    settings.JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    Receiver.answers, Receiver.seen = [], []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_target_outcomes(user, receiver):
+    slot = Slot(env={}, output_limit=100)  # http never needs the child
+    job = make_job(user, "http", target={"url": receiver, "body": "{}"}, secret="s3cret", timeout_seconds=1)
+    Receiver.answers = [(200, 0.0), (500, 0.0), (200, 3.0)]
+    ok = slot.execute(job, fire_key="s:9", attempt=1)
+    assert (ok.status, ok.output, ok.error) == ("succeeded", "HTTP 200\nreceived", "")
+    failed = slot.execute(job, fire_key="s:9", attempt=2)
+    assert (failed.status, failed.output) == ("failed", "HTTP 500\nreceived")
+    assert failed.error.startswith("HTTP 500")
+    late = slot.execute(job, fire_key="s:9", attempt=3)
+    assert late.status == "timed_out" and "timed out" in late.error
+    assert [seen["webhook-id"] for seen in Receiver.seen] == ["s:9"] * 3
+    assert [seen["X-Jobscheduler-Attempt"] for seen in Receiver.seen] == ["1", "2", "3"]
+    assert slot.child_pid is None
