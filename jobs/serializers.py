@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 from rest_framework import serializers
 
+from jobs import services
 from jobs.models import Job, Run
 from jobscheduler.api import (
     MAX_DURATION_SECONDS,
@@ -41,21 +42,7 @@ class JobSerializer(ApiModelSerializer):
 
     class Meta:
         model = Job
-        fields = (
-            "id",
-            "name",
-            "description",
-            "target_type",
-            "target",
-            "timeout_seconds",
-            "max_attempts",
-            "retry_backoff_seconds",
-            "secret",
-            "has_secret",
-            "enabled",
-            "created_at",
-            "updated_at",
-        )
+        fields = ("id", *services.EDITABLE_FIELDS, "has_secret", "created_at", "updated_at")
         extra_kwargs = {
             # The webhook signing key goes in, never out.
             "secret": {"write_only": True},

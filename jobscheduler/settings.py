@@ -205,6 +205,9 @@ JOBSCHEDULER_WEBHOOK_EXCERPT_CHARS = int(os.environ.get("JOBSCHEDULER_WEBHOOK_EX
 # A PEM CA bundle that verifies https receivers instead of the system's (e.g. an internal CA).
 JOBSCHEDULER_WEBHOOK_CA_FILE = os.environ.get("JOBSCHEDULER_WEBHOOK_CA_FILE", "")
 
+# Management commands jobs may run (command targets), comma-separated names.
+JOBSCHEDULER_ALLOWED_COMMANDS = env_list("JOBSCHEDULER_ALLOWED_COMMANDS")
+
 # --- Workers (run_worker) and run history ------------------------------------------------
 # Runs one worker process executes at once (each python/command run in its own child process).
 JOBSCHEDULER_WORKER_CONCURRENCY = int(os.environ.get("JOBSCHEDULER_WORKER_CONCURRENCY", "4"))

@@ -457,7 +457,7 @@ def run_loop(
         changes.close()
         if housekeeping.is_alive():
             housekeeping.join(timeout=30)
-        store.forget_heartbeat(name)
+        store.forget_beat("schedulers", name)
 
 
 def _housekeep(
@@ -472,7 +472,7 @@ def _housekeep(
     started = last_reconcile = clock()
     try:
         while True:
-            store.heartbeat(name, {"pid": os.getpid(), "started": started, "fired": fired[0]})
+            store.beat("schedulers", name, {"pid": os.getpid(), "started": started, "fired": fired[0]})
             sync_fired(store)
             lost = not store.is_reconciled()
             due = clock() - last_reconcile >= options.reconcile_every

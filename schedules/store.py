@@ -363,29 +363,9 @@ class RedisStore:
         """Free a lock this owner holds (a lock that expired and was retaken stays)."""
         self._run_scripts([("unlock", [f"{self.prefix}:lock:{name}"], [owner])])
 
-    @property
-    def heartbeats_key(self) -> str:
-        return f"{self.prefix}:schedulers"
-
-    def heartbeat(self, name: str, info: dict[str, Any], ttl_seconds: float = 10) -> None:
-        now = time.time()
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hset(self.heartbeats_key, name, json.dumps({**info, "beat": now}))
-        pipe.zadd(f"{self.heartbeats_key}:expiry", {name: now + ttl_seconds})
-        pipe.execute()
-
-    def forget_heartbeat(self, name: str) -> None:
-        self.client.hdel(self.heartbeats_key, name)
-        self.client.zrem(f"{self.heartbeats_key}:expiry", name)
-
     def heartbeats(self) -> dict[str, dict[str, Any]]:
-        """Live schedulers by name; entries whose heartbeat expired are dropped."""
-        expired = self.client.zrange(f"{self.heartbeats_key}:expiry", "-inf", time.time(), byscore=True)
-        if expired:
-            self.client.hdel(self.heartbeats_key, *expired)
-            self.client.zrem(f"{self.heartbeats_key}:expiry", *expired)
-        beats: dict[Any, Any] = self.client.hgetall(self.heartbeats_key)
-        return {name.decode(): json.loads(info) for name, info in beats.items()}
+        """Live schedulers by name (their ``beat`` kind is "schedulers")."""
+        return self.beats("schedulers")
 
     def index_sizes(self) -> dict[str, int]:
         pipe = self.client.pipeline(transaction=False)
@@ -616,7 +596,7 @@ class RedisStore:
         return f"{self.prefix}:{kind}"
 
     def beat(self, kind: str, name: str, info: dict[str, Any], ttl_seconds: float = 10) -> None:
-        """A heartbeat of a process of ``kind`` (e.g. "workers"); see ``heartbeat`` for schedulers."""
+        """A heartbeat of a process of ``kind`` ("schedulers", "workers"), live for ``ttl_seconds``."""
         now = time.time()
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(self.beats_key(kind), name, json.dumps({**info, "beat": now}))

@@ -22,6 +22,12 @@ class Command(BaseCommand):
         for name, info in sorted(beats.items()):
             age = time.time() - info["beat"]
             self.stdout.write(f"  {name}  pid={info['pid']}  fired={info['fired']}  last beat {age:.1f}s ago")
+        workers = store.beats("workers")
+        self.stdout.write(f"{len(workers)} worker(s) alive")
+        for name, info in sorted(workers.items()):
+            age = time.time() - info["beat"]
+            details = "  ".join(f"{key}={value}" for key, value in sorted(info.items()) if key != "beat")
+            self.stdout.write(f"  {name}  {details}  last beat {age:.1f}s ago")
         sizes = store.index_sizes()
         earliest = store.earliest_due_ms()
         self.stdout.write(
