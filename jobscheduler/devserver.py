@@ -2,13 +2,17 @@
 
 ``python -m jobscheduler.devserver`` on a fresh machine starts SecantusDB (data kept in
 .data/mongo) unless MONGODB_URI is set and a private redis-server unless one answers at
-REDIS_URL, then runs every process in ``local_services`` as a child and stops them all, by
-PID, on Ctrl-C or SIGTERM. It is for development only: debug on, a generated secret key.
+REDIS_URL, then runs every process in ``local_services`` as a child (web, scheduler, worker
+and, with the demo, the webhook receiver the demo webhook goes to) and stops them all, by
+PID, on Ctrl-C or SIGTERM. It is for development only: debug on, a generated secret key,
+and, with the demo, webhooks allowed to reach 127.0.0.1 (where the receiver listens).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ipaddress
 import os
 import secrets
 import signal
@@ -19,6 +23,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from jobs.management.commands.demo_receiver import DEFAULT_PORT as DEFAULT_RECEIVER_PORT
+from jobs.management.commands.demo_receiver import PATH as RECEIVER_PATH
 from jobscheduler.servers import Servers, ensure_servers, port_open
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -28,14 +34,17 @@ MONGO_DIR = DATA_DIR / "mongo"
 STOP_SECONDS = 15
 
 
-def local_services(port: int) -> dict[str, list[str]]:
-    """The long-running processes of a local run, by name; each one added here runs too."""
+def local_services(port: int, receiver_port: int | None = None) -> dict[str, list[str]]:
+    """The long-running processes of a local run, by name; each one added here runs too.
+
+    With ``receiver_port``, the demo's webhook receiver too (first, so it stops last).
+    """
     manage = [sys.executable, str(BASE_DIR / "manage.py")]
-    return {
+    services = {"receiver": [*manage, "demo_receiver", "--port", str(receiver_port)]} if receiver_port else {}
+    return services | {
         "web": [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
         "scheduler": [*manage, "run_scheduler"],
-        # Enable once the command exists:
-        # "worker": [*manage, "run_worker"],
+        "worker": [*manage, "run_worker"],
     }
 
 
@@ -50,15 +59,18 @@ def local_secret_key() -> str:
     return path.read_text().strip()
 
 
-def prepare_environment() -> None:
+def prepare_environment(demo: bool = True) -> None:
     """Local defaults; anything already set in the environment wins."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobscheduler.settings")
     os.environ.setdefault("DJANGO_DEBUG", "1")
     if not os.environ.get("DJANGO_SECRET_KEY"):
         os.environ["DJANGO_SECRET_KEY"] = local_secret_key()
+    if demo and "JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS" not in os.environ:
+        # The demo webhook goes to the local receiver; loopback is refused unless allowed.
+        os.environ["JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS"] = "127.0.0.1"
 
 
-def migrate_and_seed(seed: bool) -> tuple[str, str, str] | None:
+def migrate_and_seed(seed: bool, receiver_port: int = DEFAULT_RECEIVER_PORT) -> tuple[str, str, str] | None:
     """Migrate, then (optionally) seed the demo; return its username, password and token."""
     import django
     from django.core.management import call_command
@@ -71,7 +83,7 @@ def migrate_and_seed(seed: bool) -> tuple[str, str, str] | None:
     from jobs.management.commands.seed_demo import DEFAULT_PASSWORD, seed_demo
 
     print("== seeding the demo user and jobs", flush=True)
-    demo = seed_demo(os.environ.get("DEMO_PASSWORD") or DEFAULT_PASSWORD)
+    demo = seed_demo(os.environ.get("DEMO_PASSWORD") or DEFAULT_PASSWORD, receiver_port=receiver_port)
     return demo.user.username, demo.password, demo.token
 
 
@@ -129,13 +141,25 @@ def wait_for_port(port: int, supervisor: Supervisor, seconds: float = 60) -> boo
     return False
 
 
-def banner(port: int, demo: tuple[str, str, str] | None, started_secantus: bool) -> str:
+def loopback_allowed(allowed_hosts: str) -> bool:
+    """Whether a JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS value lets webhooks reach 127.0.0.1."""
+    for entry in allowed_hosts.split(","):
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address("127.0.0.1") in ipaddress.ip_network(entry.strip(), strict=False):
+                return True
+    return False
+
+
+def banner(
+    port: int, demo: tuple[str, str, str] | None, started_secantus: bool, receiver_port: int | None = None
+) -> str:
     base = f"http://127.0.0.1:{port}"
     mongo_note = f" (SecantusDB, data in {MONGO_DIR.relative_to(BASE_DIR)}/)" if started_secantus else ""
     lines = [
         "",
         "jobscheduler is running",
         f"  admin      {base}/admin/",
+        f"  runs       {base}/admin/jobs/run/ (the demo jobs' runs appear here within seconds)",
         f"  API docs   {base}/api/docs/",
     ]
     if demo is not None:
@@ -144,6 +168,15 @@ def banner(port: int, demo: tuple[str, str, str] | None, started_secantus: bool)
             f"  login      {username} / {password}",
             f'  API token  curl -H "Authorization: Token {token}" {base}/api/jobs/',
         ]
+    if receiver_port:
+        lines.append(
+            f"  webhooks   the demo webhook goes to http://127.0.0.1:{receiver_port}{RECEIVER_PATH} (signature checked)"
+        )
+        allowed = os.environ.get("JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS", "")
+        if not loopback_allowed(allowed):
+            lines.append(
+                f"             but JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS={allowed!r} keeps webhooks off 127.0.0.1"
+            )
     lines += [
         f"  MongoDB    {os.environ['MONGODB_URI']}{mongo_note}",
         f"  Redis      {os.environ['REDIS_URL']}",
@@ -158,13 +191,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bin/run", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")), help="web port (PORT)")
     parser.add_argument("--no-demo", action="store_true", help="do not create the demo user and jobs")
+    parser.add_argument(
+        "--receiver-port",
+        type=int,
+        default=int(os.environ.get("DEMO_RECEIVER_PORT") or DEFAULT_RECEIVER_PORT),
+        help="port of the demo's webhook receiver (DEMO_RECEIVER_PORT)",
+    )
     options = parser.parse_args(argv)
-    if port_open("127.0.0.1", options.port):
-        print(f"Port {options.port} is already in use; choose another with PORT=... or --port.", file=sys.stderr)
-        return 2
+    receiver_port = None if options.no_demo else options.receiver_port
+    for taken, how in (
+        (options.port, "PORT=... or --port"),
+        (receiver_port, "DEMO_RECEIVER_PORT=... or --receiver-port"),
+    ):
+        if taken and port_open("127.0.0.1", taken):
+            print(f"Port {taken} is already in use; choose another with {how}.", file=sys.stderr)
+            return 2
 
     os.chdir(BASE_DIR)
-    prepare_environment()
+    prepare_environment(demo=not options.no_demo)
     supervisor = Supervisor()
     signal.signal(signal.SIGINT, supervisor.request_stop)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
@@ -175,12 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         servers = ensure_servers(log_dir=LOG_DIR, secantus_storage=str(MONGO_DIR))
-        demo = migrate_and_seed(seed=not options.no_demo)
+        demo = migrate_and_seed(seed=not options.no_demo, receiver_port=options.receiver_port)
         if supervisor.stopping.is_set():
             return 0
-        supervisor.start(local_services(options.port))
+        supervisor.start(local_services(options.port, receiver_port))
         if wait_for_port(options.port, supervisor):
-            print(banner(options.port, demo, started_secantus), flush=True)
+            print(banner(options.port, demo, started_secantus, receiver_port), flush=True)
         code = supervisor.wait()
     except RuntimeError as error:  # a server that would not start: its log says why
         print(f"== {error}", file=sys.stderr, flush=True)

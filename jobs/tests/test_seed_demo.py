@@ -10,9 +10,12 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
-from jobs.management.commands.seed_demo import DEMO_JOBS, seed_demo
+from jobs.management.commands.demo_receiver import DEFAULT_PORT, DEMO_SECRET
+from jobs.management.commands.seed_demo import DEMO_JOBS, WEBHOOK_JOB, receiver_url, seed_demo
 from jobs.models import Job
+from jobs.services import job_update
 from schedules.models import Schedule
+from schedules.services import schedule_delete
 
 
 def test_seeds_user_token_and_jobs_through_the_services(db: Any, store: Any) -> None:
@@ -26,10 +29,33 @@ def test_seeds_user_token_and_jobs_through_the_services(db: Any, store: Any) -> 
     assert (fixed.kind, fixed.interval_seconds, fixed.next_run_at is not None) == ("fixed", 10, True)
     london = schedules["Hello every minute in London"]
     assert (london.expression, london.timezone) == ("*/1 * * * *", "Europe/London")
-    webhook = schedules["Webhook example (disabled)"]
-    assert webhook.paused and not webhook.job.enabled and webhook.next_run_at is None
     for schedule in schedules.values():  # mirrored: written through schedule_create
         assert store.state(str(schedule.pk))["gen"] == "1"
+
+
+def test_the_webhook_job_runs_against_the_local_receiver(db: Any) -> None:
+    seed_demo()
+    webhook = Schedule.objects.select_related("job").get(job__name=WEBHOOK_JOB)
+    assert not webhook.paused and webhook.next_run_at is not None
+    assert (webhook.kind, webhook.interval_seconds) == ("fixed", 15)
+    job = webhook.job
+    assert job.enabled and job.target_type == "http"
+    assert job.target["url"] == receiver_url(DEFAULT_PORT) == f"http://127.0.0.1:{DEFAULT_PORT}/demo-webhook"
+    assert job.secret == DEMO_SECRET  # what demo_receiver checks signatures with by default
+
+
+def test_the_webhook_follows_the_receiver_to_another_port(db: Any) -> None:
+    seed_demo(receiver_port=9001)
+    assert Job.objects.get(name=WEBHOOK_JOB).target["url"] == "http://127.0.0.1:9001/demo-webhook"
+    again = seed_demo(receiver_port=9002)
+    assert again.created_jobs == []
+    job = Job.objects.get(name=WEBHOOK_JOB)
+    assert job.target["url"] == "http://127.0.0.1:9002/demo-webhook"
+    assert job.target["body"] == '{"hello": "from jobscheduler"}'  # only the URL changed
+    # Pointed somewhere else by the user: theirs, left alone.
+    job_update(job, target={**job.target, "url": "https://example.com/hook"})
+    seed_demo(receiver_port=9003)
+    assert Job.objects.get(name=WEBHOOK_JOB).target["url"] == "https://example.com/hook"
 
 
 def test_running_twice_creates_no_duplicates(db: Any) -> None:
@@ -43,6 +69,17 @@ def test_running_twice_creates_no_duplicates(db: Any) -> None:
     assert Schedule.objects.count() == len(DEMO_JOBS)
 
 
+def test_an_edited_demo_job_is_left_alone(db: Any) -> None:
+    seed_demo()
+    job = Job.objects.get(name=WEBHOOK_JOB)
+    job_update(job, enabled=False, secret="mine")
+    for schedule in job.schedules.all():
+        schedule_delete(schedule)
+    seed_demo()
+    job.refresh_from_db()
+    assert (job.enabled, job.secret, job.schedules.count()) == (False, "mine", 0)
+
+
 def test_a_new_password_replaces_the_old_one(db: Any) -> None:
     seed_demo("first-password")
     seed_demo("second-password")
@@ -52,11 +89,13 @@ def test_a_new_password_replaces_the_old_one(db: Any) -> None:
 
 def test_command_prints_login_and_token(db: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("DEMO_PASSWORD", "from-the-env")
+    monkeypatch.setenv("DEMO_RECEIVER_PORT", "9010")
     out = StringIO()
     call_command("seed_demo", stdout=out)
     token = Token.objects.get(user__username="demo").key
     assert "demo / from-the-env" in out.getvalue()
     assert token in out.getvalue()
+    assert Job.objects.get(name=WEBHOOK_JOB).target["url"] == "http://127.0.0.1:9010/demo-webhook"
     again = StringIO()
     call_command("seed_demo", stdout=again)
     assert "none (already there)" in again.getvalue()

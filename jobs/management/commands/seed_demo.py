@@ -1,6 +1,8 @@
 """Create the demo user, its API token and a few demo jobs; running it again changes nothing.
 
-The run command calls it on every start so a fresh machine has something to look at.
+The run command calls it on every start so a fresh machine has something to look at: a
+Python job every 10 seconds, a cron job every minute, and a signed webhook every 15 seconds
+to the project's own receiver (``demo_receiver``, started by the run command on loopback).
 Everything is written through the services, like any other job or schedule.
 """
 
@@ -9,19 +11,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from rest_framework.authtoken.models import Token
 
+from jobs.management.commands.demo_receiver import DEFAULT_PORT, DEMO_SECRET, HOST, PATH
 from jobs.models import Job
-from jobs.services import job_create
+from jobs.services import job_create, job_update
 from schedules.services import schedule_create
 
 DEMO_USERNAME = "demo"
 DEFAULT_PASSWORD = "demo-password"  # noqa: S105 - a local demo account, overridable with DEMO_PASSWORD
 
-# (job fields, schedule fields): a schedule per job, each kind shown once.
+WEBHOOK_JOB = "Webhook every 15 seconds"
+
+# (job fields, schedule fields): one schedule per job; fixed, cron and a webhook shown.
 DEMO_JOBS: list[tuple[dict[str, Any], dict[str, Any]]] = [
     (
         {
@@ -45,19 +51,23 @@ DEMO_JOBS: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ),
     (
         {
-            "name": "Webhook example (disabled)",
-            "description": "A signed HTTP webhook. Disabled and paused: point it at your endpoint, then enable it.",
+            "name": WEBHOOK_JOB,
+            "description": (
+                "A webhook signed the Standard Webhooks way, every 15 seconds, to the receiver the run "
+                "command starts on 127.0.0.1 (manage.py demo_receiver), which checks the signature. "
+                "Point it at your own endpoint (with its secret) to try that."
+            ),
             "target_type": "http",
             "target": {
                 "method": "POST",
-                "url": "https://example.com/webhooks/jobscheduler",
+                "url": "",  # the receiver's URL, filled in by seed_demo
                 "headers": {"Content-Type": "application/json"},
                 "body": '{"hello": "from jobscheduler"}',
             },
-            "secret": "change-me",
-            "enabled": False,
+            "secret": DEMO_SECRET,
+            "timeout_seconds": 10,
         },
-        {"kind": "cron", "expression": "0 9 * * MON-FRI", "timezone": "Europe/London", "paused": True},
+        {"kind": "fixed", "interval_seconds": 15},
     ),
 ]
 
@@ -70,8 +80,22 @@ class DemoSeed:
     created_jobs: list[Job] = field(default_factory=list)
 
 
-def seed_demo(password: str = DEFAULT_PASSWORD) -> DemoSeed:
-    """Ensure the demo superuser (with ``password``), its token and the demo jobs exist."""
+def receiver_url(port: int = DEFAULT_PORT) -> str:
+    """Where the demo webhook goes: the local receiver (``demo_receiver --port``)."""
+    return f"http://{HOST}:{port}{PATH}"
+
+
+def _is_receiver_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname == HOST and parts.path == PATH
+
+
+def seed_demo(password: str = DEFAULT_PASSWORD, *, receiver_port: int = DEFAULT_PORT) -> DemoSeed:
+    """Ensure the demo superuser (with ``password``), its token and the demo jobs exist.
+
+    The webhook job goes to the receiver on ``receiver_port``; started on another port
+    later, the receiver gets it back (the one change made to an existing demo job).
+    """
     user = User.objects.filter(username=DEMO_USERNAME).first()
     if user is None:
         user = User.objects.create_superuser(DEMO_USERNAME, "demo@example.com", password)
@@ -81,9 +105,18 @@ def seed_demo(password: str = DEFAULT_PASSWORD) -> DemoSeed:
         user.save(update_fields=["password"])
     token, _ = Token.objects.get_or_create(user=user)
     seed = DemoSeed(user=user, password=password, token=token.key)
+    url = receiver_url(receiver_port)
     for job_fields, schedule_fields in DEMO_JOBS:
-        # A demo job the user edited or deleted schedules of is theirs now: left alone.
-        if Job.objects.filter(owner=user, name=job_fields["name"]).exists():
+        if job_fields["target_type"] == "http":
+            job_fields = {**job_fields, "target": {**job_fields["target"], "url": url}}
+        existing = Job.objects.filter(owner=user, name=job_fields["name"]).first()
+        if existing is not None:
+            # A demo job the user edited or deleted schedules of is theirs now: left alone,
+            # except that the webhook follows the receiver to its port.
+            target = existing.target if isinstance(existing.target, dict) else {}
+            current = str(target.get("url", ""))
+            if existing.target_type == "http" and current != url and _is_receiver_url(current):
+                job_update(existing, target={**target, "url": url})
             continue
         job = job_create(owner=user, **job_fields)
         schedule_create(job=job, **schedule_fields)
@@ -100,9 +133,16 @@ class Command(BaseCommand):
             default=os.environ.get("DEMO_PASSWORD") or DEFAULT_PASSWORD,
             help="The demo user's password (default: $DEMO_PASSWORD, else demo-password).",
         )
+        parser.add_argument(
+            "--receiver-port",
+            type=int,
+            default=int(os.environ.get("DEMO_RECEIVER_PORT") or DEFAULT_PORT),
+            help=f"Port of demo_receiver on {HOST}, where the demo webhook goes (default $DEMO_RECEIVER_PORT, "
+            f"else {DEFAULT_PORT}).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        seed = seed_demo(options["password"])
+        seed = seed_demo(options["password"], receiver_port=options["receiver_port"])
         created = ", ".join(job.name for job in seed.created_jobs) or "none (already there)"
         self.stdout.write(f"Demo jobs created: {created}")
         self.stdout.write(f"Demo login: {seed.user.username} / {seed.password}")
