@@ -1,0 +1,1 @@
+"""Adapters that run each scheduler the benchmark compares, one module per system."""
