@@ -278,7 +278,12 @@ def analyse(system: str, workload: Workload, raw: dict[str, Any]) -> Row:
         anchor = anchors.get(key, nominal % interval if nominal is not None else None)
         if anchor is None:
             continue
-        step = math.floor((fired + early - anchor) / interval)
+        if nominal is not None:
+            # Ours names the occurrence (fire key): count it where it belongs, however late,
+            # so a late fire is a late fire, not a duplicate of the next one and a miss.
+            step = round((nominal - anchor) / interval)
+        else:
+            step = math.floor((fired + early - anchor) / interval)
         grid = anchor + step * interval
         if not window_start <= grid < window_end:
             continue
