@@ -57,3 +57,19 @@ def job(user: User) -> Any:
     from jobs.services import job_create
 
     return job_create(owner=user, name="hello", target_type="python", target={"function": "demo.hello"})
+
+
+@pytest.fixture
+def process_env(store: store_module.RedisStore) -> dict[str, str]:
+    """Environment for a manage.py subprocess that shares this test's MongoDB and Redis keys."""
+    from django.db import connection
+
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "jobscheduler.settings",
+        "DJANGO_DEBUG": "1",
+        "MONGODB_DB": connection.settings_dict["NAME"],
+        "JOBSCHEDULER_REDIS_PREFIX": store.prefix,
+        "JOBSCHEDULER_SHARDS": str(store.shards),
+        "JOBSCHEDULER_LOG_LEVEL": "WARNING",
+    }

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from django.db import connection
 
 from jobs.models import Job, Run
 from jobs.services import job_create, run_now
@@ -37,15 +36,9 @@ T = TypeVar("T")
 
 
 @pytest.fixture
-def process_env(store: RedisStore) -> dict[str, str]:
+def process_env(process_env: dict[str, str]) -> dict[str, str]:
     return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "jobscheduler.settings",
-        "DJANGO_DEBUG": "1",
-        "MONGODB_DB": connection.settings_dict["NAME"],
-        "JOBSCHEDULER_REDIS_PREFIX": store.prefix,
-        "JOBSCHEDULER_SHARDS": str(store.shards),
-        "JOBSCHEDULER_LOG_LEVEL": "WARNING",
+        **process_env,
         "JOBSCHEDULER_WORKER_TAKEOVER_SECONDS": "1.5",
         "JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
     }

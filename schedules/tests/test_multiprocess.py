@@ -75,25 +75,12 @@ class StreamReader(threading.Thread):
 
 
 @pytest.fixture
-def scheduler_env(store: RedisStore) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "jobscheduler.settings",
-        "DJANGO_DEBUG": "1",
-        "MONGODB_DB": connection.settings_dict["NAME"],
-        "JOBSCHEDULER_REDIS_PREFIX": store.prefix,
-        "JOBSCHEDULER_SHARDS": str(store.shards),
-        "JOBSCHEDULER_LOG_LEVEL": "WARNING",
-    }
-
-
-@pytest.fixture
-def start_scheduler(scheduler_env: dict[str, str]) -> Iterator[Any]:
+def start_scheduler(process_env: dict[str, str]) -> Iterator[Any]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(name: str) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "run_scheduler", "--name", name], cwd=ROOT, env=scheduler_env
+            [sys.executable, "manage.py", "run_scheduler", "--name", name], cwd=ROOT, env=process_env
         )
         started.append(process)
         return process
