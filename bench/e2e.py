@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -59,7 +60,6 @@ class Scenario:
     workers: int = 1
     concurrency: int = 4
     old_runs: int = 0  # finished runs already in the collection (a service that has been running)
-    flat_and: bool = False  # workers run with pymongo patched to send {a, b} instead of {$and: [{a}, {b}]}
     profile: bool = False
 
 
@@ -137,11 +137,15 @@ def tree_cpu(pid: int) -> float:
 
 
 class EndToEnd:
-    def __init__(self, workdir: Path, seconds: int):
+    def __init__(self, workdir: Path, seconds: int, retry_writes: bool = False):
         self.seconds = seconds
         self.workdir = workdir
         self.harness = Harness(workdir)
         self.env = {**self.harness.env, "JOBSCHEDULER_LOG_LEVEL": "WARNING"}
+        if not retry_writes:
+            # SecantusDB scans its record of retryable writes on every write (probe_retryable_writes):
+            # off, so that a row does not pay for the writes of the rows before it.
+            self.env["MONGODB_URI"] = with_retry_writes(self.env["MONGODB_URI"], False)
         self.receiver_port = free_port()
         self.receiver_log = workdir / "receiver.jsonl"
         self._receiver_out = self.receiver_log.open("w")
@@ -169,12 +173,11 @@ class EndToEnd:
 
     # --- processes ------------------------------------------------------------------------
     def start_workers(self, scenario: Scenario) -> list[subprocess.Popen[bytes]]:
-        launcher = ["-c", FLAT_AND_MANAGE] if scenario.flat_and else ["manage.py"]
         return [
             subprocess.Popen(
                 [
                     sys.executable,
-                    *launcher,
+                    "manage.py",
                     "run_worker",
                     "--name",
                     f"e2e-{index}",
@@ -385,56 +388,52 @@ class EndToEnd:
         return profilers
 
 
-# --- the $and experiment ----------------------------------------------------------------------
+# --- the $and probe ---------------------------------------------------------------------------
 # django-mongodb-backend sends a filter of several conditions as {"$and": [{...}, {...}]}.
-# MongoDB's planner uses the _id index for that; SecantusDB 0.7.0b3 scans the collection
-# (probe_filters shows it). The worker's compare-and-set updates filter on _id plus status,
-# so each costs time in proportion to the runs stored. The scenario marked "$and flattened"
-# runs the same worker with pymongo patched (in the benchmark only) to send {a, b} instead,
-# which means the same.
+# MongoDB's planner uses the _id index for that; SecantusDB 0.7.0b3 scans the collection.
+# The worker's compare-and-set updates therefore go through pymongo with a flat filter
+# (jobs.services._compare_and_set); probe_filters measures the difference.
 
 
-def flatten_and(query: Any) -> Any:
-    """``{"$and": [{a: 1}, {b: 2}]}`` as ``{a: 1, b: 2}`` when the parts' keys are distinct fields."""
-    if not isinstance(query, dict) or list(query) != ["$and"] or not isinstance(query["$and"], list):
-        return query
+def flatten_and(query: dict[str, Any]) -> dict[str, Any]:
+    """``{"$and": [{a: 1}, {b: 2}]}`` as ``{a: 1, b: 2}`` (parts with distinct field names)."""
     merged: dict[str, Any] = {}
     for part in query["$and"]:
-        if not isinstance(part, dict) or any(key.startswith("$") or key in merged for key in part):
-            return query
         merged.update(part)
     return merged
 
 
-def patch_pymongo_flatten_and() -> None:
-    """Make update_many, delete_many and aggregate's leading $match send flattened filters."""
-    from pymongo.collection import Collection
-
-    update_many, delete_many, aggregate = Collection.update_many, Collection.delete_many, Collection.aggregate
-
-    def patched_update_many(self: Any, filter: Any, *args: Any, **kwargs: Any) -> Any:
-        return update_many(self, flatten_and(filter), *args, **kwargs)
-
-    def patched_delete_many(self: Any, filter: Any, *args: Any, **kwargs: Any) -> Any:
-        return delete_many(self, flatten_and(filter), *args, **kwargs)
-
-    def patched_aggregate(self: Any, pipeline: Any, *args: Any, **kwargs: Any) -> Any:
-        if pipeline and isinstance(pipeline[0], dict) and list(pipeline[0]) == ["$match"]:
-            pipeline = [{"$match": flatten_and(pipeline[0]["$match"])}, *pipeline[1:]]
-        return aggregate(self, pipeline, *args, **kwargs)
-
-    Collection.update_many = patched_update_many  # type: ignore[method-assign]
-    Collection.delete_many = patched_delete_many  # type: ignore[method-assign]
-    Collection.aggregate = patched_aggregate  # type: ignore[method-assign]
+def with_retry_writes(uri: str, on: bool) -> str:
+    parts = urlsplit(uri)
+    query = "&".join(item for item in parts.query.split("&") if item and not item.startswith("retryWrites="))
+    query = "&".join(filter(None, [query, f"retryWrites={'true' if on else 'false'}"]))
+    return urlunsplit(parts._replace(query=query))
 
 
-# ``python -c FLAT_AND_MANAGE run_worker ...`` (from the project root): manage.py, patched.
-FLAT_AND_MANAGE = (
-    "import sys; sys.path.insert(0, 'bench'); "
-    "from e2e import patch_pymongo_flatten_and; patch_pymongo_flatten_and(); "
-    "from django.core.management import execute_from_command_line; "
-    "execute_from_command_line(['manage.py', *sys.argv[1:]])"
-)
+def probe_retryable_writes(uri: str, held: int = 10_000, sample: int = 500) -> list[tuple[str, float]]:
+    """ms per insert: retryable writes off; on, while few are recorded; on, once ``held`` are.
+
+    SecantusDB records each retryable write (pymongo's default) for 30 minutes, at most
+    10,000, and prunes the whole record on every write (sorting it once at the cap).
+    """
+    from pymongo import MongoClient
+
+    rows = []
+    for label, on, before in (("retryable writes off", False, 0), ("on, few recorded", True, 0), ("on", True, held)):
+        client: MongoClient[dict[str, Any]] = MongoClient(with_retry_writes(uri, on))
+        try:
+            probe = client["bench"]["e2e_write_probe"]
+            for index in range(before):
+                probe.insert_one({"i": index})
+            started = time.perf_counter()
+            for index in range(sample):
+                probe.insert_one({"i": index})
+            per_write = (time.perf_counter() - started) / sample * 1000
+            rows.append((f"{label}, {held:,} recorded" if before else label, per_write))
+            probe.drop()
+        finally:
+            client.close()
+    return rows
 
 
 def probe_filters(sizes: Iterable[int] = (1_000, 5_000, 20_000)) -> list[tuple[int, float, float]]:
@@ -597,30 +596,12 @@ def scenarios(light: int, heavy: int, profile: bool) -> list[Scenario]:
         Scenario(f"webhook, {heavy}/s, 2 workers", "http", heavy, workers=2),
         Scenario(f"webhook, {heavy}/s, 1 worker, concurrency 16", "http", heavy, concurrency=16),
         Scenario(f"webhook, {heavy}/s, 1 worker, 5,000 older runs stored", "http", heavy, old_runs=5000),
-        # Flattened, the workers manage more: offer twice as much.
-        Scenario(f"webhook, {2 * heavy}/s, 1 worker, $and flattened", "http", 2 * heavy, flat_and=True),
-        Scenario(f"webhook, {2 * heavy}/s, 2 workers, $and flattened", "http", 2 * heavy, workers=2, flat_and=True),
-        Scenario(
-            f"webhook, {2 * heavy}/s, 1 worker, $and flattened, 5,000 older runs stored",
-            "http",
-            2 * heavy,
-            old_runs=5000,
-            flat_and=True,
-        ),
         Scenario(f"python, {light}/s, 1 worker", "python", light),
         Scenario(f"python, {heavy}/s, 1 worker", "python", heavy),
+        Scenario(f"python, {heavy}/s, 2 workers", "python", heavy, workers=2),
     ]
     if profile:
-        chosen += [
-            Scenario(f"webhook, {heavy}/s, 1 worker, under py-spy", "http", heavy, profile=True),
-            Scenario(
-                f"webhook, {2 * heavy}/s, 1 worker, $and flattened, under py-spy",
-                "http",
-                2 * heavy,
-                flat_and=True,
-                profile=True,
-            ),
-        ]
+        chosen.append(Scenario(f"webhook, {heavy}/s, 1 worker, under py-spy", "http", heavy, profile=True))
     return chosen
 
 
@@ -645,20 +626,13 @@ def _more(base: Result | None, *others: Result | None) -> str:
     return "does not help" if gain < 1.15 else f"helps (up to {gain:.1f}x)"
 
 
-def findings(results: list[Result], heavy: int) -> list[str]:
+def findings(results: list[Result], heavy: int, writes: list[tuple[str, float]]) -> list[str]:
     """What the table says, its figures filled in from this run."""
-    h, h2 = f"{heavy}/s", f"{2 * heavy}/s"
-    one, two, slots = (
-        _find(results, f"webhook, {h}, 1 worker"),
-        _find(results, f"webhook, {h}, 2 workers"),
-        _find(results, f"webhook, {h}, 1 worker, concurrency 16"),
-    )
+    h = f"{heavy}/s"
+    one, two = _find(results, f"webhook, {h}, 1 worker"), _find(results, f"webhook, {h}, 2 workers")
+    slots = _find(results, f"webhook, {h}, 1 worker, concurrency 16")
     stored = _find(results, f"webhook, {h}, 1 worker, 5,000 older runs stored")
-    flat, flat_two = (
-        _find(results, f"webhook, {h2}, 1 worker, $and flattened"),
-        _find(results, f"webhook, {h2}, 2 workers, $and flattened"),
-    )
-    flat_stored = _find(results, f"webhook, {h2}, 1 worker, $and flattened, 5,000 older runs stored")
+    python_one, python_two = _find(results, f"python, {h}, 1 worker"), _find(results, f"python, {h}, 2 workers")
     lines = ["## What it shows", ""]
     for r in results:
         if r.scenario.schedules < heavy:
@@ -668,39 +642,50 @@ def findings(results: list[Result], heavy: int) -> list[str]:
                 f"p99 {r.lag_p99:.0f} ms; outcome recorded p50 {r.recorded_p50:.0f} ms."
             )
     lines += [
-        f"- **Capacity**: one worker records about {_rate(one)} webhook runs/s "
-        f"({_rate(_find(results, f'python, {h}, 1 worker'))} python runs/s); two workers {_rate(two)}, one "
-        f"worker with 16 slots {_rate(slots)}: more of either {_more(one, two, slots)}. SecantusDB takes by "
-        f"far the most CPU ({_cpu(one)}, {_cpu(two)}, {_cpu(slots)} of a core; the worker {_cpu(one, 'workers')}): "
-        "a Python server on two cores shared with everything else, it is the limit. The webhook and the "
-        "python task cost little next to recording the run.",
-        f"- **Runs already stored slow every run down**: with 5,000 older runs in the collection one worker "
-        f"manages {_rate(stored)} runs/s. The worker records a run in three writes (insert pending; "
-        "compare-and-set to running; compare-and-set to the outcome) plus a cached look-up; each "
-        "compare-and-set is `filter(pk=..., status=...).update(...)`, which django-mongodb-backend sends as "
-        '`{"$and": [{"_id": ...}, {"status": ...}]}`. SecantusDB 0.7.0b3 answers an explicit `$and` with a '
-        "collection scan (MongoDB's planner uses the `_id` index), so each update costs time in proportion "
-        "to the runs stored (the probe below). The scenarios that start empty slow down too as their "
-        "window fills the collection.",
-        f"- **With the filters flattened** (`{{_id, status}}`, the same query; pymongo patched in the "
-        f"benchmark's workers only): {_rate(flat)} runs/s with one worker, {_rate(flat_two)} with two "
-        f"(a second worker {_more(flat, flat_two)}), {_rate(flat_stored)} with 5,000 older runs stored: no "
-        f"longer a function of the collection's size. SecantusDB's CPU is again the largest ({_cpu(flat)}, "
-        f"{_cpu(flat_two)}). A real MongoDB, which serves requests in parallel, was not measured here.",
+        f"- **Capacity**: one worker records about {_rate(one)} webhook runs/s and {_rate(python_one)} python "
+        f"runs/s; two workers {_rate(two)} and {_rate(python_two)}, one worker with 16 slots {_rate(slots)}: "
+        f"more workers or slots {_more(one, two, slots)}. SecantusDB takes the most CPU by far "
+        f"({_cpu(one)}, {_cpu(two)}, {_cpu(slots)} of a core; one worker {_cpu(one, 'workers')}): a Python "
+        "server on two cores shared with everything else, it is the limit here. It serves the workers' "
+        "three writes per run and the scheduler's copy of each fired schedule's counters (one update per "
+        "schedule and second, batched). The webhook and the python task cost little next to recording the "
+        "run. A real MongoDB, which serves requests in parallel, was not measured.",
+        f"- **Runs already stored**: with 5,000 older runs in the collection one worker records {_rate(stored)} "
+        "runs/s, as many as with none. The worker records a run in three writes (insert pending; "
+        "compare-and-set to running; compare-and-set to the outcome) and a look-up cached for a second. "
+        "The compare-and-sets go through pymongo with a flat filter `{_id, status}`: the ORM's form, "
+        '`{"$and": [{"_id": ...}, {"status": ...}]}`, makes SecantusDB 0.7.0b3 scan the collection '
+        "(MongoDB's planner uses the `_id` index for both), so each update cost time in proportion to the "
+        "runs stored (the probe below) and one worker fell to about 7 runs/s with 5,000 stored.",
         "- **Where a worker's time goes** (profile below): nearly all of a slot's busy time is spent "
-        "waiting on MongoDB round trips, the insert and the two compare-and-set updates about a quarter "
-        "to a third each, the overlap-policy look-up most of the rest (cached for 1 s, but each of N "
-        "schedules is looked up once a second); the webhook itself takes a few per cent.",
-        "",
+        "waiting on MongoDB round trips: the insert and the two compare-and-set updates, and the "
+        "overlap-policy look-up (cached for a second, but each of N schedules firing every second is "
+        "looked up each time); the webhook itself takes a few per cent.",
     ]
+    if len(writes) == 3:
+        lines.append(
+            f"- **Retryable writes** (second probe): with pymongo's default, once SecantusDB holds 10,000 "
+            f"records of them every write costs {writes[2][1]:.1f} ms instead of {writes[0][1]:.1f} ms. "
+            "That is what a SecantusDB running for a while (a long `bin/run`, a test session) pays on every "
+            "write; `retryWrites=false` in its URI avoids it (there is no failover to retry across)."
+        )
+    lines.append("")
     return lines
 
 
 def write_report(
-    results: list[Result], probe: list[tuple[int, float, float]], path: Path, command: str, load: str, heavy: int
+    results: list[Result],
+    probe: list[tuple[int, float, float]],
+    writes: list[tuple[str, float]],
+    path: Path,
+    command: str,
+    load: str,
+    heavy: int,
+    retry_writes: bool,
 ) -> None:
     """``load``: the load averages at start and end (other work on the machine skews the figures)."""
     roles = ["workers", "scheduler", "receiver", "SecantusDB", "Redis", "others"]
+    retry_note = "on (pymongo's default)" if retry_writes else "off (`retryWrites=false`; see the second probe)"
     lines = [
         "# End-to-end benchmark",
         "",
@@ -711,8 +696,9 @@ def write_report(
         "",
         "Each scenario: N schedules every second (spread over the second) of one job, a signed",
         "webhook to `manage.py demo_receiver` (signature checked) or the python task `demo.hello`;",
-        "one `run_scheduler`; workers of `--concurrency` 4 unless said. Measured over a window of",
-        f"{results[0].seconds if results else 0} s after a warm-up:",
+        "one `run_scheduler`; workers of `--concurrency` 4 unless said. Scheduler and workers connect",
+        f"with retryable writes {retry_note}.",
+        f"Measured over a window of {results[0].seconds if results else 0} s after a warm-up:",
         "",
         "- **runs/s**: runs recorded `succeeded` in MongoDB with `finished_at` in the window, per second.",
         "- **done**: occurrences nominally in the window that were recorded `succeeded` by its end (+2 s).",
@@ -739,17 +725,31 @@ def write_report(
             f"{r.recorded_p50:.0f} / {r.recorded_p99:.0f} | {r.duplicates} | {r.unverified} | {r.failed} | "
             f"{r.collection_runs:,} | {cpus} |"
         )
-    lines += ["", *findings(results, heavy)]
+    lines += ["", *findings(results, heavy, writes)]
     if probe:
         lines += [
             "## Probe: one compare-and-set update on SecantusDB, by documents stored",
             "",
-            "`update_many` of one pending document by `_id` and `status`, as django-mongodb-backend",
-            "sends it and flattened; ms per update, the mean of 10.",
+            "`update_many` of one pending document by `_id` and `status`, in the form django-mongodb-backend",
+            "sends and flat (the form the worker now sends); ms per update, the mean of 10.",
             "",
             '| documents | `{"$and": [{"_id": x}, {"status": "pending"}]}` | `{"_id": x, "status": "pending"}` |',
             "|---|---|---|",
             *(f"| {size:,} | {with_and:.2f} | {flat:.2f} |" for size, with_and, flat in probe),
+            "",
+        ]
+    if writes:
+        lines += [
+            "## Probe: one insert on SecantusDB, by retryable writes recorded",
+            "",
+            "SecantusDB 0.7.0b3 keeps a record of every retryable write (pymongo's default) for 30 minutes,",
+            "up to 10,000, and prunes that record on every write, sorting all of it once it is full. A",
+            "SecantusDB that has taken 10,000 writes in half an hour (a long `bin/run`, a test session,",
+            "this benchmark's earlier rows) pays that on every write; ms per insert, the mean of 500:",
+            "",
+            "| connection | ms per insert |",
+            "|---|---|",
+            *(f"| {label} | {per_write:.2f} |" for label, per_write in writes),
             "",
         ]
     profiled = [r for r in results if r.profile]
@@ -772,13 +772,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=12, help="measured window per scenario")
     parser.add_argument("--light", type=int, default=10, help="schedules (runs/s offered) of the light scenarios")
-    parser.add_argument("--heavy", type=int, default=150, help="schedules of the saturating scenarios")
+    parser.add_argument("--heavy", type=int, default=300, help="schedules of the saturating scenarios")
     parser.add_argument("--profile", action="store_true", help="add a scenario profiled with py-spy")
+    parser.add_argument(
+        "--retry-writes", action="store_true", help="keep pymongo's retryable writes on (rows then depend on order)"
+    )
     parser.add_argument("--only", default="", help="run scenarios whose name contains this")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "e2e-benchmark.md")
     args = parser.parse_args()
     load = "at start " + " / ".join(f"{value:.2f}" for value in os.getloadavg())
-    e2e = EndToEnd(Path(tempfile.mkdtemp(prefix="jobscheduler-e2e-")), args.seconds)
+    e2e = EndToEnd(Path(tempfile.mkdtemp(prefix="jobscheduler-e2e-")), args.seconds, args.retry_writes)
     results = []
     try:
         for scenario in scenarios(args.light, args.heavy, args.profile):
@@ -801,11 +804,15 @@ def main() -> None:
         probe = probe_filters()
         for size, with_and, flat in probe:
             print(f"  {size:>6} documents: $and {with_and:.2f} ms, flattened {flat:.2f} ms", flush=True)
+        print("probing one insert's cost with retryable writes recorded ...", flush=True)
+        writes = probe_retryable_writes(e2e.harness.env["MONGODB_URI"])
+        for label, per_write in writes:
+            print(f"  {label}: {per_write:.2f} ms", flush=True)
     finally:
         e2e.close()
     load += ", at end " + " / ".join(f"{value:.2f}" for value in os.getloadavg())
     command = ".venv/bin/python bench/e2e.py " + " ".join(sys.argv[1:])
-    write_report(results, probe, args.out, command.strip(), load, args.heavy)
+    write_report(results, probe, writes, args.out, command.strip(), load, args.heavy, args.retry_writes)
     print(f"wrote {args.out}")
 
 
