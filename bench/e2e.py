@@ -1,9 +1,10 @@
 """End-to-end benchmark: fire -> worker -> webhook receiver -> run recorded in MongoDB.
 
-Not a test: run it on purpose, on an otherwise idle machine (about 4 minutes).
+Not a test: run it on purpose, on an otherwise idle machine (about 3 minutes).
 
-    .venv/bin/python bench/e2e.py             # writes docs/e2e-benchmark.md
-    .venv/bin/python bench/e2e.py --profile   # plus a py-spy profile of a saturated worker
+    .venv/bin/python bench/e2e.py                 # writes docs/e2e-benchmark.md
+    .venv/bin/python bench/e2e.py --profile       # plus a py-spy profile of a saturated worker
+    .venv/bin/python bench/e2e.py --retry-writes  # pymongo's retryable writes left on (see below)
 
 Through bench/engine.py's Harness it starts a private Redis (nothing on disk) and SecantusDB
 (in memory); then the demo webhook receiver (``manage.py demo_receiver``, signatures checked),
@@ -19,6 +20,10 @@ fixed window it measures
   outcome recorded) minus the nominal time; under saturation the backlog grows, so lags
   grow with the window and only the runs/s figure means something;
 - CPU of each process (workers with their run processes) over the window.
+
+Two probes follow: what one compare-and-set update costs on SecantusDB with the ORM's
+``$and`` filter and with the flat one, and what one insert costs once SecantusDB holds its
+maximum of retryable-write records (why the scenarios connect with ``retryWrites=false``).
 """
 
 from __future__ import annotations
@@ -623,7 +628,7 @@ def _more(base: Result | None, *others: Result | None) -> str:
     if not base or not rates:
         return "?"
     gain = max(rates) / max(base.rate, 1e-9)
-    return "does not help" if gain < 1.15 else f"helps (up to {gain:.1f}x)"
+    return "do not help" if gain < 1.15 else f"help (up to {gain:.1f}x)"
 
 
 def findings(results: list[Result], heavy: int, writes: list[tuple[str, float]]) -> list[str]:
@@ -656,7 +661,8 @@ def findings(results: list[Result], heavy: int, writes: list[tuple[str, float]])
         "The compare-and-sets go through pymongo with a flat filter `{_id, status}`: the ORM's form, "
         '`{"$and": [{"_id": ...}, {"status": ...}]}`, makes SecantusDB 0.7.0b3 scan the collection '
         "(MongoDB's planner uses the `_id` index for both), so each update cost time in proportion to the "
-        "runs stored (the probe below) and one worker fell to about 7 runs/s with 5,000 stored.",
+        "runs stored (the probe below): one worker fell to about 7 runs/s with 5,000 stored (measured "
+        "before the change).",
         "- **Where a worker's time goes** (profile below): nearly all of a slot's busy time is spent "
         "waiting on MongoDB round trips: the insert and the two compare-and-set updates, and the "
         "overlap-policy look-up (cached for a second, but each of N schedules firing every second is "
