@@ -16,6 +16,7 @@ docs/img/*.png.
 from __future__ import annotations
 
 import argparse
+import gzip
 import itertools
 import json
 import math
@@ -364,7 +365,7 @@ def analyse(system: str, workload: Workload, raw: dict[str, Any]) -> Row:
             edit_max=effects[-1] if effects else math.nan,
         )
     row.values = values
-    row.lags = lags[:: max(1, len(lags) // 5000)]
+    row.lags = [round(lag, 2) for lag in lags[:: max(1, len(lags) // 5000)]]
     return row
 
 
@@ -397,8 +398,25 @@ def main() -> None:
     parser.add_argument("--systems", default="", help="'|'-separated substrings: run only matching systems")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-profile", action="store_true", help="skip the profile of our scheduler")
-    parser.add_argument("--raw", type=Path, default=None, help="also write every row as JSON here")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="where to keep every measured row as gzipped JSON, rewritten after each row "
+        "(default: bench/results/<quick|full>-<date>.json.gz)",
+    )
+    parser.add_argument(
+        "--report-from",
+        type=Path,
+        default=None,
+        help="measure nothing: rewrite the report from a results file an earlier run kept",
+    )
     args = parser.parse_args()
+    if args.report_from:
+        saved = load_results(args.report_from)
+        write_saved_report(args.out, saved)
+        print(f"wrote {args.out} from {args.report_from}")
+        return
     signal.signal(signal.SIGTERM, stop_on_signal)  # so the finally below stops every server started here
     repeats = args.repeats or (1 if args.quick else 3)
     max_life = 300.0 if args.quick else 900.0
@@ -415,6 +433,9 @@ def main() -> None:
         if not wanted_systems or any(part in cls.name for part in wanted_systems):
             systems.append(Peer(cls, workroot))
     chosen = [w for w in workloads(args.quick) if not args.only or any(p in w.label for p in args.only.split("|"))]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%MZ")
+    results_path = args.results or BENCH / "results" / f"{'quick' if args.quick else 'full'}-{stamp}.json.gz"
+    print(f"results kept in {results_path} (bench/peers.py --report-from rewrites the report from it)", flush=True)
     results: dict[tuple[str, str], list[Row]] = {}
     skipped: dict[tuple[str, str], str] = {}
     failed_sweep: dict[str, int] = {}
@@ -451,6 +472,7 @@ def main() -> None:
                     row = analyse(system.name, this, raw)
                     results.setdefault((system.name, this.label), []).append(row)
                     print(f"         {summary(row)}", flush=True)
+                    save_results(results_path, saved_run(results, skipped, chosen, systems, args, started, load_before))
                     if workload.sweep and not kept_up(row):
                         failed_sweep[system.name] = min(failed_sweep.get(system.name, math.inf), workload.count)
         profile = ""
@@ -461,29 +483,79 @@ def main() -> None:
     finally:
         for system in systems:
             system.close()
-    combined = {key: combine(rows) for key, rows in results.items()}
-    duration = time.time() - started
-    load_after = os.getloadavg()
-    if args.raw:
-        args.raw.write_text(json.dumps([asdict(row) | {"lags": []} for row in combined.values()], default=str))
+    saved = saved_run(results, skipped, chosen, systems, args, started, load_before, profile=profile)
+    save_results(results_path, saved)
+    write_saved_report(args.out, saved)
+    print(f"wrote {args.out} in {saved['duration']:.0f} s; results in {results_path}")
+
+
+# ---- keeping results -------------------------------------------------------------------------
+# Every run keeps what it measured, so that the report can be rewritten (a fix to the analysis or
+# the tables) without measuring again for an hour.
+
+
+def saved_run(
+    results: dict[tuple[str, str], list[Row]],
+    skipped: dict[tuple[str, str], str],
+    chosen: list[Workload],
+    systems: list[Any],
+    args: argparse.Namespace,
+    started: float,
+    load_before: tuple[float, float, float],
+    profile: str = "",
+) -> dict[str, Any]:
+    return {
+        "rows": [asdict(row) for rows in results.values() for row in rows],
+        "skipped": [[system, label, reason] for (system, label), reason in skipped.items()],
+        "workloads": [asdict(workload) for workload in chosen],
+        "systems": [system.name for system in systems],
+        "limits": {system.name: system.limits for system in systems},
+        "quick": args.quick,
+        "repeats": args.repeats or (1 if args.quick else 3),
+        "duration": time.time() - started,
+        "loads": [list(load_before), list(os.getloadavg())],
+        "command": f"bench/run{' --quick' if args.quick else ''}",
+        "machine": machine(),
+        "profile": profile,
+    }
+
+
+def save_results(path: Path, saved: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    with gzip.open(partial, "wt") as out:
+        json.dump(saved, out, default=str)
+    partial.replace(path)
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    with gzip.open(path, "rt") as source:
+        saved: dict[str, Any] = json.load(source)
+    return saved
+
+
+def write_saved_report(out: Path, saved: dict[str, Any]) -> None:
     from report import write_report
 
+    results: dict[tuple[str, str], list[Row]] = {}
+    for fields in saved["rows"]:
+        row = Row(**fields)
+        results.setdefault((row.system, row.workload), []).append(row)
     write_report(
-        args.out,
-        combined,
-        skipped,
-        chosen,
-        [system.name for system in systems],
-        {s.name: s.limits for s in systems},
-        quick=args.quick,
-        repeats=repeats,
-        duration=duration,
-        loads=(load_before, load_after),
-        command=f"bench/run{' --quick' if args.quick else ''}",
-        machine=machine(),
-        profile=profile,
+        out,
+        {key: combine(rows) for key, rows in results.items()},
+        {(system, label): reason for system, label, reason in saved["skipped"]},
+        [Workload(**fields) for fields in saved["workloads"]],
+        saved["systems"],
+        saved["limits"],
+        quick=saved["quick"],
+        repeats=saved["repeats"],
+        duration=saved["duration"],
+        loads=(tuple(saved["loads"][0]), tuple(saved["loads"][1])),
+        command=saved["command"],
+        machine=saved["machine"],
+        profile=saved["profile"],
     )
-    print(f"wrote {args.out} in {duration:.0f} s")
 
 
 def run_one(system: Any, workload: Workload, max_life: float, lead_s: float) -> dict[str, Any]:
