@@ -136,8 +136,24 @@ def fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
+def did_the_work(row: Any) -> bool:
+    """Whether a row's figures describe a system doing the work asked of it.
+
+    A system that fired a third of the occurrences has a fine lag for the few it fired; it is
+    no yardstick. Only rows with at most 1% of their due times missed (and, for edits, every edit
+    taking effect) can be the best peer or beat ours.
+    """
+    if row.error:
+        return False
+    values = row.values
+    expected = values.get("expected")
+    if _ok(expected) and expected > 0 and not values.get("misses", math.inf) <= 0.01 * expected:
+        return False
+    return not (values.get("edits") and (values.get("edit_unseen") or values.get("edit_failed")))
+
+
 def best_peer(rows: Sequence[Any], key: str, better: str) -> Any | None:
-    peers = [row for row in rows if row.system != OURS and not row.error and _ok(row.values.get(key))]
+    peers = [row for row in rows if row.system != OURS and did_the_work(row) and _ok(row.values.get(key))]
     if not peers or not better:
         return None
     pick: Callable[..., Any] = min if better == "low" else max
@@ -148,13 +164,24 @@ def _ok(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-def ratio(ours: float, best: float, better: str) -> str:
+# Figures in milliseconds near zero (or below: a fire a little early) make ratios meaningless:
+# 0.2 ms against 0.1 ms is not "2x worse" in any sense a user cares about. Below this many ms,
+# the difference is given instead.
+ABSOLUTE_BELOW_MS = 1.0
+IN_MS = {"lag_p50", "lag_p99", "lag_max", "edit_p50", "edit_p99", "edit_max", "lag_max_after_kill"}
+
+
+def ratio(ours: float, best: float, better: str, key: str = "") -> str:
     """How many times better (or worse) ours is than the best peer, in words."""
     if not (_ok(ours) and _ok(best)):
         return "-"
+    if abs(ours - best) <= SLACK.get(key, 0.0):
+        return "same"
+    if key in IN_MS and min(ours, best) < ABSOLUTE_BELOW_MS:
+        difference = ours - best
+        word = "worse" if (difference > 0) == (better == "low") else "better"
+        return f"{abs(difference):,.1f} ms {word}"
     if better == "low":
-        if ours == best:
-            return "same"
         if ours <= 0:
             return "better (0)"
         if best <= 0:
@@ -183,19 +210,21 @@ def table(rows: Sequence[Any], columns: list[Column], headline: str) -> list[str
         cells = [f"**{row.system}**" if row.system == OURS else row.system]
         cells += [fmt(row.values.get(key), spec) for key, _, spec, _ in columns]
         value = row.values.get(headline)
-        if best is None or not _ok(value):
+        if not did_the_work(row):
+            cells.append("did not keep up")
+        elif best is None or not _ok(value):
             cells.append("-")
         elif row is best:
             cells.append("best peer")
         else:
-            cells.append(vs_best(value, best.values[headline], key_column[3]))
+            cells.append(vs_best(value, best.values[headline], key_column[3], headline))
         lines.append("| " + " | ".join(cells) + " |")
     ours = next((row for row in rows if row.system == OURS and not row.error), None)
     if ours is not None:
         cells = ["ours vs best peer"]
         for key, _, _, better in columns:
             peer = best_peer(rows, key, better)
-            cells.append(ratio(ours.values.get(key, math.nan), peer.values[key], better) if peer else "-")
+            cells.append(ratio(ours.values.get(key, math.nan), peer.values[key], better, key) if peer else "-")
         cells.append("")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -205,7 +234,9 @@ def headline_title(columns: list[Column], headline: str) -> str:
     return next(title for key, title, _, _ in columns if key == headline)
 
 
-def vs_best(value: float, best: float, better: str) -> str:
+def vs_best(value: float, best: float, better: str, key: str = "") -> str:
+    if key in IN_MS and min(value, best) < ABSOLUTE_BELOW_MS:
+        return "same" if abs(value - best) <= SLACK.get(key, 0.0) else f"{value - best:+,.1f} ms"
     if best == 0:
         return "same" if value == 0 else f"{value:.3g} vs 0"
     factor = value / best if better == "low" else best / value if value else math.inf
@@ -352,6 +383,10 @@ def write_report(
         "started on a whole second, since its interval jobs run first when it starts. django-q2's `scheduler()` "
         "is called by a loop that copies its cluster sentinel's guard loop (every 30 s), without the worker "
         "pool, so only the scheduler is measured.",
+        "- *Best peer* in each table is the best of the peers that did the work: at most 1% of the due times "
+        "missed and, for edits, every edit taking effect. A system that fired a third of its occurrences has a "
+        "fine lag for those few; it is marked *did not keep up* and compared with nothing. Millisecond figures "
+        "under 1 ms compare as a difference in ms, not a ratio.",
         "- Ours runs the working tree as it was at the time of the run (bench/engine.py's Harness: private "
         "Redis and SecantusDB, real `run_scheduler` processes); the repository may have moved since.",
         "",
@@ -511,7 +546,7 @@ def shortfalls(rows: dict[tuple[str, str], Any], workloads: Sequence[Any], syste
             peers = [
                 other
                 for (other_name, other_label), other in rows.items()
-                if other_label == label and other_name != OURS and not other.error and _ok(other.values.get(key))
+                if other_label == label and other_name != OURS and did_the_work(other) and _ok(other.values.get(key))
             ]
             value = row.values.get(key)
             if not peers or not _ok(value):
