@@ -63,11 +63,22 @@ def job_create(*, owner: User, **fields: Any) -> Job:
     return job
 
 
-def job_update(job: Job, **fields: Any) -> Job:
+def job_update(job: Job, *, now: Callable[[], datetime] = timezone.now, **fields: Any) -> Job:
+    """Save changes to a job; enabling or disabling it starts or stops its schedules.
+
+    A disabled job's schedules have no next time (nothing is dispatched for them); enabled
+    again, they go on from ``now``, and the times in between are not misfires.
+    """
+    # As stored, not as held: the admin's form has set the new values on ``job`` already.
+    was_enabled = Job.objects.filter(pk=job.pk).values_list("enabled", flat=True).first()
     _apply(job, fields)
     job.full_clean(validate_constraints=False)
     _check_name_free(job)
     job.save()
+    if job.enabled != was_enabled:
+        from schedules.services import follow_job
+
+        follow_job(job, now=now)
     return job
 
 

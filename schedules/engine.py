@@ -24,7 +24,7 @@ from bson import ObjectId
 from django.db import IntegrityError
 from pymongo import UpdateOne
 
-from jobs.models import Run
+from jobs.models import Job, Run
 from jobscheduler import mongo
 from schedules import metrics
 from schedules.kinds import from_epoch_ms, to_epoch_ms
@@ -314,10 +314,12 @@ def reconcile(
         generations = store.generations(ids)
         missing = [schedule for schedule, gen in zip(chunk, generations, strict=True) if gen is None]
         last_runs = _last_nominal_times([schedule.pk for schedule in missing]) if missing else {}
+        disabled = _disabled_jobs({schedule.job_id for schedule in missing}) if missing else set()
         repaired = []
         for schedule, gen in zip(chunk, generations, strict=True):
             if gen is None:
-                _resume_after_last_fire(schedule, last_runs.get(str(schedule.pk)), now)
+                if schedule.job_id not in disabled:
+                    _resume_after_last_fire(schedule, last_runs.get(str(schedule.pk)), now)
                 report["added"] += 1
             elif gen < schedule.generation:
                 report["updated"] += 1
@@ -354,6 +356,12 @@ def _resume_after_last_fire(schedule: Schedule, last_run: datetime | None, now: 
     if known and not paused:
         occurrence = next_occurrence(schedule, max(known))
         schedule.next_run_at = occurrence.at if occurrence else None
+
+
+def _disabled_jobs(job_ids: set[Any]) -> set[Any]:
+    """Which of these jobs are disabled: their schedules stay stopped when Redis is rebuilt."""
+    held = mongo.collection(Job).find({"_id": {"$in": list(job_ids)}, "enabled": False}, {"_id": 1})
+    return {row["_id"] for row in held}
 
 
 def _last_nominal_times(schedule_ids: list[Any]) -> dict[str, datetime]:

@@ -12,8 +12,10 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from pymongo import UpdateOne
 
 from jobs.models import Job
+from jobscheduler import mongo
 from schedules import store
 from schedules.models import Schedule
 from schedules.timeline import next_occurrence
@@ -74,7 +76,13 @@ def _save(schedule: Schedule, now: datetime) -> Schedule:
 
 
 def _next_run_at(schedule: Schedule, now: datetime) -> datetime | None:
-    """The next time to fire; a pause skips what falls inside it (it is not a misfire)."""
+    """The next time to fire; a pause skips what falls inside it (it is not a misfire).
+
+    A disabled job's schedules have none: nothing of it is dispatched until it is enabled
+    again, and then it goes on from that moment, like a resumed schedule.
+    """
+    if not schedule.job.enabled:
+        return None
     after = now
     if schedule.paused:
         if schedule.paused_until is None:
@@ -139,6 +147,54 @@ def schedule_pause(
 
 def schedule_resume(schedule: Schedule, *, now: Callable[[], datetime] = timezone.now) -> Schedule:
     return schedule_update(schedule, paused=False, paused_until=None, now=now)
+
+
+def follow_job(job: Job, *, now: Callable[[], datetime] = timezone.now, batch: int = 1000) -> int:
+    """After ``job`` was enabled or disabled: stop or restart its schedules; returns how many.
+
+    Each schedule gets its next time again (none while the job is disabled) and a new
+    generation, written and mirrored in batches. A schedule edited meanwhile (its generation
+    moved) is left as that edit saved it: the edit already saw the job as it is now.
+    """
+    moment = now()
+    changed = 0
+    chunk: list[Schedule] = []
+    for schedule in Schedule.objects.filter(job=job).order_by("pk").iterator(chunk_size=batch):
+        schedule.job = job
+        chunk.append(schedule)
+        if len(chunk) >= batch:
+            changed += _follow(chunk, moment)
+            chunk = []
+    if chunk:
+        changed += _follow(chunk, moment)
+    return changed
+
+
+def _follow(chunk: list[Schedule], moment: datetime) -> int:
+    writes = []
+    for schedule in chunk:
+        before = schedule.generation
+        schedule.next_run_at = _next_run_at(schedule, moment)
+        schedule.generation += 1
+        writes.append(
+            UpdateOne(
+                {"_id": schedule.pk, "generation": before},
+                {
+                    "$set": {
+                        "next_run_at": schedule.next_run_at,
+                        "generation": schedule.generation,
+                        "updated_at": moment,
+                    }
+                },
+            )
+        )
+    collection = mongo.collection(Schedule)
+    if collection.bulk_write(writes, ordered=False).modified_count != len(writes):
+        held = collection.find({"_id": {"$in": [schedule.pk for schedule in chunk]}}, {"generation": 1})
+        generations = {row["_id"]: row["generation"] for row in held}
+        chunk = [schedule for schedule in chunk if generations.get(schedule.pk) == schedule.generation]
+    store.get_store().upsert_many(chunk)
+    return len(chunk)
 
 
 def schedule_delete(schedule: Schedule) -> None:

@@ -184,6 +184,19 @@ def test_edit_and_delete_inline_schedule_go_through_services(admin_client: Clien
     assert store.state(str(schedule.pk)) == {}
 
 
+def test_unticking_enabled_stops_the_jobs_schedules(admin_client: Client, job: Job, store: Any) -> None:
+    schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=60)
+    assert store.due_score(str(schedule.pk)) is not None
+    data = job_post(name=job.name)
+    del data["enabled"]  # an unticked checkbox is not posted
+    data["schedules-TOTAL_FORMS"] = "0"
+    response = admin_client.post(reverse("admin:jobs_job_change", args=[job.pk]), data)
+    assert response.status_code == 302, response.context and response.context["errors"]
+    assert not Job.objects.get(pk=job.pk).enabled
+    assert Schedule.objects.get(pk=schedule.pk).next_run_at is None
+    assert store.due_score(str(schedule.pk)) is None
+
+
 def test_delete_job_unschedules(admin_client: Client, job: Job, store: Any) -> None:
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=60)
     confirm = admin_client.get(reverse("admin:jobs_job_delete", args=[job.pk]))

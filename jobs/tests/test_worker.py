@@ -275,11 +275,12 @@ def test_entries_of_deleted_jobs_and_schedules_are_dropped(user, store, worker):
     assert stream_sizes(store) == (0, 0)
 
 
-def test_a_disabled_jobs_scheduled_runs_are_skipped_but_run_now_runs(user, store, worker):
+def test_an_occurrence_in_flight_when_its_job_is_disabled_is_skipped_but_run_now_runs(user, store, worker):
     job = make_job(user)
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=3600)
+    dispatch(store, schedule, 1000)  # on the stream already when the job is disabled
     services.job_update(job, enabled=False)
-    dispatch(store, schedule, 1000)
+    assert store.due_score(str(schedule.pk)) is None  # nothing more is dispatched
     assert worker.handle(read_one(worker), Scripted()) == "skipped"
     assert runs(f"{schedule.pk}:1000")[0].error == "Skipped: the job is disabled."
     key = run_now(job, user=user)

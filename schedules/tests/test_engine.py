@@ -261,3 +261,60 @@ def test_reconcile_keeps_a_mirror_whose_schedule_exists(job, store, monkeypatch)
     report = engine.reconcile(store, T0)
     assert report["removed"] == 0
     assert store.state(str(schedule.pk))["gen"] == "1"
+
+
+# --- enabling and disabling a job ---------------------------------------------------------------
+
+
+def test_a_disabled_jobs_schedules_are_not_dispatched_and_go_on_from_enabling(job, store):
+    from jobs.services import job_update
+
+    fixed = create(job, kind="fixed", interval_seconds=10)
+    cron = create(job, kind="cron", expression="*/5 * * * *")
+    paused = create(job, kind="fixed", interval_seconds=10, paused=True)
+    job_update(job, enabled=False, now=lambda: T0 + timedelta(seconds=5))
+    added = create(job, at=T0 + timedelta(seconds=5), kind="fixed", interval_seconds=10)
+    for schedule in (fixed, cron, paused, added):
+        saved = Schedule.objects.get(pk=schedule.pk)
+        assert saved.next_run_at is None
+        assert store.due_score(str(schedule.pk)) is None
+        assert store.state(str(schedule.pk))["gen"] == str(saved.generation)
+    an_hour = T0 + timedelta(hours=1)
+    assert engine.dispatch_due(store, an_hour) == 0
+    engine.handle_work(store, an_hour)
+    assert fire_keys(store) == [] and Run.objects.count() == 0
+
+    back = an_hour + timedelta(seconds=3)
+    job_update(job, enabled=True, now=lambda: back)
+    assert engine.dispatch_due(store, back) == 0  # the disabled hour is not made up for
+    engine.handle_work(store, back)
+    assert Run.objects.count() == 0  # nor recorded as missed
+    assert engine.dispatch_due(store, an_hour + timedelta(seconds=10)) == 2
+    assert fire_keys(store) == [
+        f"{added.pk}:{to_epoch_ms(an_hour + timedelta(seconds=5))}",
+        f"{fixed.pk}:{to_epoch_ms(an_hour + timedelta(seconds=10))}",
+    ]
+    assert store.due_score(str(cron.pk)) == to_epoch_ms(an_hour + timedelta(minutes=5))
+    assert store.due_score(str(paused.pk)) is None  # still paused
+
+
+def test_other_job_edits_leave_its_schedules_alone(job, store):
+    from jobs.services import job_update
+
+    schedule = create(job, kind="fixed", interval_seconds=10)
+    job_update(job, description="nightly cleanup", enabled=True)
+    assert Schedule.objects.get(pk=schedule.pk).generation == schedule.generation
+
+
+def test_reconcile_keeps_a_disabled_jobs_schedules_stopped(job, store):
+    from jobs.services import job_update
+
+    schedule = create(job, kind="fixed", interval_seconds=10)
+    engine.dispatch_due(store, T0 + timedelta(seconds=10))
+    engine.sync_fired(store)
+    job_update(job, enabled=False, now=lambda: T0 + timedelta(seconds=12))
+    for key in store.client.scan_iter(match=f"*{store.prefix}*"):
+        store.client.delete(key)
+    assert engine.reconcile(store, T0 + timedelta(seconds=30))["added"] == 1
+    assert store.due_score(str(schedule.pk)) is None
+    assert engine.dispatch_due(store, T0 + timedelta(hours=1)) == 0
