@@ -318,3 +318,37 @@ def test_reconcile_keeps_a_disabled_jobs_schedules_stopped(job, store):
     assert engine.reconcile(store, T0 + timedelta(seconds=30))["added"] == 1
     assert store.due_score(str(schedule.pk)) is None
     assert engine.dispatch_due(store, T0 + timedelta(hours=1)) == 0
+
+
+# --- the dispatch step's own connection -----------------------------------------------------------
+
+
+def test_dispatch_survives_its_connection_being_killed(job, store):
+    schedule = create(job, kind="fixed", interval_seconds=10)
+    assert engine.dispatch_due(store, T0 + timedelta(seconds=10)) == 1
+    lane = store._lanes.connection
+    lane.send_command("CLIENT", "ID")
+    store.client.client_kill_filter(_id=lane.read_response())
+    # The step goes the usual way this once (the connection is gone), then on a new one.
+    assert engine.dispatch_due(store, T0 + timedelta(seconds=20)) == 1
+    assert engine.dispatch_due(store, T0 + timedelta(seconds=30)) == 1
+    assert engine.dispatch_due(store, T0 + timedelta(seconds=30)) == 0
+    assert fire_keys(store) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=s))}" for s in (10, 20, 30)]
+
+
+def test_dispatch_loads_its_script_when_redis_lacks_it(job, store, monkeypatch):
+    import uuid
+
+    from schedules import store as store_module
+
+    # A script text Redis has never seen, as after a restart: the first call answers NOSCRIPT.
+    original = store_module._lua
+    fresh = f"\n-- {uuid.uuid4().hex}"
+    monkeypatch.setattr(store_module, "_lua", lambda name: original(name) + fresh)
+    unseen = store_module.RedisStore(client=store.client, prefix=store.prefix, shards=store.shards)
+    assert not unseen.client.script_exists(unseen._sha["dispatch"])[0]
+    schedule = create(job, kind="fixed", interval_seconds=10)
+    assert engine.dispatch_due(unseen, T0 + timedelta(seconds=10)) == 1
+    assert unseen.client.script_exists(unseen._sha["dispatch"])[0]
+    assert engine.dispatch_due(unseen, T0 + timedelta(seconds=20)) == 1
+    assert fire_keys(store) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=s))}" for s in (10, 20)]
