@@ -427,8 +427,11 @@ def run_loop(
     """
     options = options or LoopSettings()
     name = name or scheduler_id()
-    if not store.is_reconciled():  # an intact mirror waits for the periodic check
+    if once and not store.is_reconciled():  # an intact mirror waits for the periodic check
         reconcile(store, _now(clock))
+    # Otherwise the housekeeping thread rebuilds a missing mirror (its first look is at once),
+    # while this thread fires what is mirrored already: a rebuild reads every schedule from
+    # MongoDB, and nothing it would add could fire before it finished anyway.
     store.ensure_groups()
     # Start from a different shard than other schedulers, so they share the work.
     offset = zlib.crc32(name.encode()) % store.shards

@@ -352,3 +352,33 @@ def test_dispatch_loads_its_script_when_redis_lacks_it(job, store, monkeypatch):
     assert unseen.client.script_exists(unseen._sha["dispatch"])[0]
     assert engine.dispatch_due(unseen, T0 + timedelta(seconds=20)) == 1
     assert fire_keys(store) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=s))}" for s in (10, 20)]
+
+
+def test_a_scheduler_fires_what_is_mirrored_while_it_rebuilds_a_lost_mirror(job, store, monkeypatch):
+    import threading
+    import time
+
+    schedule = create(job, kind="fixed", interval_seconds=10)
+    assert not store.is_reconciled()  # as after Redis lost data: the marker is gone
+    rebuilding, release = threading.Event(), threading.Event()
+
+    def slow_reconcile(*args, **kwargs):
+        rebuilding.set()
+        release.wait(10)
+        return {}
+
+    monkeypatch.setattr(engine, "reconcile", slow_reconcile)
+    stop = threading.Event()
+    moment = (T0 + timedelta(seconds=10)).timestamp()
+    loop = threading.Thread(target=engine.run_loop, args=(store, stop), kwargs={"clock": lambda: moment})
+    loop.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not fire_keys(store) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert rebuilding.is_set() and not release.is_set()
+        assert fire_keys(store) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=10))}"]
+    finally:
+        release.set()
+        stop.set()
+        loop.join(10)
