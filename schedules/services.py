@@ -126,8 +126,14 @@ def schedule_bulk_create(
             ) from None
         schedules.append(schedule)
     for start in range(0, len(schedules), batch):
-        chunk = Schedule.objects.bulk_create(schedules[start : start + batch])
-        store.get_store().upsert_many(chunk)
+        chunk = schedules[start : start + batch]
+        if start:
+            # A large load takes seconds: each batch's next times are taken when it is saved,
+            # so running schedulers do not find its first occurrences already past.
+            moment = now()
+            for schedule in chunk:
+                schedule.next_run_at = _next_run_at(schedule, moment)
+        store.get_store().upsert_many(Schedule.objects.bulk_create(chunk))
     return len(schedules)
 
 

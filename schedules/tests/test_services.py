@@ -1,6 +1,6 @@
 """Schedule services: saved to MongoDB, mirrored to Redis, validated before either."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -93,3 +93,15 @@ def test_bulk_create_with_one_bad_spec_saves_nothing(job, store):
         services.schedule_bulk_create(job=job, specs=specs, now=now)
     assert "1.expression" in error.value.message_dict
     assert Schedule.objects.count() == 0
+
+
+def test_bulk_create_takes_each_batchs_next_times_when_it_saves_it(job, store):
+    moments = iter([NOW, NOW + timedelta(seconds=30)])
+    services.schedule_bulk_create(
+        job=job,
+        specs=[{"kind": "fixed", "interval_seconds": 10, "anchor": NOW} for _ in range(4)],
+        now=lambda: next(moments),
+        batch=2,
+    )
+    nexts = [schedule.next_run_at for schedule in Schedule.objects.order_by("pk")]
+    assert nexts == [NOW + timedelta(seconds=10)] * 2 + [NOW + timedelta(seconds=40)] * 2
