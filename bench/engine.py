@@ -132,17 +132,17 @@ class Harness:
 
         return job_create(owner=user, name="bench", target_type="python", target={"function": "demo.hello"})
 
-    def start_schedulers(self, count: int) -> list[subprocess.Popen[bytes]]:
+    def start_schedulers(self, count: int, first: int = 0) -> list[subprocess.Popen[bytes]]:
         processes = [
             subprocess.Popen(
                 [sys.executable, "manage.py", "run_scheduler", "--name", f"bench-{index}"],
                 cwd=ROOT,
                 env=self.env,
             )
-            for index in range(count)
+            for index in range(first, first + count)
         ]
         deadline = time.monotonic() + 60
-        while len(self.store.heartbeats()) < count:
+        while len(self.store.heartbeats()) < first + count:
             if time.monotonic() > deadline:
                 raise RuntimeError("schedulers did not start")
             time.sleep(0.05)
