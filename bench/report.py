@@ -430,6 +430,7 @@ def write_report(
         if reasons or where:
             out.append(f"- **{system}**: " + "; ".join(reasons) + ".")
     out.append("")
+    out += READING
     out += ["## Where we fall short", ""]
     out += shortfalls(rows, workloads, systems)
     if notes:
@@ -438,6 +439,29 @@ def write_report(
         out += ["", "### Where our scheduler's time goes", "", profile]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(out).rstrip() + "\n")
+
+
+READING = [
+    "## Reading these results",
+    "",
+    "- **APScheduler in memory** is the in-process reference: its jobs live in one process's memory and a fire is "
+    "a function call in its own thread. Nothing persists, nothing is shared, a second process cannot help or take "
+    "over. A fire of ours is an atomic Lua step in Redis (take the due schedule, append the occurrence to the "
+    "dispatch stream, advance the schedule) that survives the scheduler's crash and is shared by every scheduler "
+    "running. The price is a loopback round trip per wake and the wake grain: two wakes of one scheduler are at "
+    "least 2 ms apart, so that at 1k schedules spread over the second a wake dispatches two occurrences, not one "
+    "(half the CPU, up to 2 ms more lag).",
+    "- **Aligned bursts** (every schedule due on the same millisecond) are dispatched one occurrence after another "
+    "inside Redis, which runs one command at a time: the last of 10k fires a Redis-time-per-occurrence times 10k "
+    "after the first (see *Redis time by command* in the profile below: the dispatch step's time per call over "
+    "the occurrences it took). The remedy is to do the step's work ahead of the due time and leave only the "
+    "stream append for it (SPEC section 9: claim a little ahead); not built yet.",
+    "- **Peers that keep their schedules in Redis or a database** and compute the next run from the last actual "
+    "run (celery beat and its schedulers, rq-scheduler) drift off the grid and, past a few hundred schedules "
+    "every second, spend their loop re-reading what is due: the *did not keep up* rows. Several beats on one "
+    "schedule duplicate every fire unless the scheduler takes a lock (RedBeat), and then only one works.",
+    "",
+]
 
 
 def rate_ceiling(rows: dict[tuple[str, str], Any], systems: Sequence[str]) -> list[str]:
