@@ -408,14 +408,16 @@ def main() -> None:
     parser.add_argument(
         "--report-from",
         type=Path,
+        nargs="+",
         default=None,
-        help="measure nothing: rewrite the report from a results file an earlier run kept",
+        help="measure nothing: rewrite the report from results files earlier runs kept (several: "
+        "consecutive runs of different rows, e.g. a run stopped midway and one of the rows it did not reach)",
     )
     args = parser.parse_args()
     if args.report_from:
-        saved = load_results(args.report_from)
+        saved = merge_results([load_results(path) for path in args.report_from])
         write_saved_report(args.out, saved)
-        print(f"wrote {args.out} from {args.report_from}")
+        print(f"wrote {args.out} from {', '.join(map(str, args.report_from))}")
         return
     signal.signal(signal.SIGTERM, stop_on_signal)  # so the finally below stops every server started here
     repeats = args.repeats or (1 if args.quick else 3)
@@ -522,7 +524,8 @@ def saved_run(
         "repeats": args.repeats or (1 if args.quick else 3),
         "duration": time.time() - started,
         "loads": [list(load_before), list(os.getloadavg())],
-        "command": f"bench/run{' --quick' if args.quick else ''}",
+        "command": "bench/run"
+        + "".join(f" {flag}" for flag in (args.quick and "--quick", args.only and f'--only "{args.only}"') if flag),
         "machine": machine(),
         "profile": profile,
     }
@@ -540,6 +543,26 @@ def load_results(path: Path) -> dict[str, Any]:
     with gzip.open(path, "rt") as source:
         saved: dict[str, Any] = json.load(source)
     return saved
+
+
+def merge_results(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Consecutive runs as one: their rows and skips, workloads in the order first met."""
+    merged = dict(runs[0])
+    for run in runs[1:]:
+        merged["rows"] = merged["rows"] + run["rows"]
+        merged["skipped"] = merged["skipped"] + run["skipped"]
+        known = {workload["label"] for workload in merged["workloads"]}
+        merged["workloads"] = merged["workloads"] + [w for w in run["workloads"] if w["label"] not in known]
+        merged["systems"] = merged["systems"] + [s for s in run["systems"] if s not in merged["systems"]]
+        merged["limits"] = {**run["limits"], **merged["limits"]}
+        merged["duration"] = merged["duration"] + run["duration"]
+        merged["loads"] = [merged["loads"][0], run["loads"][1]]
+        merged["command"] = f"{merged['command']} then {run['command']}"
+        merged["profile"] = run["profile"] or merged["profile"]
+    # A row measured in both (a run stopped during it): the later run's skip does not hide it.
+    measured = {(row["system"], row["workload"]) for row in merged["rows"]}
+    merged["skipped"] = [entry for entry in merged["skipped"] if (entry[0], entry[1]) not in measured]
+    return merged
 
 
 def write_saved_report(out: Path, saved: dict[str, Any]) -> None:
