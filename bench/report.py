@@ -400,6 +400,8 @@ def write_report(
         for workload in chosen:
             labels.append(workload.label)
             labels += sorted({label for (_, label) in rows if label.startswith(workload.label + " [")})
+        if not any((system, label) in rows for label in labels for system in systems):
+            out += ["Not measured in this run.", ""]
         for label in labels:
             present = [rows[(system, label)] for system in systems if (system, label) in rows]
             if not present:
