@@ -269,6 +269,7 @@ def _dispatch(store: RedisStore, now_ms: int, shards: list[int]) -> tuple[int, d
 
 
 SYNC_BATCH = 2000
+SYNC_PASS = 10  # batches per housekeeping pass at most: 20,000 schedules every sync_every
 
 
 def sync_fired(store: RedisStore, limit: int = SYNC_BATCH) -> int:
@@ -501,9 +502,11 @@ def _housekeep(
             store.beat("schedulers", name, {"pid": os.getpid(), "started": started, "fired": fired[0]})
             if clock() - last_sync >= options.sync_every:
                 last_sync = clock()
-                # A full batch means more may wait: go on, a batch every 0.1 s at most.
-                while sync_fired(store) >= SYNC_BATCH and not stop.wait(0.1):
-                    pass
+                # A full batch means more may wait: go on, a batch every 0.1 s at most and
+                # SYNC_PASS batches a pass, so the heartbeat and reconcile checks keep their pace.
+                for _ in range(SYNC_PASS):
+                    if sync_fired(store) < SYNC_BATCH or stop.wait(0.1):
+                        break
             lost = not store.is_reconciled()
             due = clock() - last_reconcile >= options.reconcile_every
             # One scheduler at a time rebuilds or checks the mirror; the others go on firing.
@@ -518,8 +521,9 @@ def _housekeep(
             elif due:
                 last_reconcile = clock()  # another scheduler holds the lock: it is checking
             if stop.wait(options.beat_every):
-                while sync_fired(store) >= SYNC_BATCH:  # what fired last reaches MongoDB before exit
-                    pass
+                for _ in range(SYNC_PASS):  # what fired last reaches MongoDB before exit
+                    if sync_fired(store) < SYNC_BATCH:
+                        break
                 return
     except Exception:
         logger.exception("housekeeping failed; stopping the scheduler")

@@ -164,8 +164,8 @@ class RedisStore:
     def _run_on_lane(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
         """``_run_scripts`` on a connection of this thread's own, for the dispatch step.
 
-        A scheduler wakes for every due time (a thousand times a second at 1k schedules spread
-        over the second); going through the client's pool, retry wrapper and per-command
+        A scheduler wakes up to 500 times a second (at 1k schedules spread over the second,
+        with the loop's 2 ms grain); going through the client's pool, retry wrapper and per-command
         instrumentation cost more CPU than the step itself. This sends the packed commands
         on one connection and reads the replies. On any error the connection is dropped and
         the calls go the usual way (which loads missing scripts and retries): a dispatch step
