@@ -13,8 +13,11 @@ from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from jobs.runqueue import RunQueue
+from jobscheduler.coordination import Coordination
+from jobscheduler.keyspace import Keyspace, use_keyspace
 from jobscheduler.testing.pytest_servers import delete_keys_with_prefix
-from schedules import store as store_module
+from schedules.due_index import DueIndex, get_due_index
 
 
 @pytest.fixture
@@ -23,15 +26,30 @@ def redis_client() -> redis.Redis:
 
 
 @pytest.fixture(autouse=True)
-def store(redis_client: redis.Redis) -> Iterator[store_module.RedisStore]:
-    """A Redis store with keys private to this test, used by every service call."""
+def keyspace(redis_client: redis.Redis) -> Iterator[Keyspace]:
+    """Redis keys private to this test (4 shards), the default for every service call."""
     prefix = f"{os.environ['JOBSCHEDULER_REDIS_PREFIX']}:{uuid.uuid4().hex[:8]}"
-    test_store = store_module.RedisStore(client=redis_client, prefix=prefix, shards=4)
-    previous = store_module._default_store
-    store_module._default_store = test_store
-    yield test_store
-    store_module._default_store = previous
+    test_keyspace = Keyspace(redis_client, prefix, 4)
+    previous = use_keyspace(test_keyspace)
+    yield test_keyspace
+    use_keyspace(previous)
     delete_keys_with_prefix(os.environ["REDIS_URL"], prefix)
+
+
+@pytest.fixture
+def due_index(keyspace: Keyspace) -> DueIndex:
+    """The due index the services write to (this test's keys)."""
+    return get_due_index()
+
+
+@pytest.fixture
+def runqueue(keyspace: Keyspace) -> RunQueue:
+    return RunQueue(keyspace)
+
+
+@pytest.fixture
+def coordination(keyspace: Keyspace) -> Coordination:
+    return Coordination(keyspace)
 
 
 @pytest.fixture
@@ -60,7 +78,7 @@ def job(user: User) -> Any:
 
 
 @pytest.fixture
-def process_env(store: store_module.RedisStore) -> dict[str, str]:
+def process_env(keyspace: Keyspace) -> dict[str, str]:
     """Environment for a manage.py subprocess that shares this test's MongoDB and Redis keys."""
     from django.db import connection
 
@@ -69,7 +87,7 @@ def process_env(store: store_module.RedisStore) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "jobscheduler.settings",
         "DJANGO_DEBUG": "1",
         "MONGODB_DB": connection.settings_dict["NAME"],
-        "JOBSCHEDULER_REDIS_PREFIX": store.prefix,
-        "JOBSCHEDULER_SHARDS": str(store.shards),
+        "JOBSCHEDULER_REDIS_PREFIX": keyspace.prefix,
+        "JOBSCHEDULER_SHARDS": str(keyspace.shards),
         "JOBSCHEDULER_LOG_LEVEL": "WARNING",
     }

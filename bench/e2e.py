@@ -197,7 +197,7 @@ class EndToEnd:
 
     def wait_for_workers(self, workers: list[subprocess.Popen[bytes]]) -> None:
         deadline = time.monotonic() + 60
-        while len(self.harness.store.beats("workers")) < len(workers):
+        while len(self.harness.coordination.beats("workers")) < len(workers):
             if time.monotonic() > deadline or any(worker.poll() is not None for worker in workers):
                 raise RuntimeError("workers did not start")
             time.sleep(0.05)
@@ -207,7 +207,7 @@ class EndToEnd:
         from jobs.models import Run
         from jobs.services import run_now
 
-        keys = [run_now(job, user=job.owner, store=self.harness.store) for _ in range(runs)]
+        keys = [run_now(job, user=job.owner, runqueue=self.harness.index.runqueue) for _ in range(runs)]
         deadline = time.monotonic() + 60
         while Run.objects.filter(fire_key__in=keys, status=Run.Status.SUCCEEDED).count() < len(keys):
             if time.monotonic() > deadline:
@@ -218,7 +218,7 @@ class EndToEnd:
         """Give the window's last occurrences time to finish, unless a backlog shows they will not."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            open_entries = self.harness.store.index_sizes()["stream"]  # acknowledged entries are deleted
+            open_entries = self.harness.index.runqueue.lengths()  # acknowledged entries are deleted
             if open_entries == 0 or open_entries > scenario.schedules:
                 return
             time.sleep(0.1)
@@ -516,13 +516,13 @@ WORKER_STEPS = [
     ("run_begin (jobs/services.py", "insert the pending run (MongoDB)"),
     ("run_started (jobs/services.py", "mark it running (MongoDB)"),
     ("run_finish (jobs/services.py", "record the outcome (MongoDB)"),
-    ("Worker.job (jobs/worker.py", "look up the job (MongoDB, cached 1 s)"),
-    ("Worker.schedule_policy (jobs/worker.py", "look up the overlap policy (MongoDB, cached 1 s)"),
-    ("overlap_enter (schedules/store.py", "overlap bookkeeping (Redis)"),
-    ("overlap_leave (schedules/store.py", "overlap bookkeeping (Redis)"),
+    ("Worker.job (workers/worker.py", "look up the job (MongoDB, cached 1 s)"),
+    ("Worker.schedule_policy (workers/worker.py", "look up the overlap policy (MongoDB, cached 1 s)"),
+    ("overlap_enter (jobs/runqueue.py", "overlap bookkeeping (Redis)"),
+    ("overlap_leave (jobs/runqueue.py", "overlap bookkeeping (Redis)"),
     ("deliver (jobs/webhooks.py", "the webhook itself (HTTP to the receiver)"),
-    ("_in_child (jobs/execution.py", "the python task (in the run process)"),
-    ("ack (schedules/store.py", "acknowledge the entry (Redis)"),
+    ("_in_child (workers/children.py", "the python task (in the run process)"),
+    ("ack (jobs/runqueue.py", "acknowledge the entry (Redis)"),
     ("Queue.get (queue.py", "idle: waiting for work"),
 ]
 

@@ -109,9 +109,11 @@ class Harness:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        from schedules.store import get_store
+        from jobscheduler.coordination import Coordination
+        from schedules.due_index import get_due_index
 
-        self.store: Any = get_store()
+        self.index: Any = get_due_index()
+        self.coordination: Any = Coordination(self.index.keyspace)
 
     def reset(self) -> Any:
         from django.contrib.auth.models import User
@@ -122,11 +124,11 @@ class Harness:
         Run.objects.all().delete()
         Schedule.objects.all().delete()
         Job.objects.all().delete()
-        self.store.client.flushdb()  # our private Redis, started above
+        self.index.client.flushdb()  # our private Redis, started above
         # As on a Redis a scheduler has run on before: the schedules loaded next are mirrored
         # by the service as they are saved, so no scheduler needs to rebuild the mirror from
         # MongoDB when it starts. The benchmark measures firing, not that rebuild.
-        self.store.mark_reconciled()
+        self.index.mark_reconciled()
         user, _ = User.objects.get_or_create(username="bench")
         from jobs.services import job_create
 
@@ -142,7 +144,7 @@ class Harness:
             for index in range(first, first + count)
         ]
         deadline = time.monotonic() + 60
-        while len(self.store.heartbeats()) < first + count:
+        while len(self.coordination.beats("schedulers")) < first + count:
             if time.monotonic() > deadline:
                 raise RuntimeError("schedulers did not start")
             time.sleep(0.05)
@@ -160,23 +162,23 @@ class Harness:
                 process.wait()
 
     def redis_cpu(self) -> float:
-        info = self.store.client.info("cpu")
+        info = self.index.client.info("cpu")
         return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
     def read_dispatches(self) -> list[tuple[int, int, str]]:
         """(dispatch ms, nominal ms, fire key) of every stream entry, streams emptied."""
         out = []
-        for shard in range(self.store.shards):
-            key = self.store.stream_key(shard)
+        for shard in range(self.index.shards):
+            key = self.index.runqueue.stream_key(shard)
             start = "-"
             while True:
-                entries = self.store.client.xrange(key, min=start, count=20000)
+                entries = self.index.client.xrange(key, min=start, count=20000)
                 if not entries:
                     break
                 for entry_id, fields in entries:
                     out.append((int(entry_id.split(b"-")[0]), int(fields[b"n"]), fields[b"fk"].decode()))
                 start = "(" + entries[-1][0].decode()
-            self.store.client.delete(key)
+            self.index.client.delete(key)
         return out
 
     def run(self, scenario: Scenario) -> Result:

@@ -1,4 +1,4 @@
-"""The one write path for jobs and runs: validate and save; deleting a job unschedules it first.
+"""The one write path for jobs and runs: validate and save; job events reach schedules by signals.
 
 Run records are written by the worker through the ``run_*`` functions: an insert keyed by
 (fire key, attempt), then compare-and-set status changes, so a replayed stream entry records
@@ -8,10 +8,9 @@ once and two workers can never both start (or both finish) the same attempt.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from bson import ObjectId
 from django.contrib.auth.models import User
@@ -20,11 +19,10 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from jobs.models import Job, Run
+from jobs.runqueue import Entry, RunQueue
+from jobs.signals import job_deleting, job_enabled_changed
 from jobscheduler import mongo
-
-if TYPE_CHECKING:
-    from schedules.models import Schedule
-    from schedules.store import RedisStore
+from jobscheduler.epoch import to_epoch_ms
 
 EDITABLE_FIELDS = (
     "name",
@@ -76,18 +74,13 @@ def job_update(job: Job, *, now: Callable[[], datetime] = timezone.now, **fields
     _check_name_free(job)
     job.save()
     if job.enabled != was_enabled:
-        from schedules.services import follow_job
-
-        follow_job(job, now=now)
+        job_enabled_changed.send(sender=Job, job=job, now=now)
     return job
 
 
 def job_delete(job: Job) -> None:
-    """Delete a job, unscheduling each of its schedules through the schedule service."""
-    from schedules.services import schedule_delete
-
-    for schedule in list(job.schedules.all()):
-        schedule_delete(schedule)
+    """Delete a job; its schedules are unscheduled first (schedules.receivers)."""
+    job_deleting.send(sender=Job, job=job)
     job.delete()
 
 
@@ -97,40 +90,62 @@ def job_delete(job: Job) -> None:
 def run_now(
     job: Job,
     *,
-    schedule: Schedule | None = None,
+    schedule: Any = None,
     user: Any,
-    store: RedisStore | None = None,
+    runqueue: RunQueue | None = None,
     now: Callable[[], datetime] = timezone.now,
 ) -> str:
-    """Dispatch a manual run of ``job`` (for ``schedule``, if given) at once; returns its fire key.
+    """Dispatch a manual run of ``job`` (for ``schedule``, one of its schedules, if given) at
+    once; returns its fire key.
 
     No schedule moves. The run goes on the job's shard stream; a pending record is written
     too, so the caller sees it before a worker picks it up.
     """
-    from schedules.kinds import to_epoch_ms
-    from schedules.store import get_store
-
     if schedule is not None and schedule.job_id != job.pk:
         raise ValidationError({"schedule": "Not a schedule of this job."})
     if not (getattr(user, "is_superuser", False) or job.owner_id == getattr(user, "pk", None)):
         raise PermissionDenied("Only the job's owner may run it.")
-    redis_store = store or cast("RedisStore", get_store())
+    queue = runqueue or RunQueue()
     moment = now()
-    key = f"manual:{job.pk}:{uuid.uuid4().hex}"
-    fields = {
-        "fk": key,
-        "s": str(schedule.pk) if schedule is not None else "",
-        "j": str(job.pk),
-        "n": str(to_epoch_ms(moment)),
-        "t": Run.Trigger.MANUAL.value,
-    }
+    entry = Entry.manual(
+        job_id=str(job.pk),
+        schedule_id=str(schedule.pk) if schedule is not None else "",
+        nominal_ms=to_epoch_ms(moment),
+        shard=queue.keyspace.shard_of(str(job.pk)),
+    )
     # Dispatched first: a record without an entry would stay pending for ever.
-    redis_store.add_entry(redis_store.shard_of(str(job.pk)), fields)
+    queue.add(entry)
     with contextlib.suppress(IntegrityError):  # a worker was quicker and recorded it already
         Run.objects.create(
-            job=job, schedule=schedule, fire_key=key, trigger=Run.Trigger.MANUAL, nominal_time=moment, attempt=1
+            job=job,
+            schedule=schedule,
+            fire_key=entry.fire_key,
+            trigger=Run.Trigger.MANUAL,
+            nominal_time=moment,
+            attempt=1,
         )
-    return key
+    return entry.fire_key
+
+
+def runs_record(runs: list[Run]) -> int:
+    """Insert finished run records (the engine's missed runs) in one batch; ones already
+    recorded (same fire key and attempt: a replayed decision) are skipped. Returns how many
+    were inserted."""
+    if not runs:
+        return 0
+    try:
+        Run.objects.bulk_create(runs)
+        return len(runs)
+    except IntegrityError:
+        created = 0
+        for run in runs:
+            run.pk = None
+            try:
+                run.save(force_insert=True)
+                created += 1
+            except IntegrityError:
+                pass
+        return created
 
 
 def run_begin(

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from schedules.store import redis_client
+from jobscheduler.keyspace import redis_client
 
 logger = logging.getLogger(__name__)
 

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "jobs",
     "schedules",
+    "workers",
 ]
 
 MIDDLEWARE = [
@@ -138,7 +139,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # WhiteNoise serves what collectstatic gathered here (the image runs it), so gunicorn
 # needs no separate static file server.
 
-# Request bodies above this are refused (SPEC section 7: payload size).
+# Request bodies above this are refused (payload size).
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("JOBSCHEDULER_MAX_BODY_BYTES", str(256 * 1024)))
 
 # --- REST API ----------------------------------------------------------------------------

@@ -6,3 +6,7 @@ from django.apps import AppConfig
 class SchedulesConfig(AppConfig):
     name = "schedules"
     default_auto_field = "django_mongodb_backend.fields.ObjectIdAutoField"
+
+    def ready(self) -> None:
+        # Enabling, disabling and deleting a job reach its schedules through jobs.signals.
+        from schedules import receivers  # noqa: F401

@@ -1,7 +1,8 @@
 """One small object per schedule kind: validate its fields, describe it, compute next times.
 
 Adding a kind means adding one class here and listing it in ``KINDS``; nothing else in the
-code base switches on the kind. Every time in and out of these objects is an aware
+code base switches on the kind (what differs is asked of the kind: ``advances_in_lua``,
+``default_anchor``). Every time in and out of these objects is an aware
 datetime; occurrences are returned in UTC.
 """
 
@@ -16,6 +17,8 @@ from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
+
+from jobscheduler.epoch import from_epoch_ms, to_epoch_ms
 
 MIN_INTERVAL_SECONDS = 1
 # Cron macros accepted (Debian cron's, without @reboot, which has no time).
@@ -34,7 +37,6 @@ CRON_MACROS = {
 _MAX_SHIFT = timedelta(hours=3)
 # How finely a window is probed for a fall-back; transitions lie days apart.
 _OFFSET_PROBE = timedelta(minutes=30)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class ScheduleFields(Protocol):
 
     interval_seconds: int | None
     anchor: datetime | None
+    start_at: datetime | None
     expression: str
     timezone: str
 
@@ -57,6 +60,12 @@ class ScheduleFields(Protocol):
 class ScheduleKind(Protocol):
     name: str
     label: str
+    # True when the dispatch Lua step computes the next time itself (a fixed interval);
+    # otherwise the mirror carries the next times, computed in Python (schedules.mirror).
+    advances_in_lua: bool
+
+    def default_anchor(self, schedule: ScheduleFields, now: datetime) -> datetime | None:
+        """The anchor a new schedule gets when none is given (None: it keeps none)."""
 
     def clean(self, schedule: ScheduleFields) -> dict[str, str]:
         """Return a message per invalid field (empty when valid)."""
@@ -74,6 +83,11 @@ class ScheduleKind(Protocol):
 class BaseKind:
     """What kinds share: walking occurrences one ``next_after`` at a time."""
 
+    advances_in_lua = False
+
+    def default_anchor(self, schedule: ScheduleFields, now: datetime) -> datetime | None:
+        return schedule.anchor
+
     def next_after(self, schedule: ScheduleFields, after: datetime) -> Occurrence | None:
         raise NotImplementedError
 
@@ -81,16 +95,6 @@ class BaseKind:
         while (occurrence := self.next_after(schedule, after)) is not None:
             yield occurrence
             after = occurrence.at
-
-
-def to_epoch_ms(moment: datetime) -> int:
-    """Whole milliseconds since the epoch, exact (no float rounding)."""
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
-def from_epoch_ms(ms: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=ms)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -118,6 +122,11 @@ class FixedKind(BaseKind):
 
     name = "fixed"
     label = "Fixed interval"
+    advances_in_lua = True
+
+    def default_anchor(self, schedule: ScheduleFields, now: datetime) -> datetime | None:
+        # The grid starts at the start time, else at creation: no drift from then on.
+        return schedule.anchor or schedule.start_at or now
 
     def clean(self, schedule: ScheduleFields) -> dict[str, str]:
         interval = schedule.interval_seconds
@@ -152,7 +161,7 @@ class FixedKind(BaseKind):
 class CronExpression:
     """A parsed cron expression and how it meets daylight saving time.
 
-    Debian cron's rules (SPEC section 3): a 5-field expression with a fixed minute and hour
+    Debian cron's rules: a 5-field expression with a fixed minute and hour
     runs on wall-clock time; a time inside a spring-forward gap fires once at the jump and a
     time repeated by a fall-back fires on its first pass. Expressions with a wildcard minute
     or hour, and all 6-field (seconds) expressions, follow real elapsed time: every instant

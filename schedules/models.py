@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -93,8 +92,3 @@ class Schedule(models.Model):
             errors["catchup_max_runs"] = "Must be at least 1."
         if errors:
             raise ValidationError(errors)
-
-    def is_paused_at(self, moment: datetime) -> bool:
-        if not self.paused:
-            return False
-        return self.paused_until is None or moment < self.paused_until

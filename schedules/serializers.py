@@ -19,8 +19,8 @@ from jobscheduler.api import (
     StrictFieldsMixin,
 )
 from schedules import kinds, services, timeline
+from schedules.due_index import apply_live_state
 from schedules.models import Schedule
-from schedules.store import apply_live_state
 
 READ_ONLY_FIELDS = ("id", "next_run_at", "last_run_at", "run_count", "description", "created_at", "updated_at")
 DEFAULT_PREVIEW_COUNT = 10

@@ -10,13 +10,15 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from bson import ObjectId
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from pymongo import UpdateOne
 
 from jobs.models import Job
 from jobscheduler import mongo
-from schedules import store
+from schedules.due_index import get_due_index
+from schedules.kinds import KINDS
 from schedules.models import Schedule
 from schedules.timeline import next_occurrence
 
@@ -57,9 +59,9 @@ def _prepare(schedule: Schedule, now: datetime, given: Iterable[str] | None = No
     schedule-wide checks always run. Bulk loads rely on it: a full clean of every field
     costs a quarter of a millisecond per schedule.
     """
-    if schedule.kind == "fixed" and schedule.anchor is None:
-        # The grid starts at the start time, else at creation: no drift from then on.
-        schedule.anchor = schedule.start_at or now
+    kind = KINDS.get(schedule.kind)  # an unknown kind is full_clean's to report
+    if kind is not None and schedule.anchor is None:
+        schedule.anchor = kind.default_anchor(schedule, now)
     exclude = {"job"} if schedule.job_id else set()
     if given is not None:
         exclude |= {f.name for f in Schedule._meta.concrete_fields} - set(given) - {"kind", "anchor"}
@@ -71,7 +73,7 @@ def _prepare(schedule: Schedule, now: datetime, given: Iterable[str] | None = No
 def _save(schedule: Schedule, now: datetime) -> Schedule:
     _prepare(schedule, now)
     schedule.save()
-    store.get_store().upsert(schedule)
+    get_due_index().upsert(schedule)
     return schedule
 
 
@@ -133,7 +135,7 @@ def schedule_bulk_create(
             moment = now()
             for schedule in chunk:
                 schedule.next_run_at = _next_run_at(schedule, moment)
-        store.get_store().upsert_many(Schedule.objects.bulk_create(chunk))
+        get_due_index().upsert_many(Schedule.objects.bulk_create(chunk))
     return len(schedules)
 
 
@@ -199,11 +201,24 @@ def _follow(chunk: list[Schedule], moment: datetime) -> int:
         held = collection.find({"_id": {"$in": [schedule.pk for schedule in chunk]}}, {"generation": 1})
         generations = {row["_id"]: row["generation"] for row in held}
         chunk = [schedule for schedule in chunk if generations.get(schedule.pk) == schedule.generation]
-    store.get_store().upsert_many(chunk)
+    get_due_index().upsert_many(chunk)
     return len(chunk)
 
 
 def schedule_delete(schedule: Schedule) -> None:
     schedule_id = str(schedule.pk)
     schedule.delete()
-    store.get_store().remove(schedule_id)
+    get_due_index().remove(schedule_id)
+
+
+def schedules_copy_fired_state(states: Iterable[tuple[str, dict[str, Any]]]) -> int:
+    """Write the mirror's run counts and next/last times (schedules.mirror.fired_state) of
+    the given schedules to MongoDB in one bulk write; returns how many were written.
+
+    The scheduler's housekeeping calls this: these fields belong to the engine, so no
+    generation changes and nothing is mirrored back.
+    """
+    operations = [UpdateOne({"_id": ObjectId(schedule_id)}, {"$set": values}) for schedule_id, values in states]
+    if operations:
+        mongo.collection(Schedule).bulk_write(operations, ordered=False)
+    return len(operations)

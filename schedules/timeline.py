@@ -10,14 +10,22 @@ import hashlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from schedules.kinds import Occurrence, get_kind, to_epoch_ms
-
-if TYPE_CHECKING:
-    from schedules.models import Schedule
+from jobscheduler.epoch import to_epoch_ms
+from schedules.kinds import Occurrence, ScheduleFields, get_kind
 
 MAX_PREVIEW = 1000
+
+
+class TimelineFields(ScheduleFields, Protocol):
+    """What a timeline reads of a schedule: its kind's fields and its bounds. A saved or
+    unsaved ``Schedule`` provides them, and so does the scheduler's ``MirroredSchedule``."""
+
+    kind: str
+    end_at: datetime | None
+    max_runs: int | None
+    run_count: int
 
 
 def fire_key(schedule_id: object, nominal: datetime) -> str:
@@ -25,7 +33,7 @@ def fire_key(schedule_id: object, nominal: datetime) -> str:
     return f"{schedule_id}:{to_epoch_ms(nominal)}"
 
 
-def next_occurrence(schedule: Schedule, after: datetime, fired: int | None = None) -> Occurrence | None:
+def next_occurrence(schedule: TimelineFields, after: datetime, fired: int | None = None) -> Occurrence | None:
     """The first occurrence strictly after ``after`` within the schedule's bounds.
 
     ``fired`` is how many occurrences have fired already (default: the schedule's
@@ -34,7 +42,7 @@ def next_occurrence(schedule: Schedule, after: datetime, fired: int | None = Non
     return next(occurrences(schedule, after, fired), None)
 
 
-def occurrences(schedule: Schedule, after: datetime, fired: int | None = None) -> Iterator[Occurrence]:
+def occurrences(schedule: TimelineFields, after: datetime, fired: int | None = None) -> Iterator[Occurrence]:
     """The occurrences strictly after ``after`` within the schedule's bounds, in order."""
     fired = schedule.run_count if fired is None else fired
     if schedule.start_at is not None:
@@ -48,7 +56,7 @@ def occurrences(schedule: Schedule, after: datetime, fired: int | None = None) -
         fired += 1
 
 
-def preview(schedule: Schedule, after: datetime, count: int = 10) -> list[Occurrence]:
+def preview(schedule: TimelineFields, after: datetime, count: int = 10) -> list[Occurrence]:
     """The next ``count`` occurrences strictly after ``after``."""
     return list(islice(occurrences(schedule, after), max(0, min(count, MAX_PREVIEW))))
 

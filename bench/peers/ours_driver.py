@@ -85,8 +85,7 @@ class Ours:
         return float(self.harness.redis_cpu())
 
     def fired_count(self) -> int:
-        store = self.harness.store
-        return sum(int(store.client.xlen(store.stream_key(shard))) for shard in range(store.shards))
+        return int(self.harness.index.runqueue.lengths())
 
     def read_fires(self) -> list[tuple[float, str, int | None]]:
         fires: list[tuple[float, str, int | None]] = []
@@ -150,12 +149,12 @@ def profile(harness: Harness, ours: Ours, count: int, seconds: float, out: Path)
     )
     try:
         deadline = time.monotonic() + 60
-        while "profiled" not in harness.store.heartbeats() and time.monotonic() < deadline:
+        while "profiled" not in harness.coordination.beats("schedulers") and time.monotonic() < deadline:
             time.sleep(0.05)
         harness.stop(ours.processes)  # the one that ran while loading: the profiled one works alone
         ours.processes = []
         time.sleep(2.0)
-        harness.store.client.config_resetstat()
+        harness.index.client.config_resetstat()
         process.send_signal(signal.SIGUSR1)
         main0, other0 = thread_cpu(process.pid)
         redis0 = harness.redis_cpu()
@@ -165,7 +164,7 @@ def profile(harness: Harness, ours: Ours, count: int, seconds: float, out: Path)
         main1, other1 = thread_cpu(process.pid)
         redis1 = harness.redis_cpu()
         fired = ours.fired_count() - fired0
-        commands = harness.store.client.info("commandstats")
+        commands = harness.index.client.info("commandstats")
         deadline = time.monotonic() + 10
         while not stats_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -12,8 +12,9 @@ from django.test import Client
 from django.urls import reverse
 
 from jobs.models import Job, Run
+from jobscheduler.epoch import to_epoch_ms
 from schedules import services as schedule_services
-from schedules.kinds import to_epoch_ms
+from schedules.due_index import DueIndex
 from schedules.models import Schedule
 
 
@@ -93,7 +94,9 @@ def test_runs_are_read_only(admin_client: Client, job: Job) -> None:
     assert Run.objects.filter(pk=run.pk).exists()
 
 
-def test_add_job_with_inline_cron_schedule_mirrors_it(admin_client: Client, admin_user: User, store: Any) -> None:
+def test_add_job_with_inline_cron_schedule_mirrors_it(
+    admin_client: Client, admin_user: User, due_index: DueIndex
+) -> None:
     response = admin_client.post(
         reverse("admin:jobs_job_add"),
         job_post(owner=admin_user, kind="cron", expression="0 9 * * MON-FRI", timezone="Europe/London"),
@@ -104,23 +107,25 @@ def test_add_job_with_inline_cron_schedule_mirrors_it(admin_client: Client, admi
     schedule = Schedule.objects.get(job=job)
     assert schedule.expression == "0 9 * * MON-FRI"
     assert schedule.next_run_at is not None and schedule.generation == 1
-    state = store.state(str(schedule.pk))
+    state = due_index.state(str(schedule.pk))
     assert state["next"] == str(to_epoch_ms(schedule.next_run_at))
     assert state["timezone"] == "Europe/London"
 
 
-def test_add_job_with_fixed_schedule_defaults_its_anchor(admin_client: Client, admin_user: User, store: Any) -> None:
+def test_add_job_with_fixed_schedule_defaults_its_anchor(
+    admin_client: Client, admin_user: User, due_index: DueIndex
+) -> None:
     data = job_post(owner=admin_user, kind="fixed", interval_seconds="30")
     response = admin_client.post(reverse("admin:jobs_job_add"), data)
     assert response.status_code == 302
     schedule = Schedule.objects.get(job__name="nightly")
     assert schedule.anchor is not None
     assert schedule.next_run_at is not None
-    assert store.due_score(str(schedule.pk)) == to_epoch_ms(schedule.next_run_at)
+    assert due_index.due_score(str(schedule.pk)) == to_epoch_ms(schedule.next_run_at)
 
 
 def test_invalid_cron_in_inline_is_a_form_error_and_creates_nothing(
-    admin_client: Client, admin_user: User, store: Any
+    admin_client: Client, admin_user: User, due_index: DueIndex
 ) -> None:
     data = job_post(owner=admin_user, kind="cron", expression="61 * * * *", timezone="Mars/Base")
     response = admin_client.post(reverse("admin:jobs_job_add"), data)
@@ -129,7 +134,7 @@ def test_invalid_cron_in_inline_is_a_form_error_and_creates_nothing(
     assert set(inline_errors) == {"expression", "timezone"}
     assert not Job.objects.exists()
     assert not Schedule.objects.exists()
-    assert store.earliest_due_ms() is None
+    assert due_index.earliest_due_ms() is None
 
 
 def test_invalid_target_is_a_form_error(admin_client: Client, admin_user: User) -> None:
@@ -153,7 +158,9 @@ def test_duplicate_job_name_is_a_form_error(admin_client: Client, admin_user: Us
     assert not Schedule.objects.exists()
 
 
-def test_edit_and_delete_inline_schedule_go_through_services(admin_client: Client, job: Job, store: Any) -> None:
+def test_edit_and_delete_inline_schedule_go_through_services(
+    admin_client: Client, job: Job, due_index: DueIndex
+) -> None:
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=60)
     assert schedule.anchor is not None
     page = admin_client.get(reverse("admin:jobs_job_change", args=[job.pk]))
@@ -175,18 +182,18 @@ def test_edit_and_delete_inline_schedule_go_through_services(admin_client: Clien
     schedule.refresh_from_db()
     assert schedule.interval_seconds == 120 and schedule.generation == 2
     assert schedule.anchor == Schedule.objects.get(pk=schedule.pk).anchor
-    assert store.state(str(schedule.pk))["interval"] == "120000"
+    assert due_index.state(str(schedule.pk))["interval"] == "120000"
 
     data["schedules-0-DELETE"] = "on"
     response = admin_client.post(reverse("admin:jobs_job_change", args=[job.pk]), data)
     assert response.status_code == 302
     assert not Schedule.objects.filter(pk=schedule.pk).exists()
-    assert store.state(str(schedule.pk)) == {}
+    assert due_index.state(str(schedule.pk)) == {}
 
 
-def test_unticking_enabled_stops_the_jobs_schedules(admin_client: Client, job: Job, store: Any) -> None:
+def test_unticking_enabled_stops_the_jobs_schedules(admin_client: Client, job: Job, due_index: DueIndex) -> None:
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=60)
-    assert store.due_score(str(schedule.pk)) is not None
+    assert due_index.due_score(str(schedule.pk)) is not None
     data = job_post(name=job.name)
     del data["enabled"]  # an unticked checkbox is not posted
     data["schedules-TOTAL_FORMS"] = "0"
@@ -194,17 +201,17 @@ def test_unticking_enabled_stops_the_jobs_schedules(admin_client: Client, job: J
     assert response.status_code == 302, response.context and response.context["errors"]
     assert not Job.objects.get(pk=job.pk).enabled
     assert Schedule.objects.get(pk=schedule.pk).next_run_at is None
-    assert store.due_score(str(schedule.pk)) is None
+    assert due_index.due_score(str(schedule.pk)) is None
 
 
-def test_delete_job_unschedules(admin_client: Client, job: Job, store: Any) -> None:
+def test_delete_job_unschedules(admin_client: Client, job: Job, due_index: DueIndex) -> None:
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=60)
     confirm = admin_client.get(reverse("admin:jobs_job_delete", args=[job.pk]))
     assert confirm.status_code == 200
     response = admin_client.post(reverse("admin:jobs_job_delete", args=[job.pk]), {"post": "yes"})
     assert response.status_code == 302
     assert not Job.objects.filter(pk=job.pk).exists()
-    assert store.state(str(schedule.pk)) == {}
+    assert due_index.state(str(schedule.pk)) == {}
 
 
 def test_schedule_change_page_shows_description_and_preview(admin_client: Client, job: Job) -> None:
@@ -235,22 +242,22 @@ def test_preview_marks_occurrences_moved_by_a_dst_gap(job: Job) -> None:
     assert "Sat 2026-03-28 01:30:00 GMT" in html
 
 
-def test_pause_and_resume_actions(admin_client: Client, job: Job, store: Any) -> None:
+def test_pause_and_resume_actions(admin_client: Client, job: Job, due_index: DueIndex) -> None:
     schedule = schedule_services.schedule_create(job=job, kind="cron", expression="*/5 * * * *")
     url = reverse("admin:schedules_schedule_changelist")
     response = admin_client.post(url, {"action": "pause", "_selected_action": [str(schedule.pk)]})
     assert response.status_code == 302
     schedule.refresh_from_db()
     assert schedule.paused and schedule.next_run_at is None
-    assert store.due_score(str(schedule.pk)) is None
+    assert due_index.due_score(str(schedule.pk)) is None
 
     admin_client.post(url, {"action": "resume", "_selected_action": [str(schedule.pk)]})
     schedule.refresh_from_db()
     assert not schedule.paused and schedule.next_run_at is not None
-    assert store.due_score(str(schedule.pk)) == to_epoch_ms(schedule.next_run_at)
+    assert due_index.due_score(str(schedule.pk)) == to_epoch_ms(schedule.next_run_at)
 
 
-def test_schedule_admin_add_and_invalid_edit(admin_client: Client, job: Job, store: Any) -> None:
+def test_schedule_admin_add_and_invalid_edit(admin_client: Client, job: Job, due_index: DueIndex) -> None:
     data = {
         "job": str(job.pk),
         "kind": "cron",
@@ -266,7 +273,7 @@ def test_schedule_admin_add_and_invalid_edit(admin_client: Client, job: Job, sto
     response = admin_client.post(reverse("admin:schedules_schedule_add"), data)
     assert response.status_code == 302, response.context and response.context["errors"]
     schedule = Schedule.objects.get(job=job)
-    assert store.state(str(schedule.pk))["expression"] == "@hourly"
+    assert due_index.state(str(schedule.pk))["expression"] == "@hourly"
 
     response = admin_client.post(
         reverse("admin:schedules_schedule_change", args=[schedule.pk]), {**data, "expression": "every day"}
@@ -317,7 +324,7 @@ def job_create_for(owner: User, name: str) -> Job:
     return job_create(owner=owner, name=name, target_type="python", target={"function": "demo.hello"})
 
 
-def test_bulk_delete_action_unschedules_each(admin_client: Client, job: Job, store: Any) -> None:
+def test_bulk_delete_action_unschedules_each(admin_client: Client, job: Job, due_index: DueIndex) -> None:
     schedules = [schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=n) for n in (5, 6)]
     ids = [str(schedule.pk) for schedule in schedules]
     url = reverse("admin:schedules_schedule_changelist")
@@ -326,4 +333,4 @@ def test_bulk_delete_action_unschedules_each(admin_client: Client, job: Job, sto
     response = admin_client.post(url, {"action": "delete_selected", "_selected_action": ids, "post": "yes"})
     assert response.status_code == 302
     assert not Schedule.objects.exists()
-    assert all(store.state(schedule_id) == {} for schedule_id in ids)
+    assert all(due_index.state(schedule_id) == {} for schedule_id in ids)

@@ -122,24 +122,24 @@ def test_put_and_patch_go_through_the_service(api, job):
     assert (response.json()["max_attempts"], response.json()["retry_backoff_seconds"]) == (3, 30)
 
 
-def test_delete_unschedules_the_jobs_schedules(api, job, store):
+def test_delete_unschedules_the_jobs_schedules(api, job, due_index):
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=60)
     response = api.delete(f"/api/jobs/{job.pk}/")
     assert response.status_code == 204
     assert not Job.objects.filter(pk=job.pk).exists()
     assert not Schedule.objects.filter(pk=schedule.pk).exists()
-    assert store.due_score(str(schedule.pk)) is None
-    assert store.state(str(schedule.pk)) == {}
+    assert due_index.due_score(str(schedule.pk)) is None
+    assert due_index.state(str(schedule.pk)) == {}
 
 
-def test_run_now_dispatches_a_manual_run(api, job, other_job, store):
+def test_run_now_dispatches_a_manual_run(api, job, other_job, runqueue):
     response = post(api, f"/api/jobs/{job.pk}/run/", {})
     assert response.status_code == 202
     key = response.json()["fire_key"]
     assert key.startswith(f"manual:{job.pk}:")
     run = Run.objects.get(fire_key=key)
     assert (run.trigger, run.status, run.attempt, run.schedule_id) == ("manual", "pending", 1, None)
-    entries = store.client.xrange(store.stream_key(store.shard_of(str(job.pk))))
+    entries = runqueue.client.xrange(runqueue.stream_key(runqueue.keyspace.shard_of(str(job.pk))))
     assert [fields[b"fk"].decode() for _, fields in entries] == [key]
     assert post(api, f"/api/jobs/{other_job.pk}/run/", {}).status_code == 404
 
@@ -197,8 +197,8 @@ def test_bad_job_is_400_naming_the_field_and_saves_nothing(api, job, fields, fie
     assert Job.objects.count() == 1
 
 
-def test_numbers_json_cannot_show_back_are_400(api, job):
-    # 1e400 parses to infinity, which MongoDB would store and JSON could never answer.
+def test_numbers_json_cannot_show_back_are_400(api, job, runqueue):
+    # 1e400 parses to infinity, which MongoDB would runqueue and JSON could never answer.
     body = '{"name": "x", "target_type": "python", "target": {"function": "demo.echo", "kwargs": {"n": 1e400}}}'
     response = api.post("/api/jobs/", body, content_type="application/json")
     assert response.status_code == 400

@@ -14,17 +14,17 @@ from django.test import Client
 from django.urls import reverse
 
 from jobs.models import Job, Run
+from jobs.runqueue import RunQueue
 from jobs.services import job_create, run_now, runs_purge
+from jobscheduler.epoch import to_epoch_ms
 from schedules import services as schedule_services
-from schedules.kinds import to_epoch_ms
 from schedules.models import Schedule
-from schedules.store import RedisStore
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-def stream_entries(store: RedisStore, job: Job) -> list[dict[str, str]]:
-    entries: Any = store.client.xrange(store.stream_key(store.shard_of(str(job.pk))))
+def stream_entries(runqueue: RunQueue, job: Job) -> list[dict[str, str]]:
+    entries: Any = runqueue.client.xrange(runqueue.stream_key(runqueue.keyspace.shard_of(str(job.pk))))
     return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
 
 
@@ -35,11 +35,11 @@ def admin_client(db: Any) -> Client:
     return client
 
 
-def test_run_now_puts_a_manual_entry_on_the_jobs_shard_and_records_it_pending(user, job, store):
+def test_run_now_puts_a_manual_entry_on_the_jobs_shard_and_records_it_pending(user, job, runqueue):
     key = run_now(job, user=user, now=lambda: T0)
     prefix = f"manual:{job.pk}:"
     assert key.startswith(prefix) and len(key) == len(prefix) + 32
-    assert stream_entries(store, job) == [
+    assert stream_entries(runqueue, job) == [
         {"fk": key, "s": "", "j": str(job.pk), "n": str(to_epoch_ms(T0)), "t": "manual"}
     ]
     run = Run.objects.get(fire_key=key)
@@ -47,28 +47,28 @@ def test_run_now_puts_a_manual_entry_on_the_jobs_shard_and_records_it_pending(us
     assert run_now(job, user=user) != key  # each call is its own run
 
 
-def test_run_now_for_a_schedule_leaves_the_schedule_where_it_was(user, job, store):
+def test_run_now_for_a_schedule_leaves_the_schedule_where_it_was(user, job, due_index, runqueue):
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=60)
-    mirrored = store.due_score(str(schedule.pk))
+    mirrored = due_index.due_score(str(schedule.pk))
     key = run_now(job, schedule=schedule, user=user)
-    assert stream_entries(store, job)[0]["s"] == str(schedule.pk)
+    assert stream_entries(runqueue, job)[0]["s"] == str(schedule.pk)
     assert Run.objects.get(fire_key=key).schedule_id == schedule.pk
-    assert store.due_score(str(schedule.pk)) == mirrored
+    assert due_index.due_score(str(schedule.pk)) == mirrored
     saved = Schedule.objects.get(pk=schedule.pk)
     assert (saved.next_run_at, saved.run_count) == (schedule.next_run_at, 0)
 
 
-def test_run_now_checks_the_schedule_and_the_user(user, other_user, job, store):
+def test_run_now_checks_the_schedule_and_the_user(user, other_user, job, runqueue):
     other_job = job_create(owner=other_user, name="theirs", target_type="python", target={"function": "demo.hello"})
     theirs = schedule_services.schedule_create(job=other_job, kind="fixed", interval_seconds=60)
     with pytest.raises(ValidationError):
         run_now(job, schedule=theirs, user=user)
     with pytest.raises(PermissionDenied):
         run_now(other_job, user=user)
-    assert Run.objects.count() == 0 and stream_entries(store, job) == []
+    assert Run.objects.count() == 0 and stream_entries(runqueue, job) == []
 
 
-def test_admin_run_now_actions_on_jobs_and_schedules(admin_client, job, store):
+def test_admin_run_now_actions_on_jobs_and_schedules(admin_client, job, runqueue):
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=60)
     url = reverse("admin:jobs_job_changelist")
     response = admin_client.post(url, {"action": "run_now", "_selected_action": [str(job.pk)]}, follow=True)
@@ -78,7 +78,7 @@ def test_admin_run_now_actions_on_jobs_and_schedules(admin_client, job, store):
     admin_client.post(url, {"action": "run_now", "_selected_action": [str(schedule.pk)]})
     runs = list(Run.objects.order_by("created_at").values_list("trigger", "schedule_id"))
     assert runs == [("manual", None), ("manual", schedule.pk)]
-    assert len(stream_entries(store, job)) == 2
+    assert len(stream_entries(runqueue, job)) == 2
 
 
 # --- retention ------------------------------------------------------------------------------

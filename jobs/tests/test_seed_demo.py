@@ -18,7 +18,7 @@ from schedules.models import Schedule
 from schedules.services import schedule_delete
 
 
-def test_seeds_user_token_and_jobs_through_the_services(db: Any, store: Any) -> None:
+def test_seeds_user_token_and_jobs_through_the_services(db: Any, due_index: Any) -> None:
     seed = seed_demo("pw-one")
     assert seed.user.is_superuser and seed.user.is_staff
     assert authenticate(username="demo", password="pw-one") == seed.user
@@ -30,7 +30,7 @@ def test_seeds_user_token_and_jobs_through_the_services(db: Any, store: Any) -> 
     london = schedules["Hello every minute in London"]
     assert (london.expression, london.timezone) == ("*/1 * * * *", "Europe/London")
     for schedule in schedules.values():  # mirrored: written through schedule_create
-        assert store.state(str(schedule.pk))["gen"] == "1"
+        assert due_index.state(str(schedule.pk))["gen"] == "1"
 
 
 def test_the_webhook_job_runs_against_the_local_receiver(db: Any) -> None:

@@ -3,6 +3,9 @@
 -- Returns {dispatched, sent to work, more left, earliest due score, earliest work score,
 --          lag ms of each dispatched occurrence...}; a missing score is -1.
 --
+-- The state hash's fields are schedules/mirror.py's; the stream entry's (fk, s, j, n, t) are
+-- the codec's in jobs/runqueue.py (Entry).
+--
 -- Fixed intervals advance here (nominal + interval). Other kinds carry 'ahead', a list of
 -- their next nominal times computed by Python; this pops its head, and asks Python (the
 -- work set) for more when fewer than ARGV[4] are left, well before they run out.

@@ -2,6 +2,8 @@
 -- KEYS: due, work, fired, stream, state.
 -- ARGV: id, expected gen, expected next, next, ahead (comma list), n ahead, final (0/1), count,
 --       n entries, (fire key, nominal, trigger)..., changes channel.
+-- Entries go on the stream in the format of jobs/runqueue.py (Entry); state fields are
+-- schedules/mirror.py's.
 -- Returns 1 if applied, 0 if the state moved (the work is left claimable for another look).
 local id = ARGV[1]
 local st = redis.call('HMGET', KEYS[5], 'gen', 'next', 'job', 'jitter', 'interval')

@@ -14,8 +14,9 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs.services import job_create
+from jobscheduler.epoch import to_epoch_ms
 from schedules import services
-from schedules.kinds import to_epoch_ms
+from schedules.due_index import DueIndex
 from schedules.models import Schedule
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -51,16 +52,16 @@ def post(api: APIClient, url: str, data: Any) -> Any:
     return api.post(url, data, format="json")
 
 
-def schedule_state(schedule_id: str, store: Any) -> tuple[Any, ...]:
+def schedule_state(schedule_id: str, due_index: DueIndex) -> tuple[Any, ...]:
     saved = Schedule.objects.get(pk=schedule_id)
     fields = {f.attname: getattr(saved, f.attname) for f in Schedule._meta.concrete_fields}
-    return fields, store.state(schedule_id), store.due_score(schedule_id)
+    return fields, due_index.state(schedule_id), due_index.due_score(schedule_id)
 
 
 # --- create, read, update, delete ----------------------------------------------------------
 
 
-def test_create_answers_string_ids_and_times_with_offsets(api, job, store, frozen):
+def test_create_answers_string_ids_and_times_with_offsets(api, job, due_index, frozen):
     response = post(api, "/api/schedules/", {"job": str(job.pk), "kind": "fixed", "interval_seconds": 60})
     assert response.status_code == 201, response.data
     body = response.json()
@@ -73,7 +74,7 @@ def test_create_answers_string_ids_and_times_with_offsets(api, job, store, froze
     assert datetime.fromisoformat(body["created_at"]).utcoffset() == timedelta(0)
     saved = Schedule.objects.get(pk=body["id"])
     assert saved.job_id == job.pk
-    assert store.due_score(body["id"]) == to_epoch_ms(datetime(2026, 3, 1, 12, 1, tzinfo=UTC))
+    assert due_index.due_score(body["id"]) == to_epoch_ms(datetime(2026, 3, 1, 12, 1, tzinfo=UTC))
 
 
 def test_create_cron_with_every_field(api, job, frozen):
@@ -131,13 +132,13 @@ def test_bad_filters_are_400(api, query, field):
     assert field in response.json()
 
 
-def test_patch_updates_and_remirrors(api, job, store, frozen):
+def test_patch_updates_and_remirrors(api, job, due_index, frozen):
     schedule = services.schedule_create(job=job, kind="cron", expression="0 * * * *")
     response = api.patch(f"/api/schedules/{schedule.pk}/", {"expression": "*/15 * * * *"}, format="json")
     assert response.status_code == 200, response.data
     assert response.json()["next_run_at"] == "2026-03-01T12:15:00Z"
     assert Schedule.objects.get(pk=schedule.pk).expression == "*/15 * * * *"
-    assert store.due_score(str(schedule.pk)) == to_epoch_ms(datetime(2026, 3, 1, 12, 15, tzinfo=UTC))
+    assert due_index.due_score(str(schedule.pk)) == to_epoch_ms(datetime(2026, 3, 1, 12, 15, tzinfo=UTC))
 
 
 def test_put_replaces_the_fields_given(api, job, frozen):
@@ -152,23 +153,23 @@ def test_put_replaces_the_fields_given(api, job, frozen):
     assert response.json()["next_run_at"] == "2026-03-01T12:00:30Z"
 
 
-def test_a_schedule_cannot_move_to_another_job(api, job, user, store):
+def test_a_schedule_cannot_move_to_another_job(api, job, user, due_index):
     schedule = services.schedule_create(job=job, kind="fixed", interval_seconds=60)
     other = job_create(owner=user, name="other", target_type="python", target={"function": "demo.hello"})
-    before = schedule_state(str(schedule.pk), store)
+    before = schedule_state(str(schedule.pk), due_index)
     response = api.patch(f"/api/schedules/{schedule.pk}/", {"job": str(other.pk)}, format="json")
     assert response.status_code == 400
     assert "job" in response.json()
-    assert schedule_state(str(schedule.pk), store) == before
+    assert schedule_state(str(schedule.pk), due_index) == before
 
 
-def test_delete_removes_from_mongodb_and_redis(api, job, store):
+def test_delete_removes_from_mongodb_and_redis(api, job, due_index):
     schedule = services.schedule_create(job=job, kind="fixed", interval_seconds=60)
     response = api.delete(f"/api/schedules/{schedule.pk}/")
     assert response.status_code == 204
     assert not Schedule.objects.filter(pk=schedule.pk).exists()
-    assert store.state(str(schedule.pk)) == {}
-    assert store.due_score(str(schedule.pk)) is None
+    assert due_index.state(str(schedule.pk)) == {}
+    assert due_index.due_score(str(schedule.pk)) is None
 
 
 # --- bad input: 400 with a message per field, and nothing changes -------------------------
@@ -205,13 +206,13 @@ BAD_CREATES = [
 
 
 @pytest.mark.parametrize(("fields", "field"), BAD_CREATES)
-def test_bad_create_is_400_naming_the_field_and_saves_nothing(api, job, store, fields, field):
+def test_bad_create_is_400_naming_the_field_and_saves_nothing(api, job, due_index, fields, field):
     response = post(api, "/api/schedules/", {"job": str(job.pk), **fields})
     assert response.status_code == 400, response.data
     assert field in response.json(), response.json()
     assert all(isinstance(messages, list) and messages for messages in response.json().values())
     assert Schedule.objects.count() == 0
-    assert store.earliest_due_ms() is None
+    assert due_index.earliest_due_ms() is None
 
 
 def test_unknown_fields_are_named_together_with_shape_errors(api, job):
@@ -231,19 +232,19 @@ def test_malformed_job_id_is_400(api, job, job_id):
     assert Schedule.objects.count() == 0
 
 
-def test_job_of_another_user_or_missing_is_400(api, other_user, store):
+def test_job_of_another_user_or_missing_is_400(api, other_user, due_index):
     theirs = job_create(owner=other_user, name="theirs", target_type="python", target={"function": "demo.hello"})
     for job_id in (str(theirs.pk), "0123456789abcdef01234567"):
         response = post(api, "/api/schedules/", {"job": job_id, "kind": "fixed", "interval_seconds": 60})
         assert response.status_code == 400
         assert "No such job" in response.json()["job"][0]
     assert Schedule.objects.count() == 0
-    assert store.earliest_due_ms() is None
+    assert due_index.earliest_due_ms() is None
 
 
-def test_bad_update_changes_nothing(api, job, store):
+def test_bad_update_changes_nothing(api, job, due_index):
     schedule = services.schedule_create(job=job, kind="cron", expression="0 * * * *", timezone="Europe/Paris")
-    before = schedule_state(str(schedule.pk), store)
+    before = schedule_state(str(schedule.pk), due_index)
     for change in (
         {"expression": "0 25 * * *"},
         {"timezone": "Europe/Atlantis"},
@@ -254,7 +255,7 @@ def test_bad_update_changes_nothing(api, job, store):
     ):
         response = api.patch(f"/api/schedules/{schedule.pk}/", change, format="json")
         assert response.status_code == 400, (change, response.data)
-        assert schedule_state(str(schedule.pk), store) == before
+        assert schedule_state(str(schedule.pk), due_index) == before
 
 
 def test_malformed_and_non_object_bodies_are_400(api, job):
@@ -287,9 +288,9 @@ def test_unauthenticated_is_401(job, other_schedule):
     assert bad_token.get("/api/schedules/").status_code == 401
 
 
-def test_other_users_schedules_are_404_and_unchanged(api, job, other_schedule, store):
+def test_other_users_schedules_are_404_and_unchanged(api, job, other_schedule, due_index):
     url = f"/api/schedules/{other_schedule.pk}/"
-    before = schedule_state(str(other_schedule.pk), store)
+    before = schedule_state(str(other_schedule.pk), due_index)
     assert api.get(url).status_code == 404
     assert api.patch(url, {"interval_seconds": 5}, format="json").status_code == 404
     assert api.put(url, {"job": str(job.pk), "kind": "fixed", "interval_seconds": 5}, format="json").status_code == 404
@@ -299,7 +300,7 @@ def test_other_users_schedules_are_404_and_unchanged(api, job, other_schedule, s
     assert api.get(url + "preview/").status_code == 404
     assert api.get("/api/schedules/").json()["count"] == 0
     assert api.get(f"/api/schedules/?job={other_schedule.job_id}").json()["count"] == 0
-    assert schedule_state(str(other_schedule.pk), store) == before
+    assert schedule_state(str(other_schedule.pk), due_index) == before
 
 
 def test_malformed_ids_in_paths_are_404(api):
@@ -319,7 +320,7 @@ def test_superuser_sees_every_schedule(other_schedule, user):
 # --- pause and resume -----------------------------------------------------------------------
 
 
-def test_pause_and_resume_move_next_run_at(api, job, store, frozen):
+def test_pause_and_resume_move_next_run_at(api, job, due_index, frozen):
     schedule = services.schedule_create(job=job, kind="cron", expression="*/5 * * * *")
     url = f"/api/schedules/{schedule.pk}/"
 
@@ -327,13 +328,13 @@ def test_pause_and_resume_move_next_run_at(api, job, store, frozen):
     assert paused.status_code == 200, paused.data
     assert paused.json()["paused"] is True and paused.json()["paused_until"] is None
     assert paused.json()["next_run_at"] is None
-    assert store.due_score(str(schedule.pk)) is None
+    assert due_index.due_score(str(schedule.pk)) is None
 
     resumed = post(api, url + "resume/", None)
     assert resumed.status_code == 200, resumed.data
     assert resumed.json()["paused"] is False
     assert resumed.json()["next_run_at"] == "2026-03-01T12:05:00Z"
-    assert store.due_score(str(schedule.pk)) == to_epoch_ms(datetime(2026, 3, 1, 12, 5, tzinfo=UTC))
+    assert due_index.due_score(str(schedule.pk)) == to_epoch_ms(datetime(2026, 3, 1, 12, 5, tzinfo=UTC))
 
 
 def test_pause_until_skips_the_paused_stretch(api, job, frozen):
@@ -354,13 +355,13 @@ def test_pause_until_skips_the_paused_stretch(api, job, frozen):
         ({"untill": "2026-03-02T11:00:00Z"}, "untill"),
     ],
 )
-def test_bad_pause_is_400_and_changes_nothing(api, job, store, frozen, body, field):
+def test_bad_pause_is_400_and_changes_nothing(api, job, frozen, body, field, due_index):
     schedule = services.schedule_create(job=job, kind="cron", expression="0 * * * *")
-    before = schedule_state(str(schedule.pk), store)
+    before = schedule_state(str(schedule.pk), due_index)
     response = post(api, f"/api/schedules/{schedule.pk}/pause/", body)
     assert response.status_code == 400
     assert field in response.json()
-    assert schedule_state(str(schedule.pk), store) == before
+    assert schedule_state(str(schedule.pk), due_index) == before
 
 
 def test_resume_refuses_a_body(api, job):
@@ -453,7 +454,7 @@ def test_bad_preview_query_is_400(api, job, query, field):
     assert field in response.json()
 
 
-def test_preview_of_an_unsaved_schedule_saves_nothing(api, job, store):
+def test_preview_of_an_unsaved_schedule_saves_nothing(api, job, due_index):
     response = post(
         api,
         "/api/schedules/preview/",
@@ -472,7 +473,7 @@ def test_preview_of_an_unsaved_schedule_saves_nothing(api, job, store):
         "moved_by_dst_gap": [{"at": "2026-03-08T03:00:00-04:00", "wall_time": "2026-03-08T02:30:00"}],
     }
     assert Schedule.objects.count() == 0
-    assert store.earliest_due_ms() is None
+    assert due_index.earliest_due_ms() is None
 
 
 def test_preview_of_an_unsaved_fixed_schedule_starts_its_grid_now(api, job, frozen):
@@ -496,12 +497,12 @@ def test_preview_of_an_unsaved_fixed_schedule_starts_its_grid_now(api, job, froz
         ({"kind": "fixed", "interval_seconds": 60, "job": None}, "job"),
     ],
 )
-def test_bad_unsaved_preview_is_400_and_saves_nothing(api, job, store, fields, field):
+def test_bad_unsaved_preview_is_400_and_saves_nothing(api, job, due_index, fields, field):
     response = post(api, "/api/schedules/preview/", {"job": str(job.pk), **fields})
     assert response.status_code == 400, response.data
     assert field in response.json()
     assert Schedule.objects.count() == 0
-    assert store.earliest_due_ms() is None
+    assert due_index.earliest_due_ms() is None
 
 
 def test_unsaved_preview_needs_authentication(job):
@@ -509,13 +510,13 @@ def test_unsaved_preview_needs_authentication(job):
     assert response.status_code == 401
 
 
-def test_engine_fields_are_shown_live_from_the_mirror(api, job, store):
+def test_engine_fields_are_shown_live_from_the_mirror(api, job, due_index):
     from schedules import engine
 
     start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     schedule = services.schedule_create(job=job, kind="fixed", interval_seconds=10, now=lambda: start)
-    engine.dispatch_due(store, start + timedelta(seconds=10))
-    engine.dispatch_due(store, start + timedelta(seconds=20))
+    engine.dispatch_due(due_index, start + timedelta(seconds=10))
+    engine.dispatch_due(due_index, start + timedelta(seconds=20))
     # MongoDB has not been told yet (no sync ran); the API still shows what fired.
     assert Schedule.objects.get(pk=schedule.pk).run_count == 0
     detail = api.get(f"/api/schedules/{schedule.pk}/").json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -9,106 +10,109 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from jobs.models import Run
+from jobscheduler import lua
+from jobscheduler.epoch import from_epoch_ms, to_epoch_ms
 from schedules import engine, services
-from schedules.kinds import from_epoch_ms, to_epoch_ms
+from schedules.due_index import DueIndex
+from schedules.engine import loop, reconciler
+from schedules.mirror import LOOK_AHEAD, REFILL_BELOW
 from schedules.models import Schedule
-from schedules.store import LOOK_AHEAD, REFILL_BELOW, RedisStore
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
-def stream_entries(store: RedisStore) -> list[dict[str, str]]:
+def stream_entries(due_index: DueIndex) -> list[dict[str, str]]:
     entries = []
-    for shard in range(store.shards):
-        raw: Any = store.client.xrange(store.stream_key(shard))
+    for shard in range(due_index.shards):
+        raw: Any = due_index.client.xrange(due_index.runqueue.stream_key(shard))
         for _, fields in raw:
             entries.append({key.decode(): value.decode() for key, value in fields.items()})
     return sorted(entries, key=lambda entry: (int(entry["n"]), entry["s"]))
 
 
-def fire_keys(store: RedisStore) -> list[str]:
-    return [entry["fk"] for entry in stream_entries(store)]
+def fire_keys(due_index: DueIndex) -> list[str]:
+    return [entry["fk"] for entry in stream_entries(due_index)]
 
 
 def create(job, at: datetime = T0, **fields) -> Schedule:
     return services.schedule_create(job=job, now=lambda: at, **fields)
 
 
-def test_fixed_schedule_fires_each_occurrence_once_on_its_grid(job, store):
+def test_fixed_schedule_fires_each_occurrence_once_on_its_grid(job, due_index):
     schedule = create(job, kind="fixed", interval_seconds=10)
-    assert engine.dispatch_due(store, T0 + timedelta(seconds=9, milliseconds=999)) == 0
+    assert engine.dispatch_due(due_index, T0 + timedelta(seconds=9, milliseconds=999)) == 0
     for step in range(1, 4):
         moment = T0 + timedelta(seconds=10 * step)
-        assert engine.dispatch_due(store, moment) == 1
-        assert engine.dispatch_due(store, moment) == 0  # a second scheduler finds nothing
+        assert engine.dispatch_due(due_index, moment) == 1
+        assert engine.dispatch_due(due_index, moment) == 0  # a second scheduler finds nothing
     expected = [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=10 * step))}" for step in range(1, 4)]
-    assert fire_keys(store) == expected
-    state = store.state(str(schedule.pk))
+    assert fire_keys(due_index) == expected
+    state = due_index.state(str(schedule.pk))
     assert state["count"] == "3"
     assert int(state["next"]) == to_epoch_ms(T0 + timedelta(seconds=40))
 
 
-def test_late_dispatch_within_grace_keeps_the_grid(job, store):
+def test_late_dispatch_within_grace_keeps_the_grid(job, due_index):
     create(job, kind="fixed", interval_seconds=10, misfire_grace_seconds=30)
     # Woken 5 s late: the occurrence fires now; the next stays on the grid (no drift).
-    assert engine.dispatch_due(store, T0 + timedelta(seconds=15)) == 1
-    assert engine.dispatch_due(store, T0 + timedelta(seconds=19)) == 0
-    assert engine.dispatch_due(store, T0 + timedelta(seconds=20)) == 1
+    assert engine.dispatch_due(due_index, T0 + timedelta(seconds=15)) == 1
+    assert engine.dispatch_due(due_index, T0 + timedelta(seconds=19)) == 0
+    assert engine.dispatch_due(due_index, T0 + timedelta(seconds=20)) == 1
 
 
-def test_cron_schedule_carries_its_upcoming_times(job, store):
+def test_cron_schedule_carries_its_upcoming_times(job, due_index):
     schedule = create(job, kind="cron", expression="*/5 * * * *")
-    state = store.state(str(schedule.pk))
+    state = due_index.state(str(schedule.pk))
     ahead = [from_epoch_ms(int(moment)) for moment in state["ahead"].split(",")]
     assert ahead == [T0 + timedelta(minutes=5 * step) for step in range(2, 2 + LOOK_AHEAD)]
     for minute in range(5, 5 * (LOOK_AHEAD + 5), 5):
         moment = T0 + timedelta(minutes=minute)
-        assert engine.dispatch_due(store, moment) == 1
-        engine.handle_work(store, moment)
-        state = store.state(str(schedule.pk))
+        assert engine.dispatch_due(due_index, moment) == 1
+        engine.handle_work(due_index, moment)
+        state = due_index.state(str(schedule.pk))
         assert from_epoch_ms(int(state["next"])) == moment + timedelta(minutes=5)
         assert int(state["n_ahead"]) >= REFILL_BELOW
 
 
-def test_cron_keeps_firing_while_python_is_away_then_waits_for_it(job, store):
+def test_cron_keeps_firing_while_python_is_away_then_waits_for_it(job, due_index):
     create(job, kind="cron", expression="* * * * *")
     # No handle_work between fires: the carried times last LOOK_AHEAD + 1 fires, then the
     # schedule waits in the work set until Python computes more.
     for minute in range(1, LOOK_AHEAD + 2):
-        assert engine.dispatch_due(store, T0 + timedelta(minutes=minute)) == 1
+        assert engine.dispatch_due(due_index, T0 + timedelta(minutes=minute)) == 1
     late = T0 + timedelta(minutes=LOOK_AHEAD + 2)
-    assert engine.dispatch_due(store, late) == 0
-    engine.handle_work(store, late)
-    assert engine.dispatch_due(store, late) == 1
-    assert len(set(fire_keys(store))) == LOOK_AHEAD + 2
+    assert engine.dispatch_due(due_index, late) == 0
+    engine.handle_work(due_index, late)
+    assert engine.dispatch_due(due_index, late) == 1
+    assert len(set(fire_keys(due_index))) == LOOK_AHEAD + 2
 
 
-def test_misfire_skip_records_each_missed_occurrence(job, store):
+def test_misfire_skip_records_each_missed_occurrence(job, due_index):
     schedule = create(job, kind="fixed", interval_seconds=60, misfire_grace_seconds=5)
     later = T0 + timedelta(minutes=10, seconds=30)
-    assert engine.dispatch_due(store, later) == 0
-    assert engine.handle_work(store, later) == 1
+    assert engine.dispatch_due(due_index, later) == 0
+    assert engine.handle_work(due_index, later) == 1
     missed = Run.objects.filter(schedule_id=schedule.pk, status=Run.Status.MISSED)
     assert sorted(run.nominal_time for run in missed if run.nominal_time) == [
         T0 + timedelta(minutes=m) for m in range(1, 11)
     ]
-    assert fire_keys(store) == []
-    assert int(store.state(str(schedule.pk))["next"]) == to_epoch_ms(T0 + timedelta(minutes=11))
+    assert fire_keys(due_index) == []
+    assert int(due_index.state(str(schedule.pk))["next"]) == to_epoch_ms(T0 + timedelta(minutes=11))
 
 
-def test_misfire_run_once_coalesces(job, store):
+def test_misfire_run_once_coalesces(job, due_index):
     schedule = create(job, kind="fixed", interval_seconds=60, misfire_grace_seconds=5, misfire_policy="run_once")
     later = T0 + timedelta(minutes=10, seconds=30)
-    engine.dispatch_due(store, later)
-    engine.handle_work(store, later)
-    entries = stream_entries(store)
+    engine.dispatch_due(due_index, later)
+    engine.handle_work(due_index, later)
+    entries = stream_entries(due_index)
     assert [(entry["fk"], entry["t"]) for entry in entries] == [
         (f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(minutes=10))}", "catch_up")
     ]
     assert not Run.objects.filter(status=Run.Status.MISSED).exists()
 
 
-def test_misfire_run_all_is_bounded_by_window_and_count(job, store):
+def test_misfire_run_all_is_bounded_by_window_and_count(job, due_index):
     schedule = create(
         job,
         kind="fixed",
@@ -119,50 +123,50 @@ def test_misfire_run_all_is_bounded_by_window_and_count(job, store):
         catchup_max_runs=3,
     )
     later = T0 + timedelta(minutes=10, seconds=30)
-    engine.dispatch_due(store, later)
-    engine.handle_work(store, later)
+    engine.dispatch_due(due_index, later)
+    engine.handle_work(due_index, later)
     # In the 5-minute window: minutes 6..10; at most 3 run (the latest), the rest are missed.
-    assert fire_keys(store) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(minutes=m))}" for m in (8, 9, 10)]
+    assert fire_keys(due_index) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(minutes=m))}" for m in (8, 9, 10)]
     missed = sorted(run.nominal_time for run in Run.objects.filter(status=Run.Status.MISSED) if run.nominal_time)
     assert missed == [T0 + timedelta(minutes=m) for m in range(1, 8)]
 
 
-def test_max_runs_and_end_bound_the_fires(job, store):
+def test_max_runs_and_end_bound_the_fires(job, due_index):
     create(job, kind="fixed", interval_seconds=1, max_runs=3)
     create(job, kind="fixed", interval_seconds=1, end_at=T0 + timedelta(seconds=2))
     for second in range(1, 8):
         moment = T0 + timedelta(seconds=second)
-        engine.dispatch_due(store, moment)
-        engine.handle_work(store, moment)
-    assert len(fire_keys(store)) == 3 + 2
-    assert store.earliest_due_ms() is None
+        engine.dispatch_due(due_index, moment)
+        engine.handle_work(due_index, moment)
+    assert len(fire_keys(due_index)) == 3 + 2
+    assert due_index.earliest_due_ms() is None
 
 
-def test_at_kind_fires_once(job, store):
+def test_at_kind_fires_once(job, due_index):
     create(job, kind="at", anchor=T0 + timedelta(seconds=30))
-    assert engine.dispatch_due(store, T0 + timedelta(seconds=30)) == 1
-    engine.handle_work(store, T0 + timedelta(seconds=30))
-    assert engine.dispatch_due(store, T0 + timedelta(days=1)) == 0
-    assert store.earliest_due_ms() is None
+    assert engine.dispatch_due(due_index, T0 + timedelta(seconds=30)) == 1
+    engine.handle_work(due_index, T0 + timedelta(seconds=30))
+    assert engine.dispatch_due(due_index, T0 + timedelta(days=1)) == 0
+    assert due_index.earliest_due_ms() is None
 
 
-def test_edit_takes_effect_on_the_next_dispatch(job, store):
+def test_edit_takes_effect_on_the_next_dispatch(job, due_index):
     schedule = create(job, kind="fixed", interval_seconds=60)
     services.schedule_update(schedule, interval_seconds=5, anchor=T0, now=lambda: T0 + timedelta(seconds=1))
-    assert engine.dispatch_due(store, T0 + timedelta(seconds=5)) == 1
+    assert engine.dispatch_due(due_index, T0 + timedelta(seconds=5)) == 1
 
 
-def test_deleted_schedule_never_fires(job, store):
+def test_deleted_schedule_never_fires(job, due_index):
     schedule = create(job, kind="fixed", interval_seconds=5)
     services.schedule_delete(schedule)
-    assert engine.dispatch_due(store, T0 + timedelta(minutes=5)) == 0
+    assert engine.dispatch_due(due_index, T0 + timedelta(minutes=5)) == 0
 
 
-def test_sync_fired_writes_counts_and_times_to_mongodb(job, store):
+def test_sync_fired_writes_counts_and_times_to_mongodb(job, due_index):
     schedule = create(job, kind="fixed", interval_seconds=10)
-    engine.dispatch_due(store, T0 + timedelta(seconds=10))
-    engine.dispatch_due(store, T0 + timedelta(seconds=20))
-    assert engine.sync_fired(store) == 1
+    engine.dispatch_due(due_index, T0 + timedelta(seconds=10))
+    engine.dispatch_due(due_index, T0 + timedelta(seconds=20))
+    assert engine.sync_fired(due_index) == 1
     saved = Schedule.objects.get(pk=schedule.pk)
     assert saved.run_count == 2
     assert saved.last_run_at == T0 + timedelta(seconds=20)
@@ -170,38 +174,38 @@ def test_sync_fired_writes_counts_and_times_to_mongodb(job, store):
     assert saved.generation == schedule.generation  # engine writes are not edits
 
 
-def test_reconcile_rebuilds_an_emptied_redis_without_replaying(job, store):
+def test_reconcile_rebuilds_an_emptied_redis_without_replaying(job, keyspace, due_index):
     schedule = create(job, kind="fixed", interval_seconds=10, misfire_grace_seconds=5)
-    engine.dispatch_due(store, T0 + timedelta(seconds=10))
-    engine.sync_fired(store)
-    for key in store.client.scan_iter(match=f"*{store.prefix}*"):
-        store.client.delete(key)
-    report = engine.reconcile(store, T0 + timedelta(seconds=12))
+    engine.dispatch_due(due_index, T0 + timedelta(seconds=10))
+    engine.sync_fired(due_index)
+    for key in keyspace.client.scan_iter(match=f"*{keyspace.prefix}*"):
+        keyspace.client.delete(key)
+    report = engine.reconcile(due_index, T0 + timedelta(seconds=12))
     assert report["added"] == 1
-    assert engine.dispatch_due(store, T0 + timedelta(seconds=12)) == 0
-    assert engine.dispatch_due(store, T0 + timedelta(seconds=20)) == 1
-    assert fire_keys(store) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=20))}"]
+    assert engine.dispatch_due(due_index, T0 + timedelta(seconds=12)) == 0
+    assert engine.dispatch_due(due_index, T0 + timedelta(seconds=20)) == 1
+    assert fire_keys(due_index) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=20))}"]
 
 
-def test_reconcile_applies_misfire_policy_to_the_gap_and_removes_strays(job, store):
+def test_reconcile_applies_misfire_policy_to_the_gap_and_removes_strays(job, due_index, keyspace):
     schedule = create(job, kind="fixed", interval_seconds=10, misfire_grace_seconds=5)
-    for key in store.client.scan_iter(match=f"*{store.prefix}*"):
-        store.client.delete(key)
-    store.client.hset(store.state_key("stray"), "gen", 1)
-    store.client.zadd(store.due_key(store.shard_of("stray")), {"stray": 0})
+    for key in keyspace.client.scan_iter(match=f"*{keyspace.prefix}*"):
+        keyspace.client.delete(key)
+    keyspace.client.hset(due_index.state_key("stray"), "gen", 1)
+    keyspace.client.zadd(due_index.due_key(keyspace.shard_of("stray")), {"stray": 0})
     later = T0 + timedelta(seconds=45)
-    report = engine.reconcile(store, later)
+    report = engine.reconcile(due_index, later)
     assert report == {"checked": 1, "added": 1, "updated": 0, "removed": 1}
-    engine.dispatch_due(store, later)
-    engine.handle_work(store, later)
+    engine.dispatch_due(due_index, later)
+    engine.handle_work(due_index, later)
     missed = sorted(run.nominal_time for run in Run.objects.filter(schedule_id=schedule.pk) if run.nominal_time)
     assert missed == [T0 + timedelta(seconds=s) for s in (10, 20, 30)]
     # 40 s is within the 5 s grace at 45 s: it still fires, late but once.
-    assert engine.dispatch_due(store, later) == 1
-    assert fire_keys(store) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=40))}"]
+    assert engine.dispatch_due(due_index, later) == 1
+    assert fire_keys(due_index) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=40))}"]
 
 
-def test_daylight_saving_end_to_end(job, store):
+def test_daylight_saving_end_to_end(job, due_index):
     new_york = ZoneInfo("America/New_York")
     start = datetime(2026, 3, 7, 12, 0, tzinfo=new_york)
     schedule = create(job, at=start, kind="cron", expression="30 2 * * *", timezone="America/New_York")
@@ -209,10 +213,10 @@ def test_daylight_saving_end_to_end(job, store):
     moment = start
     while moment < datetime(2026, 3, 10, 12, 0, tzinfo=new_york):
         moment += timedelta(minutes=15)
-        if engine.dispatch_due(store, moment):
+        if engine.dispatch_due(due_index, moment):
             fired.append(moment)
-        engine.handle_work(store, moment)
-    keys = fire_keys(store)
+        engine.handle_work(due_index, moment)
+    keys = fire_keys(due_index)
     nominal = [from_epoch_ms(int(key.split(":")[1])).astimezone(new_york) for key in keys]
     assert [moment.isoformat() for moment in nominal] == [
         "2026-03-08T03:00:00-04:00",  # 02:30 did not exist: fired once, at the jump
@@ -222,51 +226,53 @@ def test_daylight_saving_end_to_end(job, store):
     assert all(key.startswith(f"{schedule.pk}:") for key in keys)
 
 
-def test_two_stores_racing_dispatch_each_occurrence_once(job, store):
+def test_two_stores_racing_dispatch_each_occurrence_once(job, keyspace, due_index):
     for _ in range(50):
         create(job, kind="fixed", interval_seconds=1)
-    rival = RedisStore(client=store.client, prefix=store.prefix, shards=store.shards)
+    rival = DueIndex(keyspace)  # another scheduler's, with connections of its own
     total = 0
     for second in range(1, 11):
         moment = T0 + timedelta(seconds=second)
-        total += engine.dispatch_due(rival, moment, [3, 2, 1, 0]) + engine.dispatch_due(store, moment)
-    keys = fire_keys(store)
+        total += engine.dispatch_due(rival, moment, [3, 2, 1, 0]) + engine.dispatch_due(due_index, moment)
+    keys = fire_keys(due_index)
     assert total == len(keys) == 500 == len(set(keys))
 
 
 @pytest.mark.parametrize("policy", ["skip", "run_once", "run_all"])
-def test_stale_lease_is_taken_over(job, store, policy):
+def test_stale_lease_is_taken_over(job, due_index, policy):
     schedule = create(job, kind="fixed", interval_seconds=60, misfire_grace_seconds=5, misfire_policy=policy)
     later = T0 + timedelta(minutes=3)
-    engine.dispatch_due(store, later)
+    engine.dispatch_due(due_index, later)
     # A scheduler leased the work and died: nothing happens until its lease expires.
-    assert store.claim_work(to_epoch_ms(later), 10_000) == [(store.shard_of(str(schedule.pk)), str(schedule.pk))]
-    assert engine.handle_work(store, later + timedelta(seconds=5)) == 0
-    assert engine.handle_work(store, later + timedelta(seconds=11)) == 1
+    assert due_index.claim_work(to_epoch_ms(later), 10_000) == [
+        (due_index.shard_of(str(schedule.pk)), str(schedule.pk))
+    ]
+    assert engine.handle_work(due_index, later + timedelta(seconds=5)) == 0
+    assert engine.handle_work(due_index, later + timedelta(seconds=11)) == 1
 
 
-def test_reconcile_lock_is_held_by_one_scheduler_at_a_time(store):
-    assert store.try_lock("reconcile", "a", 10_000)
-    assert not store.try_lock("reconcile", "b", 10_000)
-    store.unlock("reconcile", "b")  # not b's to free
-    assert not store.try_lock("reconcile", "b", 10_000)
-    store.unlock("reconcile", "a")
-    assert store.try_lock("reconcile", "b", 10_000)
+def test_reconcile_lock_is_held_by_one_scheduler_at_a_time(coordination):
+    assert coordination.try_lock("reconcile", "a", 10_000)
+    assert not coordination.try_lock("reconcile", "b", 10_000)
+    coordination.unlock("reconcile", "b")  # not b's to free
+    assert not coordination.try_lock("reconcile", "b", 10_000)
+    coordination.unlock("reconcile", "a")
+    assert coordination.try_lock("reconcile", "b", 10_000)
 
 
-def test_reconcile_keeps_a_mirror_whose_schedule_exists(job, store, monkeypatch):
+def test_reconcile_keeps_a_mirror_whose_schedule_exists(job, due_index, monkeypatch):
     schedule = create(job, kind="fixed", interval_seconds=10)
     # As if the schedule were created after reconcile read MongoDB: absent from what it saw.
-    monkeypatch.setattr(engine, "_chunks", lambda items, size: iter([]))
-    report = engine.reconcile(store, T0)
+    monkeypatch.setattr(reconciler, "_chunks", lambda items, size: iter([]))
+    report = engine.reconcile(due_index, T0)
     assert report["removed"] == 0
-    assert store.state(str(schedule.pk))["gen"] == "1"
+    assert due_index.state(str(schedule.pk))["gen"] == "1"
 
 
 # --- enabling and disabling a job ---------------------------------------------------------------
 
 
-def test_a_disabled_jobs_schedules_are_not_dispatched_and_go_on_from_enabling(job, store):
+def test_a_disabled_jobs_schedules_are_not_dispatched_and_go_on_from_enabling(job, due_index):
     from jobs.services import job_update
 
     fixed = create(job, kind="fixed", interval_seconds=10)
@@ -277,28 +283,28 @@ def test_a_disabled_jobs_schedules_are_not_dispatched_and_go_on_from_enabling(jo
     for schedule in (fixed, cron, paused, added):
         saved = Schedule.objects.get(pk=schedule.pk)
         assert saved.next_run_at is None
-        assert store.due_score(str(schedule.pk)) is None
-        assert store.state(str(schedule.pk))["gen"] == str(saved.generation)
+        assert due_index.due_score(str(schedule.pk)) is None
+        assert due_index.state(str(schedule.pk))["gen"] == str(saved.generation)
     an_hour = T0 + timedelta(hours=1)
-    assert engine.dispatch_due(store, an_hour) == 0
-    engine.handle_work(store, an_hour)
-    assert fire_keys(store) == [] and Run.objects.count() == 0
+    assert engine.dispatch_due(due_index, an_hour) == 0
+    engine.handle_work(due_index, an_hour)
+    assert fire_keys(due_index) == [] and Run.objects.count() == 0
 
     back = an_hour + timedelta(seconds=3)
     job_update(job, enabled=True, now=lambda: back)
-    assert engine.dispatch_due(store, back) == 0  # the disabled hour is not made up for
-    engine.handle_work(store, back)
+    assert engine.dispatch_due(due_index, back) == 0  # the disabled hour is not made up for
+    engine.handle_work(due_index, back)
     assert Run.objects.count() == 0  # nor recorded as missed
-    assert engine.dispatch_due(store, an_hour + timedelta(seconds=10)) == 2
-    assert fire_keys(store) == [
+    assert engine.dispatch_due(due_index, an_hour + timedelta(seconds=10)) == 2
+    assert fire_keys(due_index) == [
         f"{added.pk}:{to_epoch_ms(an_hour + timedelta(seconds=5))}",
         f"{fixed.pk}:{to_epoch_ms(an_hour + timedelta(seconds=10))}",
     ]
-    assert store.due_score(str(cron.pk)) == to_epoch_ms(an_hour + timedelta(minutes=5))
-    assert store.due_score(str(paused.pk)) is None  # still paused
+    assert due_index.due_score(str(cron.pk)) == to_epoch_ms(an_hour + timedelta(minutes=5))
+    assert due_index.due_score(str(paused.pk)) is None  # still paused
 
 
-def test_other_job_edits_leave_its_schedules_alone(job, store):
+def test_other_job_edits_leave_its_schedules_alone(job):
     from jobs.services import job_update
 
     schedule = create(job, kind="fixed", interval_seconds=10)
@@ -306,60 +312,59 @@ def test_other_job_edits_leave_its_schedules_alone(job, store):
     assert Schedule.objects.get(pk=schedule.pk).generation == schedule.generation
 
 
-def test_reconcile_keeps_a_disabled_jobs_schedules_stopped(job, store):
+def test_reconcile_keeps_a_disabled_jobs_schedules_stopped(job, due_index, keyspace):
     from jobs.services import job_update
 
     schedule = create(job, kind="fixed", interval_seconds=10)
-    engine.dispatch_due(store, T0 + timedelta(seconds=10))
-    engine.sync_fired(store)
+    engine.dispatch_due(due_index, T0 + timedelta(seconds=10))
+    engine.sync_fired(due_index)
     job_update(job, enabled=False, now=lambda: T0 + timedelta(seconds=12))
-    for key in store.client.scan_iter(match=f"*{store.prefix}*"):
-        store.client.delete(key)
-    assert engine.reconcile(store, T0 + timedelta(seconds=30))["added"] == 1
-    assert store.due_score(str(schedule.pk)) is None
-    assert engine.dispatch_due(store, T0 + timedelta(hours=1)) == 0
+    for key in keyspace.client.scan_iter(match=f"*{keyspace.prefix}*"):
+        keyspace.client.delete(key)
+    assert engine.reconcile(due_index, T0 + timedelta(seconds=30))["added"] == 1
+    assert due_index.due_score(str(schedule.pk)) is None
+    assert engine.dispatch_due(due_index, T0 + timedelta(hours=1)) == 0
 
 
 # --- the dispatch step's own connection -----------------------------------------------------------
 
 
-def test_dispatch_survives_its_connection_being_killed(job, store):
+def test_dispatch_survives_its_connection_being_killed(job, due_index):
     schedule = create(job, kind="fixed", interval_seconds=10)
-    assert engine.dispatch_due(store, T0 + timedelta(seconds=10)) == 1
-    lane = store._lanes.connection
+    assert engine.dispatch_due(due_index, T0 + timedelta(seconds=10)) == 1
+    lane = due_index._scripts._lanes.connection
     lane.send_command("CLIENT", "ID")
-    store.client.client_kill_filter(_id=lane.read_response())
+    due_index.client.client_kill_filter(_id=lane.read_response())
     # The step goes the usual way this once (the connection is gone), then on a new one.
-    assert engine.dispatch_due(store, T0 + timedelta(seconds=20)) == 1
-    assert engine.dispatch_due(store, T0 + timedelta(seconds=30)) == 1
-    assert engine.dispatch_due(store, T0 + timedelta(seconds=30)) == 0
-    assert fire_keys(store) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=s))}" for s in (10, 20, 30)]
+    assert engine.dispatch_due(due_index, T0 + timedelta(seconds=20)) == 1
+    assert engine.dispatch_due(due_index, T0 + timedelta(seconds=30)) == 1
+    assert engine.dispatch_due(due_index, T0 + timedelta(seconds=30)) == 0
+    assert fire_keys(due_index) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=s))}" for s in (10, 20, 30)]
 
 
-def test_dispatch_loads_its_script_when_redis_lacks_it(job, store, monkeypatch):
+def test_dispatch_loads_its_script_when_redis_lacks_it(job, keyspace, monkeypatch, due_index):
     import uuid
 
-    from schedules import store as store_module
-
     # A script text Redis has never seen, as after a restart: the first call answers NOSCRIPT.
-    original = store_module._lua
+    original = lua.source
     fresh = f"\n-- {uuid.uuid4().hex}"
-    monkeypatch.setattr(store_module, "_lua", lambda name: original(name) + fresh)
-    unseen = store_module.RedisStore(client=store.client, prefix=store.prefix, shards=store.shards)
-    assert not unseen.client.script_exists(unseen._sha["dispatch"])[0]
+    monkeypatch.setattr(lua, "source", lambda package, name: original(package, name) + fresh)
+    monkeypatch.setattr(lua, "sha", functools.cache(lua.sha.__wrapped__))  # SHAs of the new texts
+    unseen = DueIndex(keyspace)
+    assert not unseen.client.script_exists(unseen._scripts._sha["dispatch"])[0]
     schedule = create(job, kind="fixed", interval_seconds=10)
     assert engine.dispatch_due(unseen, T0 + timedelta(seconds=10)) == 1
-    assert unseen.client.script_exists(unseen._sha["dispatch"])[0]
+    assert unseen.client.script_exists(unseen._scripts._sha["dispatch"])[0]
     assert engine.dispatch_due(unseen, T0 + timedelta(seconds=20)) == 1
-    assert fire_keys(store) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=s))}" for s in (10, 20)]
+    assert fire_keys(due_index) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=s))}" for s in (10, 20)]
 
 
-def test_a_scheduler_fires_what_is_mirrored_while_it_rebuilds_a_lost_mirror(job, store, monkeypatch):
+def test_a_scheduler_fires_what_is_mirrored_while_it_rebuilds_a_lost_mirror(job, due_index, monkeypatch):
     import threading
     import time
 
     schedule = create(job, kind="fixed", interval_seconds=10)
-    assert not store.is_reconciled()  # as after Redis lost data: the marker is gone
+    assert not due_index.is_reconciled()  # as after Redis lost data: the marker is gone
     rebuilding, release = threading.Event(), threading.Event()
 
     def slow_reconcile(*args, **kwargs):
@@ -367,18 +372,18 @@ def test_a_scheduler_fires_what_is_mirrored_while_it_rebuilds_a_lost_mirror(job,
         release.wait(10)
         return {}
 
-    monkeypatch.setattr(engine, "reconcile", slow_reconcile)
+    monkeypatch.setattr(loop, "reconcile", slow_reconcile)
     stop = threading.Event()
     moment = (T0 + timedelta(seconds=10)).timestamp()
-    loop = threading.Thread(target=engine.run_loop, args=(store, stop), kwargs={"clock": lambda: moment})
-    loop.start()
+    scheduler = threading.Thread(target=engine.run_loop, args=(due_index, stop), kwargs={"clock": lambda: moment})
+    scheduler.start()
     try:
         deadline = time.monotonic() + 5
-        while not fire_keys(store) and time.monotonic() < deadline:
+        while not fire_keys(due_index) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert rebuilding.is_set() and not release.is_set()
-        assert fire_keys(store) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=10))}"]
+        assert fire_keys(due_index) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=10))}"]
     finally:
         release.set()
         stop.set()
-        loop.join(10)
+        scheduler.join(10)

@@ -22,9 +22,10 @@ import pytest
 from django.db import IntegrityError, connection
 
 from jobs.models import Run
+from jobs.runqueue import RunQueue
+from jobscheduler.coordination import SCHEDULERS, Coordination
+from jobscheduler.epoch import from_epoch_ms, to_epoch_ms
 from schedules import services
-from schedules.kinds import from_epoch_ms, to_epoch_ms
-from schedules.store import RedisStore
 
 pytestmark = pytest.mark.slow
 
@@ -35,17 +36,17 @@ SECONDS = float(os.environ.get("JOBSCHEDULER_MP_SECONDS", "60"))
 class StreamReader(threading.Thread):
     """Reads every dispatch stream as a worker would see it; optionally records runs."""
 
-    def __init__(self, store: RedisStore, record: bool = False):
+    def __init__(self, runqueue: RunQueue, record: bool = False):
         super().__init__(daemon=True)
-        self.store, self.record = store, record
+        self.runqueue, self.record = runqueue, record
         self.seen: list[dict[str, str]] = []
         self.replays = 0
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        positions = {self.store.stream_key(shard): "0" for shard in range(self.store.shards)}
+        positions = {self.runqueue.stream_key(shard): "0" for shard in range(self.runqueue.shards)}
         while not self.stopping.is_set():
-            reply: Any = self.store.client.xread(positions, count=1000, block=200)  # type: ignore[arg-type]
+            reply: Any = self.runqueue.client.xread(positions, count=1000, block=200)  # type: ignore[arg-type]
             for stream, entries in reply or []:
                 for entry_id, fields in entries:
                     positions[stream.decode()] = entry_id.decode()
@@ -97,10 +98,10 @@ def start_scheduler(process_env: dict[str, str]) -> Iterator[Any]:
             raise
 
 
-def wait_for_heartbeats(store: RedisStore, count: int, timeout: float = 30) -> None:
+def wait_for_heartbeats(coordination: Coordination, count: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while len(store.heartbeats()) < count:
-        assert time.monotonic() < deadline, f"only {len(store.heartbeats())} of {count} schedulers came up"
+    while len(coordination.beats(SCHEDULERS)) < count:
+        assert time.monotonic() < deadline, f"only {len(coordination.beats(SCHEDULERS))} of {count} schedulers came up"
         time.sleep(0.1)
 
 
@@ -114,7 +115,7 @@ def grid(anchor: datetime, start: datetime, end: datetime, step: timedelta) -> l
     return points
 
 
-def test_three_schedulers_one_killed_fire_each_occurrence_exactly_once(job, store, start_scheduler):
+def test_three_schedulers_one_killed_fire_each_occurrence_exactly_once(job, start_scheduler, runqueue, coordination):
     now = datetime.now(UTC)
     anchor = now.replace(microsecond=0) + timedelta(seconds=2)
     schedules = []
@@ -122,10 +123,10 @@ def test_three_schedulers_one_killed_fire_each_occurrence_exactly_once(job, stor
         # Spread over the second, as real schedules are.
         start = anchor + timedelta(milliseconds=index * 3)
         schedules.append(services.schedule_create(job=job, kind="fixed", interval_seconds=1, anchor=start))
-    reader = StreamReader(store)
+    reader = StreamReader(runqueue)
     reader.start()
     processes = [start_scheduler(f"sched-{index}") for index in range(3)]
-    wait_for_heartbeats(store, 3)
+    wait_for_heartbeats(coordination, 3)
     window_start = datetime.now(UTC) + timedelta(seconds=1)
     time.sleep(SECONDS / 2)
     processes[0].send_signal(signal.SIGKILL)
@@ -153,7 +154,9 @@ def test_three_schedulers_one_killed_fire_each_occurrence_exactly_once(job, stor
     print(f"fires={len(reader.seen)} max lag={max(lags)} ms; max lag within 3 s of the kill={max(around_kill)} ms")
 
 
-def test_redis_emptied_midway_is_rebuilt_and_records_each_occurrence_once(job, store, start_scheduler):
+def test_redis_emptied_midway_is_rebuilt_and_records_each_occurrence_once(
+    job, due_index, keyspace, start_scheduler, runqueue, coordination
+):
     now = datetime.now(UTC)
     anchor = now.replace(microsecond=0) + timedelta(seconds=2)
     schedules = [
@@ -162,22 +165,22 @@ def test_redis_emptied_midway_is_rebuilt_and_records_each_occurrence_once(job, s
         )
         for index in range(100)
     ]
-    reader = StreamReader(store, record=True)
+    reader = StreamReader(runqueue, record=True)
     reader.start()
     start_scheduler("sched-a")
     start_scheduler("sched-b")
-    wait_for_heartbeats(store, 2)
+    wait_for_heartbeats(coordination, 2)
     window_start = datetime.now(UTC) + timedelta(seconds=1)
     time.sleep(SECONDS / 4)
     deleted = 0
-    for key in store.client.scan_iter(match=f"*{store.prefix}*", count=1000):
-        deleted += store.client.delete(key)
+    for key in keyspace.client.scan_iter(match=f"*{keyspace.prefix}*", count=1000):
+        deleted += keyspace.client.delete(key)
     assert deleted > 0
     time.sleep(SECONDS / 4)
     window_end = datetime.now(UTC) - timedelta(seconds=2)
     reader.stop()
 
-    assert store.is_reconciled(), "the schedulers did not rebuild the mirror"
+    assert due_index.is_reconciled(), "the schedulers did not rebuild the mirror"
     records = Counter(Run.objects.filter(attempt=1).values_list("fire_key", flat=True))
     assert [key for key, count in records.items() if count > 1] == []
     missed = Run.objects.filter(status=Run.Status.MISSED).count()

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.exceptions import ValidationError
 
+from jobscheduler.epoch import to_epoch_ms
 from schedules import services
-from schedules.kinds import to_epoch_ms
 from schedules.models import Schedule
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=UTC)
@@ -16,33 +16,33 @@ def now() -> datetime:
     return NOW
 
 
-def test_create_fixed_saves_and_mirrors(job, store):
+def test_create_fixed_saves_and_mirrors(job, due_index):
     schedule = services.schedule_create(job=job, kind="fixed", interval_seconds=60, now=now)
     saved = Schedule.objects.get(pk=schedule.pk)
     assert saved.anchor == NOW
     assert saved.next_run_at == datetime(2026, 3, 1, 12, 1, 0, 500_000, tzinfo=UTC)
     assert saved.generation == 1
-    state = store.state(str(schedule.pk))
+    state = due_index.state(str(schedule.pk))
     assert state["next"] == str(to_epoch_ms(saved.next_run_at))
     assert state["gen"] == "1"
-    assert store.due_score(str(schedule.pk)) == to_epoch_ms(saved.next_run_at)
+    assert due_index.due_score(str(schedule.pk)) == to_epoch_ms(saved.next_run_at)
 
 
-def test_invalid_input_changes_nothing(job, store):
+def test_invalid_input_changes_nothing(job, due_index):
     with pytest.raises(ValidationError) as error:
         services.schedule_create(job=job, kind="cron", expression="61 * * * *", timezone="Mars/Base", now=now)
     assert set(error.value.message_dict) == {"expression", "timezone"}
     assert Schedule.objects.count() == 0
-    assert store.earliest_due_ms() is None
+    assert due_index.earliest_due_ms() is None
 
 
-def test_pause_removes_from_due_and_resume_restores(job, store):
+def test_pause_removes_from_due_and_resume_restores(job, due_index):
     schedule = services.schedule_create(job=job, kind="cron", expression="*/5 * * * *", now=now)
     services.schedule_pause(schedule, now=now)
     assert Schedule.objects.get(pk=schedule.pk).next_run_at is None
-    assert store.due_score(str(schedule.pk)) is None
+    assert due_index.due_score(str(schedule.pk)) is None
     services.schedule_resume(schedule, now=now)
-    assert store.due_score(str(schedule.pk)) == to_epoch_ms(datetime(2026, 3, 1, 12, 5, tzinfo=UTC))
+    assert due_index.due_score(str(schedule.pk)) == to_epoch_ms(datetime(2026, 3, 1, 12, 5, tzinfo=UTC))
 
 
 def test_pause_until_skips_the_paused_stretch(job):
@@ -52,22 +52,22 @@ def test_pause_until_skips_the_paused_stretch(job):
     assert Schedule.objects.get(pk=schedule.pk).next_run_at == datetime(2026, 3, 1, 16, 0, tzinfo=UTC)
 
 
-def test_delete_unmirrors(job, store):
+def test_delete_unmirrors(job, due_index):
     schedule = services.schedule_create(job=job, kind="fixed", interval_seconds=5, now=now)
     schedule_id = str(schedule.pk)
     services.schedule_delete(schedule)
     assert not Schedule.objects.filter(pk=schedule_id).exists()
-    assert store.state(schedule_id) == {}
-    assert store.due_score(schedule_id) is None
+    assert due_index.state(schedule_id) == {}
+    assert due_index.due_score(schedule_id) is None
 
 
-def test_stale_generation_never_overwrites_mirror(job, store):
+def test_stale_generation_never_overwrites_mirror(job, due_index):
     schedule = services.schedule_create(job=job, kind="fixed", interval_seconds=60, now=now)
     stale = Schedule.objects.get(pk=schedule.pk)
     services.schedule_update(schedule, interval_seconds=30, now=now)
     stale.interval_seconds = 90
-    store.upsert(stale)  # generation 1 arriving after generation 2
-    assert store.state(str(schedule.pk))["interval"] == "30000"
+    due_index.upsert(stale)  # generation 1 arriving after generation 2
+    assert due_index.state(str(schedule.pk))["interval"] == "30000"
 
 
 def test_unknown_fields_are_refused(job):
@@ -76,18 +76,18 @@ def test_unknown_fields_are_refused(job):
     assert "run_count" in error.value.message_dict
 
 
-def test_bulk_create_saves_and_mirrors_all(job, store):
+def test_bulk_create_saves_and_mirrors_all(job, due_index):
     specs = [{"kind": "fixed", "interval_seconds": 60 + index} for index in range(250)]
     assert services.schedule_bulk_create(job=job, specs=specs, now=now, batch=100) == 250
     saved = list(Schedule.objects.all())
     assert len(saved) == 250
     assert all(
-        schedule.next_run_at and store.due_score(str(schedule.pk)) == to_epoch_ms(schedule.next_run_at)
+        schedule.next_run_at and due_index.due_score(str(schedule.pk)) == to_epoch_ms(schedule.next_run_at)
         for schedule in saved
     )
 
 
-def test_bulk_create_with_one_bad_spec_saves_nothing(job, store):
+def test_bulk_create_with_one_bad_spec_saves_nothing(job):
     specs: list[dict[str, object]] = [{"kind": "fixed", "interval_seconds": 60}, {"kind": "cron", "expression": "nope"}]
     with pytest.raises(ValidationError) as error:
         services.schedule_bulk_create(job=job, specs=specs, now=now)
@@ -95,7 +95,7 @@ def test_bulk_create_with_one_bad_spec_saves_nothing(job, store):
     assert Schedule.objects.count() == 0
 
 
-def test_bulk_create_takes_each_batchs_next_times_when_it_saves_it(job, store):
+def test_bulk_create_takes_each_batchs_next_times_when_it_saves_it(job):
     moments = iter([NOW, NOW + timedelta(seconds=30)])
     services.schedule_bulk_create(
         job=job,

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from schedules import engine
-from schedules.store import get_store
+from schedules.due_index import get_due_index
 
 
 class Command(BaseCommand):
@@ -32,5 +32,4 @@ class Command(BaseCommand):
             from prometheus_client import start_http_server
 
             start_http_server(options["metrics_port"], addr="127.0.0.1")
-        store = get_store()
-        engine.run_loop(store, stop, once=options["once"], name=options["name"])  # type: ignore[arg-type]
+        engine.run_loop(get_due_index(), stop, once=options["once"], name=options["name"])

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from schedules import engine
-from schedules.store import get_store
+from schedules.due_index import get_due_index
 
 
 class Command(BaseCommand):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
                 last_shown = time.monotonic()
                 self.stdout.write(f"checked {done}/{total} schedules")
 
-        report = engine.reconcile(get_store(), timezone.now(), progress=progress)  # type: ignore[arg-type]
+        report = engine.reconcile(get_due_index(), timezone.now(), progress=progress)
         self.stdout.write(
             self.style.SUCCESS(
                 f"done in {time.monotonic() - started:.1f}s: checked {report['checked']}, added {report['added']}, "

@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from jobs import execution
-from jobs.execution import BoundedText, Slot, excerpt, run_request, tail_excerpt
 from jobs.models import Job
 from jobs.services import job_create
 from jobs.targets import task
+from workers import children
+from workers.children import BoundedText, Slot, excerpt, run_request, tail_excerpt
 
 
-@task("tests.execution.context")
+@task("tests.children.context")
 def _context() -> dict[str, Any]:
-    run = execution.current_run()
+    run = children.current_run()
     print("looking at the context")
     return {"fire_key": run.fire_key if run else None, "attempt": run.attempt if run else None}
 
@@ -31,7 +31,7 @@ def _context() -> dict[str, Any]:
 def slot(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Slot]:
     """One slot for the module: its child process is spawned once (about half a second)."""
     with django_db_blocker.unblock():
-        shared = Slot(execution.child_env(), output_limit=500)
+        shared = Slot(children.child_env(), output_limit=500)
     yield shared
     shared.close()
 
@@ -76,10 +76,10 @@ def request(kind: str, target: dict[str, Any], limit: int = 1000) -> dict[str, A
 
 
 def test_python_task_sees_its_run_and_its_print_and_return_value_are_kept():
-    reply = run_request(request("python", {"function": "tests.execution.context"}))
+    reply = run_request(request("python", {"function": "tests.children.context"}))
     assert reply["status"] == "succeeded"
     assert reply["output"] == 'looking at the context\n{"fire_key": "s:1000", "attempt": 2}'
-    assert execution.current_run() is None
+    assert children.current_run() is None
 
 
 def test_python_task_exception_is_a_failure_with_the_traceback_tail():

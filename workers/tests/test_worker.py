@@ -9,14 +9,17 @@ from typing import Any
 
 import pytest
 
-from jobs import execution, services
-from jobs.execution import Outcome, Slot
+from jobs import services
 from jobs.models import Job, Run
+from jobs.runqueue import WORKER_GROUP, Entry, RunQueue
 from jobs.services import job_create, run_now
-from jobs.worker import Entry, Worker, WorkerOptions, overlap_decision_policy, retry_delay
+from jobscheduler.coordination import SCHEDULERS
 from schedules import services as schedule_services
 from schedules.models import Schedule
-from schedules.store import WORKER_GROUP, RedisStore
+from workers import children, loop
+from workers.children import Outcome, Slot
+from workers.handler import handle, overlap_decision_policy, retry_delay
+from workers.worker import Worker, WorkerOptions
 
 T0 = 1_800_000_000.0
 
@@ -49,7 +52,7 @@ FAILED = Outcome("failed", error="boom")
 @pytest.fixture(scope="module")
 def slot(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Slot]:
     with django_db_blocker.unblock():
-        shared = Slot(execution.child_env(), output_limit=500)
+        shared = Slot(children.child_env(), output_limit=500)
     yield shared
     shared.close()
 
@@ -59,18 +62,18 @@ def clock() -> Clock:
     return Clock()
 
 
-def make_worker(store: RedisStore, clock: Clock, name: str = "w1", **options: Any) -> Worker:
+def make_worker(runqueue: RunQueue, clock: Clock, name: str = "w1", **options: Any) -> Worker:
     options.setdefault("takeover_seconds", 30)
     options.setdefault("lookup_cache_seconds", 0)  # each step sees the test's latest writes
     return Worker(
-        store, name=name, options=WorkerOptions(concurrency=1, **options), clock=clock, random_unit=lambda: 0.5
+        runqueue, name=name, options=WorkerOptions(concurrency=1, **options), clock=clock, random_unit=lambda: 0.5
     )
 
 
 @pytest.fixture
-def worker(store: RedisStore, clock: Clock) -> Worker:
-    store.ensure_groups()
-    return make_worker(store, clock)
+def worker(runqueue: RunQueue, clock: Clock) -> Worker:
+    runqueue.ensure_groups()
+    return make_worker(runqueue, clock)
 
 
 def make_job(user: Any, **fields: Any) -> Job:
@@ -79,11 +82,11 @@ def make_job(user: Any, **fields: Any) -> Job:
     return job_create(owner=user, name=f"job-{time.monotonic_ns()}", **fields)
 
 
-def dispatch(store: RedisStore, schedule: Schedule, nominal_ms: int, trigger: str = "schedule") -> None:
+def dispatch(runqueue: RunQueue, schedule: Schedule, nominal_ms: int, trigger: str = "schedule") -> None:
     """Put an occurrence on its stream exactly as the scheduler's dispatch step does."""
     sid = str(schedule.pk)
     fields = {"fk": f"{sid}:{nominal_ms}", "s": sid, "j": str(schedule.job_id), "n": str(nominal_ms), "t": trigger}
-    store.client.xadd(store.stream_key(store.shard_of(sid)), fields)  # type: ignore[arg-type]
+    runqueue.client.xadd(runqueue.stream_key(runqueue.keyspace.shard_of(sid)), fields)  # type: ignore[arg-type]
 
 
 def read_one(worker: Worker) -> Entry:
@@ -92,12 +95,12 @@ def read_one(worker: Worker) -> Entry:
     return entries[0]
 
 
-def stream_sizes(store: RedisStore) -> tuple[int, int]:
+def stream_sizes(runqueue: RunQueue) -> tuple[int, int]:
     """Entries on the streams and entries pending in the group, over all shards."""
     entries = pending = 0
-    for shard in range(store.shards):
-        entries += store.client.xlen(store.stream_key(shard))
-        info: Any = store.client.xpending(store.stream_key(shard), WORKER_GROUP)
+    for shard in range(runqueue.shards):
+        entries += runqueue.client.xlen(runqueue.stream_key(shard))
+        info: Any = runqueue.client.xpending(runqueue.stream_key(shard), WORKER_GROUP)
         pending += info["pending"]
     return entries, pending
 
@@ -128,12 +131,12 @@ def test_manual_runs_and_retries_ignore_the_overlap_policy():
     assert overlap_decision_policy("retry", "buffer_one") == "always"
 
 
-def test_overlap_decisions(store):
-    shard = store.shard_of("s1")
+def test_overlap_decisions(runqueue):
+    shard = runqueue.keyspace.shard_of("s1")
 
     def decide(fk: str, policy: str, now: int = 1000) -> str:
         hold = (shard, "0-1", {"fk": fk}, now + 5000) if policy == "buffer_one" else None
-        return store.overlap_enter("s1", fk, policy, now_ms=now, lease_ms=5000, hold=hold)
+        return runqueue.overlap_enter("s1", fk, policy, now_ms=now, lease_ms=5000, hold=hold)
 
     assert decide("a", "skip") == "run"
     assert decide("b", "skip") == "skip"
@@ -141,9 +144,9 @@ def test_overlap_decisions(store):
     assert decide("d", "buffer_one") == "hold"
     assert decide("e", "buffer_one") == "skip"  # one waits already
     assert decide("d", "buffer_one") == "hold"  # still waiting: held again
-    store.overlap_leave("s1", "a", 1000)
-    store.overlap_leave("s1", "c", 1000)
-    assert store.delayed(shard) == [({"fk": "d", "h": "1"}, 1000)]  # released early by the leave
+    runqueue.overlap_leave("s1", "a", 1000)
+    runqueue.overlap_leave("s1", "c", 1000)
+    assert runqueue.delayed(shard) == [({"fk": "d", "h": "1"}, 1000)]  # released early by the leave
     assert decide("d", "buffer_one") == "run"  # the one that waited goes
     assert decide("f", "always") == "run"
     # A dead worker's lease runs out: its run no longer counts as running.
@@ -153,34 +156,34 @@ def test_overlap_decisions(store):
 # --- one entry -------------------------------------------------------------------------------------
 
 
-def test_manual_run_succeeds_and_every_time_is_recorded(user, store, worker, slot, clock):
+def test_manual_run_succeeds_and_every_time_is_recorded(user, worker, slot, clock, runqueue):
     job = make_job(user)
     key = run_now(job, user=user)
     entry = read_one(worker)
     assert (entry.fire_key, entry.trigger, entry.attempt, entry.schedule_id) == (key, "manual", 1, "")
-    assert entry.shard == store.shard_of(str(job.pk))
-    assert worker.handle(entry, slot) == "succeeded"
+    assert entry.shard == runqueue.keyspace.shard_of(str(job.pk))
+    assert handle(worker, entry, slot) == "succeeded"
     (run,) = runs(key)
     assert (run.status, run.trigger, run.attempt, run.worker) == ("succeeded", "manual", 1, "w1")
     assert run.output == '"hello, world"' and run.error == ""
     assert run.dispatched_at is not None
     assert int(run.dispatched_at.timestamp() * 1000) == entry.dispatched_ms
     assert run.started_at is not None and run.finished_at is not None
-    assert stream_sizes(store) == (0, 0)
+    assert stream_sizes(runqueue) == (0, 0)
     assert worker.holding() == []
 
 
-def test_failures_retry_on_the_backoff_timetable_each_attempt_its_own_run(user, store, worker, slot, clock):
+def test_failures_retry_on_the_backoff_timetable_each_attempt_its_own_run(user, runqueue, worker, slot, clock):
     job = make_job(user, target={"function": "demo.fail"}, max_attempts=3, retry_backoff_seconds=10)
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=3600)
-    dispatch(store, schedule, 5000)
+    dispatch(runqueue, schedule, 5000)
     key = f"{schedule.pk}:5000"
-    assert worker.handle(read_one(worker), slot) == "retry"
-    shard = store.shard_of(str(schedule.pk))
-    (waiting,) = store.delayed(shard)
+    assert handle(worker, read_one(worker), slot) == "retry"
+    shard = runqueue.keyspace.shard_of(str(schedule.pk))
+    (waiting,) = runqueue.delayed(shard)
     expected = {"a": "2", "fk": key, "j": str(job.pk), "n": "5000", "s": str(schedule.pk), "t": "retry"}
     assert waiting == (expected, int(T0 * 1000) + 10_000)
-    assert stream_sizes(store) == (0, 0)  # the entry left the stream with the retry's scheduling
+    assert stream_sizes(runqueue) == (0, 0)  # the entry left the stream with the retry's scheduling
 
     # Attempt 2 is due 10 s later (jitter at its middle), attempt 3 20 s after that.
     for attempt, delay in ((2, 10), (3, 20)):
@@ -190,7 +193,7 @@ def test_failures_retry_on_the_backoff_timetable_each_attempt_its_own_run(user, 
         assert worker.release_due() == 1
         entry = read_one(worker)
         assert (entry.attempt, entry.trigger, entry.fire_key) == (attempt, "retry", key)
-        assert worker.handle(entry, slot) == ("retry" if attempt == 2 else "failed")
+        assert handle(worker, entry, slot) == ("retry" if attempt == 2 else "failed")
     recorded = runs(key)
     assert [(r.attempt, r.trigger, r.status) for r in recorded] == [
         (1, "schedule", "failed"),
@@ -199,123 +202,125 @@ def test_failures_retry_on_the_backoff_timetable_each_attempt_its_own_run(user, 
     ]
     assert all(r.error.endswith("RuntimeError: demo failure") for r in recorded)
     assert all(r.schedule_id == schedule.pk and r.nominal_time == recorded[0].nominal_time for r in recorded)
-    assert stream_sizes(store) == (0, 0) and store.delayed(shard) == []
+    assert stream_sizes(runqueue) == (0, 0) and runqueue.delayed(shard) == []
 
 
-def test_a_task_that_sleeps_past_its_timeout_is_killed_and_retried(user, store, worker, slot):
+def test_a_task_that_sleeps_past_its_timeout_is_killed_and_retried(user, worker, slot):
     job = make_job(
         user, target={"function": "demo.sleep", "kwargs": {"seconds": 60}}, timeout_seconds=1, max_attempts=2
     )
     key = run_now(job, user=user)
     started = time.monotonic()
-    assert worker.handle(read_one(worker), slot) == "retry"
+    assert handle(worker, read_one(worker), slot) == "retry"
     assert time.monotonic() - started < 5
     (run,) = runs(key)
     assert run.status == "timed_out" and "the run's process was killed" in run.error
 
 
-def test_command_target(user, store, worker, slot, settings):
+def test_command_target(user, worker, slot, settings):
     settings.JOBSCHEDULER_ALLOWED_COMMANDS = ["purge_runs"]
     job = make_job(user, target_type="command", target={"command": "purge_runs", "args": ["--dry-run"]})
     key = run_now(job, user=user)
-    assert worker.handle(read_one(worker), slot) == "succeeded"
+    assert handle(worker, read_one(worker), slot) == "succeeded"
     (run,) = runs(key)
     assert "would delete" in run.output
 
 
-def test_a_replayed_entry_is_recorded_once_and_never_runs_twice(user, store, worker):
+def test_a_replayed_entry_is_recorded_once_and_never_runs_twice(user, worker, runqueue):
     job = make_job(user)
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=3600)
     executor = Scripted()
-    dispatch(store, schedule, 7000)
-    assert worker.handle(read_one(worker), executor) == "succeeded"
-    dispatch(store, schedule, 7000)  # Redis lost its data and the scheduler fired it again
-    assert worker.handle(read_one(worker), executor) == "duplicate"
+    dispatch(runqueue, schedule, 7000)
+    assert handle(worker, read_one(worker), executor) == "succeeded"
+    dispatch(runqueue, schedule, 7000)  # Redis lost its data and the scheduler fired it again
+    assert handle(worker, read_one(worker), executor) == "duplicate"
     assert executor.calls == [(f"{schedule.pk}:7000", 1)]
     assert len(runs(f"{schedule.pk}:7000")) == 1
-    assert stream_sizes(store) == (0, 0)
+    assert stream_sizes(runqueue) == (0, 0)
 
 
-def test_a_replayed_failure_whose_retry_was_lost_gets_it_back(user, store, worker, clock):
+def test_a_replayed_failure_whose_retry_was_lost_gets_it_back(user, runqueue, worker, clock):
     job = make_job(user, max_attempts=2, retry_backoff_seconds=1)
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=3600)
-    dispatch(store, schedule, 9000)
-    assert worker.handle(read_one(worker), Scripted(FAILED)) == "retry"
-    store.client.delete(store.delayed_key(store.shard_of(str(schedule.pk))))  # lost with Redis
-    dispatch(store, schedule, 9000)
-    assert worker.handle(read_one(worker), Scripted()) == "retry"
+    dispatch(runqueue, schedule, 9000)
+    assert handle(worker, read_one(worker), Scripted(FAILED)) == "retry"
+    runqueue.client.delete(runqueue.delayed_key(runqueue.keyspace.shard_of(str(schedule.pk))))  # lost with Redis
+    dispatch(runqueue, schedule, 9000)
+    assert handle(worker, read_one(worker), Scripted()) == "retry"
     clock.now += 2
     assert worker.release_due() == 1
-    assert worker.handle(read_one(worker), Scripted()) == "succeeded"
-    dispatch(store, schedule, 9000)
-    assert worker.handle(read_one(worker), Scripted()) == "duplicate"
+    assert handle(worker, read_one(worker), Scripted()) == "succeeded"
+    dispatch(runqueue, schedule, 9000)
+    assert handle(worker, read_one(worker), Scripted()) == "duplicate"
     assert [(r.attempt, r.status) for r in runs(f"{schedule.pk}:9000")] == [(1, "failed"), (2, "succeeded")]
 
 
-def test_the_group_is_recreated_when_redis_lost_it(user, store, worker):
-    for shard in range(store.shards):
-        store.client.delete(store.stream_key(shard))
+def test_the_group_is_recreated_when_redis_lost_it(user, runqueue, worker):
+    for shard in range(runqueue.shards):
+        runqueue.client.delete(runqueue.stream_key(shard))
     assert worker.read(1) == []
-    groups: Any = store.client.xinfo_groups(store.stream_key(0))
+    groups: Any = runqueue.client.xinfo_groups(runqueue.stream_key(0))
     assert [group["name"] for group in groups] == [WORKER_GROUP.encode()]
     job = make_job(user)
     run_now(job, user=user)
-    assert worker.handle(read_one(worker), Scripted()) == "succeeded"
+    assert handle(worker, read_one(worker), Scripted()) == "succeeded"
 
 
-def test_entries_of_deleted_jobs_and_schedules_are_dropped(user, store, worker):
+def test_entries_of_deleted_jobs_and_schedules_are_dropped(user, worker, runqueue):
     job = make_job(user)
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=3600)
-    dispatch(store, schedule, 1000)
+    dispatch(runqueue, schedule, 1000)
     schedule_services.schedule_delete(schedule)
-    assert worker.handle(read_one(worker), Scripted()) == "dropped"
+    assert handle(worker, read_one(worker), Scripted()) == "dropped"
     run_now(job, user=user)
     services.job_delete(job)
-    assert worker.handle(read_one(worker), Scripted()) == "dropped"
-    assert stream_sizes(store) == (0, 0)
+    assert handle(worker, read_one(worker), Scripted()) == "dropped"
+    assert stream_sizes(runqueue) == (0, 0)
 
 
-def test_an_occurrence_in_flight_when_its_job_is_disabled_is_skipped_but_run_now_runs(user, store, worker):
+def test_an_occurrence_in_flight_when_its_job_is_disabled_is_skipped_but_run_now_runs(
+    user, due_index, worker, runqueue
+):
     job = make_job(user)
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=3600)
-    dispatch(store, schedule, 1000)  # on the stream already when the job is disabled
+    dispatch(runqueue, schedule, 1000)  # on the stream already when the job is disabled
     services.job_update(job, enabled=False)
-    assert store.due_score(str(schedule.pk)) is None  # nothing more is dispatched
-    assert worker.handle(read_one(worker), Scripted()) == "skipped"
+    assert due_index.due_score(str(schedule.pk)) is None  # nothing more is dispatched
+    assert handle(worker, read_one(worker), Scripted()) == "skipped"
     assert runs(f"{schedule.pk}:1000")[0].error == "Skipped: the job is disabled."
     key = run_now(job, user=user)
-    assert worker.handle(read_one(worker), Scripted()) == "succeeded"
+    assert handle(worker, read_one(worker), Scripted()) == "succeeded"
     assert runs(key)[0].status == "succeeded"
 
 
 # --- overlap -------------------------------------------------------------------------------------
 
 
-def running_elsewhere(store: RedisStore, schedule: Schedule, fire_key: str) -> None:
+def running_elsewhere(runqueue: RunQueue, schedule: Schedule, fire_key: str) -> None:
     """Another worker's run of the schedule, in progress."""
-    assert store.overlap_enter(str(schedule.pk), fire_key, "allow", now_ms=int(T0 * 1000), lease_ms=60_000) == "run"
+    assert runqueue.overlap_enter(str(schedule.pk), fire_key, "allow", now_ms=int(T0 * 1000), lease_ms=60_000) == "run"
 
 
-def test_overlap_skip_records_a_skipped_run(user, store, worker):
+def test_overlap_skip_records_a_skipped_run(user, runqueue, worker):
     job = make_job(user)
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=1, overlap_policy="skip")
-    running_elsewhere(store, schedule, "other")
-    dispatch(store, schedule, 2000)
+    running_elsewhere(runqueue, schedule, "other")
+    dispatch(runqueue, schedule, 2000)
     executor = Scripted()
-    assert worker.handle(read_one(worker), executor) == "skipped"
+    assert handle(worker, read_one(worker), executor) == "skipped"
     (skipped,) = runs(f"{schedule.pk}:2000")
     assert skipped.status == "skipped" and "still running" in skipped.error
     assert skipped.finished_at is not None and skipped.started_at is None
     run_now(job, schedule=schedule, user=user)  # run now is never skipped
-    assert worker.handle(read_one(worker), executor) == "succeeded"
-    store.overlap_leave(str(schedule.pk), "other", int(T0 * 1000))
-    dispatch(store, schedule, 3000)
-    assert worker.handle(read_one(worker), executor) == "succeeded"
+    assert handle(worker, read_one(worker), executor) == "succeeded"
+    runqueue.overlap_leave(str(schedule.pk), "other", int(T0 * 1000))
+    dispatch(runqueue, schedule, 3000)
+    assert handle(worker, read_one(worker), executor) == "succeeded"
     assert len(executor.calls) == 2
 
 
-def test_a_run_in_progress_on_one_worker_makes_the_next_skip_on_another(user, store, clock):
-    store.ensure_groups()
+def test_a_run_in_progress_on_one_worker_makes_the_next_skip_on_another(user, runqueue, clock):
+    runqueue.ensure_groups()
     job = make_job(user)
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=1, overlap_policy="skip")
     started, release = threading.Event(), threading.Event()
@@ -326,56 +331,56 @@ def test_a_run_in_progress_on_one_worker_makes_the_next_skip_on_another(user, st
             release.wait(10)
             return Outcome("succeeded")
 
-    first, second = make_worker(store, clock, "w1"), make_worker(store, clock, "w2")
-    dispatch(store, schedule, 1000)
-    running = threading.Thread(target=first.handle, args=(read_one(first), Blocking()))
+    first, second = make_worker(runqueue, clock, "w1"), make_worker(runqueue, clock, "w2")
+    dispatch(runqueue, schedule, 1000)
+    running = threading.Thread(target=handle, args=(first, read_one(first), Blocking()))
     running.start()
     assert started.wait(10)
-    dispatch(store, schedule, 2000)
-    assert second.handle(read_one(second), Scripted()) == "skipped"
+    dispatch(runqueue, schedule, 2000)
+    assert handle(second, read_one(second), Scripted()) == "skipped"
     release.set()
     running.join(10)
-    dispatch(store, schedule, 3000)
-    assert second.handle(read_one(second), Scripted()) == "succeeded"
+    dispatch(runqueue, schedule, 3000)
+    assert handle(second, read_one(second), Scripted()) == "succeeded"
     statuses = dict(Run.objects.filter(schedule=schedule).values_list("fire_key", "status"))
     assert statuses == {
         f"{schedule.pk}:{n}": s for n, s in ((1000, "succeeded"), (2000, "skipped"), (3000, "succeeded"))
     }
 
 
-def test_overlap_buffer_one_holds_one_and_runs_it_when_the_running_one_ends(user, store, worker):
+def test_overlap_buffer_one_holds_one_and_runs_it_when_the_running_one_ends(user, runqueue, worker):
     job = make_job(user)
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=1, overlap_policy="buffer_one")
     sid = str(schedule.pk)
-    running_elsewhere(store, schedule, "other")
-    dispatch(store, schedule, 2000)
-    dispatch(store, schedule, 3000)
+    running_elsewhere(runqueue, schedule, "other")
+    dispatch(runqueue, schedule, 2000)
+    dispatch(runqueue, schedule, 3000)
     executor = Scripted()
-    assert worker.handle(read_one(worker), executor) == "held"
+    assert handle(worker, read_one(worker), executor) == "held"
     assert runs(f"{sid}:2000")[0].status == "pending"
-    assert worker.handle(read_one(worker), executor) == "skipped"
+    assert handle(worker, read_one(worker), executor) == "skipped"
     assert runs(f"{sid}:3000")[0].status == "skipped"
-    assert stream_sizes(store) == (0, 0)
+    assert stream_sizes(runqueue) == (0, 0)
     assert worker.release_due() == 0  # not yet: the running one still runs
-    store.overlap_leave(sid, "other", int(T0 * 1000))
+    runqueue.overlap_leave(sid, "other", int(T0 * 1000))
     assert worker.release_due() == 1
     held = read_one(worker)
     assert held.held and held.fire_key == f"{sid}:2000"
-    assert worker.handle(held, executor) == "succeeded"
+    assert handle(worker, held, executor) == "succeeded"
     assert [(r.attempt, r.status) for r in runs(f"{sid}:2000")] == [(1, "succeeded")]
     assert executor.calls == [(f"{sid}:2000", 1)]
-    assert stream_sizes(store) == (0, 0) and store.delayed(store.shard_of(sid)) == []
+    assert stream_sizes(runqueue) == (0, 0) and runqueue.delayed(runqueue.keyspace.shard_of(sid)) == []
 
 
-def test_overlap_allow_lets_runs_overlap(user, store, worker):
+def test_overlap_allow_lets_runs_overlap(user, worker, runqueue):
     job = make_job(user)
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=1)
-    running_elsewhere(store, schedule, "other")
-    dispatch(store, schedule, 2000)
-    assert worker.handle(read_one(worker), Scripted()) == "succeeded"
+    running_elsewhere(runqueue, schedule, "other")
+    dispatch(runqueue, schedule, 2000)
+    assert handle(worker, read_one(worker), Scripted()) == "succeeded"
 
 
-def test_jobs_and_overlap_policies_are_cached_briefly(user, store, worker):
+def test_jobs_and_overlap_policies_are_cached_briefly(user, worker):
     worker.options.lookup_cache_seconds = 60
     job = make_job(user)
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=1)
@@ -395,10 +400,10 @@ def test_jobs_and_overlap_policies_are_cached_briefly(user, store, worker):
 # --- takeover ------------------------------------------------------------------------------------
 
 
-def start_and_die(store: RedisStore, user: Any, job: Job, name: str = "dead") -> str:
+def start_and_die(runqueue: RunQueue, user: Any, job: Job, name: str = "dead") -> str:
     """A worker reads a manual run, starts it, and is killed before it finishes."""
     key = run_now(job, user=user)
-    dead = make_worker(store, Clock(), name=name)
+    dead = make_worker(runqueue, Clock(), name=name)
     entry = read_one(dead)
     run, _ = services.run_begin(
         job_id=entry.job_id,
@@ -414,35 +419,35 @@ def start_and_die(store: RedisStore, user: Any, job: Job, name: str = "dead") ->
     return key
 
 
-def test_a_dead_workers_run_is_taken_over_and_continues_as_a_new_attempt(user, store, clock):
-    store.ensure_groups()
+def test_a_dead_workers_run_is_taken_over_and_continues_as_a_new_attempt(user, runqueue, clock):
+    runqueue.ensure_groups()
     job = make_job(user)
-    key = start_and_die(store, user, job)
-    other = make_worker(store, clock, name="w2", takeover_seconds=0)
+    key = start_and_die(runqueue, user, job)
+    other = make_worker(runqueue, clock, name="w2", takeover_seconds=0)
     (claimed,) = other.take_over(5)
     assert claimed.claimed and claimed.fire_key == key
-    assert other.handle(claimed, Scripted()) == "taken over"
+    assert handle(other, claimed, Scripted()) == "taken over"
     entry = read_one(other)
     assert (entry.attempt, entry.trigger, entry.takeovers) == (2, "retry", 1)
-    assert other.handle(entry, Scripted()) == "succeeded"
+    assert handle(other, entry, Scripted()) == "succeeded"
     recorded = runs(key)
     assert [(r.attempt, r.trigger, r.status, r.worker) for r in recorded] == [
         (1, "manual", "failed", "dead"),
         (2, "retry", "succeeded", "w2"),
     ]
     assert recorded[0].error == "Worker dead lost mid-run; taken over by w2."
-    assert stream_sizes(store) == (0, 0)
+    assert stream_sizes(runqueue) == (0, 0)
     assert other.take_over(5) == []
 
 
-def test_takeovers_are_bounded(user, store, clock):
-    store.ensure_groups()
+def test_takeovers_are_bounded(user, runqueue, clock):
+    runqueue.ensure_groups()
     job = make_job(user)
     key = run_now(job, user=user)
-    shard = store.shard_of(str(job.pk))
-    (entry_id, fields), *_ = [(e.decode(), f) for e, f in store.client.xrange(store.stream_key(shard))]
-    store.replace(shard, entry_id, {k.decode(): v.decode() for k, v in fields.items()} | {"k": "3"})
-    dead = make_worker(store, Clock(), name="dead")
+    shard = runqueue.keyspace.shard_of(str(job.pk))
+    (entry_id, fields), *_ = [(e.decode(), f) for e, f in runqueue.client.xrange(runqueue.stream_key(shard))]
+    runqueue.replace(shard, entry_id, {k.decode(): v.decode() for k, v in fields.items()} | {"k": "3"})
+    dead = make_worker(runqueue, Clock(), name="dead")
     entry = read_one(dead)
     run, _ = services.run_begin(
         job_id=entry.job_id,
@@ -455,97 +460,97 @@ def test_takeovers_are_bounded(user, store, clock):
         worker="dead",
     )
     services.run_started(run, worker="dead", now=services.timezone.now())
-    other = make_worker(store, clock, name="w2", takeover_seconds=0, max_takeovers=3)
+    other = make_worker(runqueue, clock, name="w2", takeover_seconds=0, max_takeovers=3)
     (claimed,) = other.take_over(1)
-    assert other.handle(claimed, Scripted()) == "given up"
+    assert handle(other, claimed, Scripted()) == "given up"
     (only,) = runs(key)
     assert only.status == "failed" and "Given up after 3 takeovers" in only.error
-    assert stream_sizes(store) == (0, 0)
+    assert stream_sizes(runqueue) == (0, 0)
 
 
-def test_a_live_worker_keeps_its_entries_and_never_takes_back_a_lost_one(user, store, clock):
-    store.ensure_groups()
+def test_a_live_worker_keeps_its_entries_and_never_takes_back_a_lost_one(user, runqueue, clock):
+    runqueue.ensure_groups()
     job = make_job(user)
     run_now(job, user=user)
-    live = make_worker(store, clock, name="live")
+    live = make_worker(runqueue, clock, name="live")
     entry = read_one(live)
     time.sleep(0.3)
     live.keep_alive()
-    thief = make_worker(store, clock, name="thief", takeover_seconds=0.25)
+    thief = make_worker(runqueue, clock, name="thief", takeover_seconds=0.25)
     assert thief.take_over(5) == []  # idle time was just reset
     thief.options.takeover_seconds = 0
     (taken,) = thief.take_over(5)
     assert taken.entry_id == entry.entry_id
     live.keep_alive()
-    pending: Any = store.client.xpending_range(store.stream_key(entry.shard), WORKER_GROUP, "-", "+", 10)
+    pending: Any = runqueue.client.xpending_range(runqueue.stream_key(entry.shard), WORKER_GROUP, "-", "+", 10)
     assert [p["consumer"] for p in pending] == [b"thief"]
     # The run's outcome is not recorded by the worker that lost it.
-    assert live.handle(entry, Scripted()) == "lost"
+    assert handle(live, entry, Scripted()) == "lost"
 
 
-def test_a_replay_of_a_running_attempt_of_a_live_worker_is_left_alone(user, store, clock):
-    store.ensure_groups()
+def test_a_replay_of_a_running_attempt_of_a_live_worker_is_left_alone(user, runqueue, coordination, clock):
+    runqueue.ensure_groups()
     job = make_job(user)
-    key = start_and_die(store, user, job, name="busy")
-    store.beat("workers", "busy", {})
+    key = start_and_die(runqueue, user, job, name="busy")
+    coordination.beat("workers", "busy", {})
     run_id = runs(key)[0].pk
-    store.add_entry(store.shard_of(str(job.pk)), {"fk": key, "s": "", "j": str(job.pk), "n": "1", "t": "manual"})
-    other = make_worker(store, clock, name="w2")
+    runqueue.add(Entry(runqueue.keyspace.shard_of(str(job.pk)), "", key, "", str(job.pk), 1, "manual"))
+    other = make_worker(runqueue, clock, name="w2")
     # Both the dead-looking original and the copy: only the copy is read as new.
-    assert other.handle(read_one(other), Scripted()) == "duplicate"
+    assert handle(other, read_one(other), Scripted()) == "duplicate"
     assert Run.objects.get(pk=run_id).status == "running"
-    store.forget_beat("workers", "busy")  # now it is gone: a copy continues the run
-    store.add_entry(store.shard_of(str(job.pk)), {"fk": key, "s": "", "j": str(job.pk), "n": "1", "t": "manual"})
-    assert other.handle(read_one(other), Scripted()) == "taken over"
-    assert other.handle(read_one(other), Scripted()) == "succeeded"
+    coordination.forget_beat("workers", "busy")  # now it is gone: a copy continues the run
+    runqueue.add(Entry(runqueue.keyspace.shard_of(str(job.pk)), "", key, "", str(job.pk), 1, "manual"))
+    assert handle(other, read_one(other), Scripted()) == "taken over"
+    assert handle(other, read_one(other), Scripted()) == "succeeded"
     assert [(r.attempt, r.status) for r in runs(key)] == [(1, "failed"), (2, "succeeded")]
 
 
-def test_a_stopping_worker_gives_back_what_it_did_not_start(user, store, worker):
+def test_a_stopping_worker_gives_back_what_it_did_not_start(user, worker, runqueue):
     job = make_job(user)
     keys = {run_now(job, user=user) for _ in range(3)}
     entries = worker.read(3)
     assert {entry.fire_key for entry in entries} == keys
     worker.give_back(entries)
-    assert stream_sizes(store) == (3, 0)
-    other = make_worker(store, Clock(), name="w2")
+    assert stream_sizes(runqueue) == (3, 0)
+    other = make_worker(runqueue, Clock(), name="w2")
     assert {entry.fire_key for entry in other.read(3)} == keys
 
 
 # --- auto-pause ----------------------------------------------------------------------------------
 
 
-def test_a_schedule_is_paused_after_n_failed_runs_in_a_row(user, store, worker):
+def test_a_schedule_is_paused_after_n_failed_runs_in_a_row(user, due_index, worker, runqueue):
     job = make_job(user, pause_schedules_after_failures=2)
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=1)
     for nominal, outcome in ((1000, FAILED), (2000, Outcome("succeeded")), (3000, FAILED)):
-        dispatch(store, schedule, nominal)
-        worker.handle(read_one(worker), Scripted(outcome))
+        dispatch(runqueue, schedule, nominal)
+        handle(worker, read_one(worker), Scripted(outcome))
     assert not Schedule.objects.get(pk=schedule.pk).paused
-    dispatch(store, schedule, 4000)
-    assert worker.handle(read_one(worker), Scripted(FAILED)) == "failed"
+    dispatch(runqueue, schedule, 4000)
+    assert handle(worker, read_one(worker), Scripted(FAILED)) == "failed"
     assert Schedule.objects.get(pk=schedule.pk).paused
-    assert store.due_score(str(schedule.pk)) is None
+    assert due_index.due_score(str(schedule.pk)) is None
     assert runs(f"{schedule.pk}:4000")[0].error == "boom\nThe schedule was paused: its last 2 runs failed."
 
 
 # --- heartbeats and the loop ----------------------------------------------------------------------
 
 
-def test_heartbeats_are_kept_apart_from_the_schedulers(store, worker):
+def test_heartbeats_are_kept_apart_from_the_schedulers(coordination, worker):
     worker.heartbeat(busy=1)
     assert worker.worker_alive("w1")
-    assert store.beats("workers")["w1"]["busy"] == 1
-    assert store.heartbeats() == {}
-    store.forget_beat("workers", "w1")
+    assert coordination.beats("workers")["w1"]["busy"] == 1
+    assert coordination.beats(SCHEDULERS) == {}
+    coordination.forget_beat("workers", "w1")
     assert not worker.worker_alive("w1")
 
 
-def test_the_loop_runs_what_is_dispatched_and_stops_when_asked(user, store, settings):
+def test_the_loop_runs_what_is_dispatched_and_stops_when_asked(user, coordination, settings, runqueue):
     job = make_job(user)
-    worker = Worker(store, name="loop", options=WorkerOptions(concurrency=2, block_seconds=0.2))
+    worker = Worker(runqueue, name="loop", options=WorkerOptions(concurrency=2, block_seconds=0.2))
     stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread = threading.Thread(target=loop.run, args=(worker, stop))
     thread.start()
     try:
         keys = [run_now(job, user=user) for _ in range(3)]
@@ -553,10 +558,10 @@ def test_the_loop_runs_what_is_dispatched_and_stops_when_asked(user, store, sett
         while Run.objects.filter(fire_key__in=keys, status="succeeded").count() < 3:
             assert time.monotonic() < deadline, list(Run.objects.values_list("fire_key", "status"))
             time.sleep(0.05)
-        assert "loop" in store.beats("workers")
+        assert "loop" in coordination.beats("workers")
     finally:
         stop.set()
         thread.join(timeout=30)
     assert not thread.is_alive()
-    assert "loop" not in store.beats("workers")
-    assert stream_sizes(store) == (0, 0)
+    assert "loop" not in coordination.beats("workers")
+    assert stream_sizes(runqueue) == (0, 0)

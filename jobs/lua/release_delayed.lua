@@ -2,7 +2,8 @@
 -- the shard's stream. One step per shard, so each is released exactly once by whichever worker
 -- gets here first.
 -- KEYS: delayed, stream.  ARGV: now ms, limit.
--- A member is a JSON array of the entry's fields and values, flat. Returns {moved, next due ms or -1}.
+-- A member is jobs/runqueue.py's encode_member: a JSON array of the entry's fields and
+-- values, flat. Returns {moved, next due ms or -1}.
 local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])
 for _, member in ipairs(due) do
   redis.call('XADD', KEYS[2], '*', unpack(cjson.decode(member)))

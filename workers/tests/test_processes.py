@@ -25,9 +25,10 @@ from typing import Any, TypeVar
 import pytest
 
 from jobs.models import Job, Run
+from jobs.runqueue import WORKER_GROUP
 from jobs.services import job_create, run_now
+from jobscheduler.coordination import Coordination
 from schedules import services as schedule_services
-from schedules.store import WORKER_GROUP, RedisStore
 
 pytestmark = pytest.mark.slow
 
@@ -79,8 +80,8 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
         time.sleep(0.05)
 
 
-def wait_for_workers(store: RedisStore, *names: str) -> None:
-    wait_until(lambda: set(names) <= set(store.beats("workers")), 30, f"workers {names} to come up")
+def wait_for_workers(coordination: Coordination, *names: str) -> None:
+    wait_until(lambda: set(names) <= set(coordination.beats("workers")), 30, f"workers {names} to come up")
 
 
 def children_of(pid: int) -> list[int]:
@@ -117,10 +118,10 @@ def attempts(key: str) -> list[tuple[int, str, str, str]]:
     )
 
 
-def test_a_worker_killed_mid_run_leaves_the_run_to_the_other_recorded_once(user, store, start):
+def test_a_worker_killed_mid_run_leaves_the_run_to_the_other_recorded_once(user, runqueue, start, coordination):
     job = sleeper(user, 3, timeout_seconds=30)
     workers = {name: start("run_worker", "--name", name, "--concurrency", "1") for name in ("wa", "wb")}
-    wait_for_workers(store, "wa", "wb")
+    wait_for_workers(coordination, "wa", "wb")
     key = run_now(job, user=user)
     running = wait_until(
         lambda: Run.objects.filter(fire_key=key, attempt=1, status="running").first(), 30, "the run to start"
@@ -142,14 +143,14 @@ def test_a_worker_killed_mid_run_leaves_the_run_to_the_other_recorded_once(user,
     assert recorded == [(1, "manual", "failed", victim_name), (2, "retry", "succeeded", survivor_name)]
     lost = Run.objects.get(fire_key=key, attempt=1)
     assert lost.error == f"Worker {victim_name} lost mid-run; taken over by {survivor_name}."
-    assert store.client.xlen(store.stream_key(store.shard_of(str(job.pk)))) == 0
+    assert runqueue.client.xlen(runqueue.stream_key(runqueue.keyspace.shard_of(str(job.pk)))) == 0
     print(f"run finished {finished_after:.1f}s after the kill (takeover 1.5 s + a 3 s task)")
 
 
-def test_sigterm_finishes_the_current_run_and_takes_no_new_one(user, store, start):
+def test_sigterm_finishes_the_current_run_and_takes_no_new_one(user, runqueue, coordination, start):
     job = sleeper(user, 2)
     worker = start("run_worker", "--name", "wt", "--concurrency", "1")
-    wait_for_workers(store, "wt")
+    wait_for_workers(coordination, "wt")
     key = run_now(job, user=user)
     wait_until(lambda: Run.objects.filter(fire_key=key, status="running").exists(), 30, "the run to start")
     worker.send_signal(signal.SIGTERM)
@@ -157,11 +158,11 @@ def test_sigterm_finishes_the_current_run_and_takes_no_new_one(user, store, star
     assert worker.wait(timeout=30) == 0
     assert attempts(key) == [(1, "manual", "succeeded", "wt")]
     assert Run.objects.get(fire_key=later).status == "pending"
-    shard = store.shard_of(str(job.pk))
-    assert store.client.xlen(store.stream_key(shard)) == 1
-    pending: Any = store.client.xpending(store.stream_key(shard), WORKER_GROUP)
+    shard = runqueue.keyspace.shard_of(str(job.pk))
+    assert runqueue.client.xlen(runqueue.stream_key(shard)) == 1
+    pending: Any = runqueue.client.xpending(runqueue.stream_key(shard), WORKER_GROUP)
     assert pending["pending"] == 0  # left for any worker, not held by the one that stopped
-    assert "wt" not in store.beats("workers")
+    assert "wt" not in coordination.beats("workers")
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
@@ -210,7 +211,7 @@ def receiver() -> Iterator[str]:
     server.server_close()
 
 
-def test_http_target_reaches_a_real_receiver_signed_and_retried_with_the_same_id(user, store, start, receiver):
+def test_http_target_reaches_a_real_receiver_signed_and_retried_with_the_same_id(user, start, receiver, coordination):
     job = job_create(
         owner=user,
         name="hook",
@@ -222,7 +223,7 @@ def test_http_target_reaches_a_real_receiver_signed_and_retried_with_the_same_id
         retry_backoff_seconds=1,
     )
     start("run_worker", "--name", "wh")
-    wait_for_workers(store, "wh")
+    wait_for_workers(coordination, "wh")
     key = run_now(job, user=user)
     wait_until(lambda: Run.objects.filter(fire_key=key, status="succeeded").exists(), 30, "the delivery")
     assert [(seen["id"], seen["idempotency"], seen["attempt"]) for seen in Receiver.seen] == [
@@ -238,13 +239,13 @@ def test_http_target_reaches_a_real_receiver_signed_and_retried_with_the_same_id
     assert 0.8 <= gap < 3  # 1 s backoff +-20 %, released within a quarter second
 
 
-def test_scheduled_occurrences_are_run_and_recorded_once(user, store, start):
+def test_scheduled_occurrences_are_run_and_recorded_once(user, start, coordination):
     job = job_create(owner=user, name="tick", target_type="python", target={"function": "demo.hello"})
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=1)
     start("run_worker", "--name", "w1", "--concurrency", "2")
     start("run_worker", "--name", "w2", "--concurrency", "2")
     start("run_scheduler", "--name", "s1")
-    wait_for_workers(store, "w1", "w2")
+    wait_for_workers(coordination, "w1", "w2")
     wait_until(lambda: Run.objects.filter(schedule=schedule, status="succeeded").count() >= 4, 30, "four runs")
     recorded = list(Run.objects.filter(schedule=schedule).values_list("fire_key", "attempt", "status", "trigger"))
     assert len({(key, attempt) for key, attempt, _, _ in recorded}) == len(recorded)

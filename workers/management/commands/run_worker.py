@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from typing import Any, cast
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.worker import Worker, WorkerOptions
-from schedules.store import RedisStore, get_store
+from workers import loop
+from workers.worker import Worker, WorkerOptions
 
 
 class Command(BaseCommand):
@@ -28,7 +28,6 @@ class Command(BaseCommand):
             raise CommandError("--concurrency must be between 1 and 256.")
         stop = threading.Event()
         worker = Worker(
-            cast(RedisStore, get_store()),
             name=options["name"],
             options=WorkerOptions.from_settings(concurrency=options["concurrency"]),
         )
@@ -44,4 +43,4 @@ class Command(BaseCommand):
             from prometheus_client import start_http_server
 
             start_http_server(options["metrics_port"], addr="127.0.0.1")
-        worker.run(stop)
+        loop.run(worker, stop)

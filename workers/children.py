@@ -388,12 +388,6 @@ class Slot:
             return Outcome(TIMED_OUT, error=f"Timed out after {job.timeout_seconds}s; the run's process was killed.")
         return Outcome(reply["status"], reply.get("output", ""), reply.get("error", ""))
 
-    def abort(self) -> None:
-        """Kill the child now, whatever it runs (a worker told to stop at once)."""
-        if self._child is not None:
-            self._child.kill()
-            self._child = None
-
     def close(self) -> None:
         if self._child is not None:
             self._child.close()

@@ -1,0 +1,347 @@
+"""The run queue: dispatch streams that workers read, the delayed set, overlap bookkeeping.
+
+One stream per shard (``{p:n}:stream``, see jobscheduler.keyspace) holds the occurrences
+and manual runs waiting for a worker, read through the consumer group ``WORKER_GROUP``.
+:class:`Entry` is the one codec of a stream entry; every Python writer and reader uses it,
+and the Lua scripts that write entries (schedules/lua/dispatch.lua, schedules/lua/resolve.lua,
+jobs/lua/release_delayed.lua) point here. An entry's fields:
+
+- ``fk`` fire key (``<schedule id>:<nominal epoch ms>``, or ``manual:<job id>:<uuid hex>``)
+- ``s`` schedule id ('' for a manual run of a job), ``j`` job id, ``n`` nominal time (epoch ms)
+- ``t`` trigger (a ``Run.Trigger`` value); optional ``a`` attempt (default 1), ``k`` takeovers
+  so far (default 0), ``h`` "1" when buffer_one held it back and released it again.
+
+Other keys of each shard:
+
+- ``{p:n}:delayed``        sorted set, encoded entry -> when to put it on the stream (epoch ms):
+                           retries waiting out their backoff, runs held back by buffer_one
+- ``{p:n}:running:<sid>``  sorted set, fire key#attempt -> lease expiry ms: runs of schedule
+                           <sid> in progress (n = shard_of(sid)); a dead worker's lease runs out
+- ``{p:n}:waiting:<sid>``  hash (fk, member): the one run buffer_one holds back; expires
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import redis
+
+from jobs.models import Run
+from jobscheduler.keyspace import Keyspace, default_keyspace
+from jobscheduler.lua import LuaScripts
+
+WORKER_GROUP = "workers"
+MANUAL_PREFIX = "manual:"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stream entry: an attempt of an occurrence (or of a manual run) to execute."""
+
+    shard: int
+    entry_id: str
+    fire_key: str
+    schedule_id: str  # '' for a manual run of a job
+    job_id: str
+    nominal_ms: int
+    trigger: str
+    attempt: int = 1
+    takeovers: int = 0
+    held: bool = False  # held back by buffer_one and released again
+    claimed: bool = False  # taken over from another consumer's pending list
+
+    @classmethod
+    def from_stream(cls, shard: int, entry_id: str, fields: dict[str, str], *, claimed: bool = False) -> Entry:
+        """Decode an entry as read; raises KeyError or ValueError for a malformed one."""
+        return cls(
+            shard=shard,
+            entry_id=entry_id,
+            fire_key=fields["fk"],
+            schedule_id=fields.get("s", ""),
+            job_id=fields["j"],
+            nominal_ms=int(fields["n"]),
+            trigger=fields.get("t", Run.Trigger.SCHEDULE),
+            attempt=int(fields.get("a", 1)),
+            takeovers=int(fields.get("k", 0)),
+            held=fields.get("h") == "1",
+            claimed=claimed,
+        )
+
+    @classmethod
+    def manual(cls, *, job_id: str, schedule_id: str, nominal_ms: int, shard: int) -> Entry:
+        """A new manual run (run now): its fire key is new, so it never collides with an occurrence."""
+        return cls(
+            shard=shard,
+            entry_id="",
+            fire_key=f"{MANUAL_PREFIX}{job_id}:{uuid.uuid4().hex}",
+            schedule_id=schedule_id,
+            job_id=job_id,
+            nominal_ms=nominal_ms,
+            trigger=Run.Trigger.MANUAL,
+        )
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.shard, self.entry_id)
+
+    @property
+    def run_key(self) -> str:
+        """This attempt among a schedule's running runs (overlap)."""
+        return f"{self.fire_key}#{self.attempt}"
+
+    @property
+    def is_manual(self) -> bool:
+        """A run started by hand (run now), or a retry of one."""
+        return self.fire_key.startswith(MANUAL_PREFIX)
+
+    @property
+    def dispatched_ms(self) -> int:
+        return int(self.entry_id.split("-", 1)[0])
+
+    def fields(self) -> dict[str, str]:
+        """The stream fields, as written (``held`` excluded: that is the overlap step's to add)."""
+        fields = {"fk": self.fire_key, "s": self.schedule_id, "j": self.job_id, "n": str(self.nominal_ms)}
+        fields["t"] = self.trigger
+        if self.attempt != 1:
+            fields["a"] = str(self.attempt)
+        if self.takeovers:
+            fields["k"] = str(self.takeovers)
+        return fields
+
+    def next_attempt(self, *, takeover: bool = False) -> dict[str, str]:
+        """The fields of attempt + 1 of the same occurrence (the same fire key)."""
+        following = replace(
+            self, attempt=self.attempt + 1, trigger=Run.Trigger.RETRY, takeovers=self.takeovers + int(takeover)
+        )
+        return following.fields()
+
+
+def encode_member(fields: dict[str, str]) -> str:
+    """A delayed entry's member: its fields, flat, in a fixed order (equal entries, equal members)."""
+    flat = [item for name in sorted(fields) for item in (name, str(fields[name]))]
+    return json.dumps(flat, separators=(",", ":"))
+
+
+def decode_member(member: str | bytes) -> dict[str, str]:
+    flat = json.loads(member)
+    return dict(zip(flat[0::2], flat[1::2], strict=True))
+
+
+def _decoded(fields: dict[bytes, bytes]) -> dict[str, str]:
+    return {name.decode(): value.decode() for name, value in fields.items()}
+
+
+def _execute_ignoring_nogroup(pipe: Any) -> None:
+    """Run a transaction; a group Redis lost is no error here (there is nothing to acknowledge)."""
+    try:
+        pipe.execute()
+    except redis.ResponseError as error:
+        if "NOGROUP" not in str(error):
+            raise
+
+
+class RunQueue:
+    """The Redis side of execution: streams, consumer group, delayed set, overlap leases."""
+
+    def __init__(self, keyspace: Keyspace | None = None):
+        self.keyspace = keyspace or default_keyspace()
+        self.client = self.keyspace.client
+        self.shards = self.keyspace.shards
+        self._scripts = LuaScripts(
+            self.client, "jobs", ("release_delayed", "overlap_enter", "overlap_leave", "keep_claimed")
+        )
+
+    # --- keys -----------------------------------------------------------------------------
+    def stream_key(self, shard: int) -> str:
+        return self.keyspace.key(shard, "stream")
+
+    def delayed_key(self, shard: int) -> str:
+        return self.keyspace.key(shard, "delayed")
+
+    def running_key(self, schedule_id: str) -> str:
+        return self.keyspace.key(self.keyspace.shard_of(schedule_id), f"running:{schedule_id}")
+
+    def waiting_key(self, schedule_id: str) -> str:
+        return self.keyspace.key(self.keyspace.shard_of(schedule_id), f"waiting:{schedule_id}")
+
+    # --- the streams ----------------------------------------------------------------------
+    def ensure_groups(self) -> None:
+        """Create each dispatch stream's worker group (idempotent)."""
+        for shard in range(self.shards):
+            try:
+                self.client.xgroup_create(self.stream_key(shard), WORKER_GROUP, id="0", mkstream=True)
+            except redis.ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
+
+    def add(self, entry: Entry) -> str:
+        """Append an entry to its shard's stream (a manual run); returns its id."""
+        entry_id: Any = self.client.xadd(self.stream_key(entry.shard), entry.fields())  # type: ignore[arg-type]
+        return str(entry_id.decode())
+
+    def read(
+        self, consumer: str, count: int, shards: Sequence[int], block_ms: int | None = None
+    ) -> list[tuple[int, str, dict[str, str]]]:
+        """New entries for ``consumer`` of the worker group: (shard, entry id, fields).
+
+        Without ``block_ms`` this returns at once. Redis applies ``count`` per stream, so more
+        than ``count`` may come back when several shards are read at once. A missing group
+        (Redis lost its data) is recreated and nothing is returned this time.
+        """
+        by_key = {self.stream_key(shard): shard for shard in shards}
+        try:
+            reply: Any = self.client.xreadgroup(
+                WORKER_GROUP, consumer, dict.fromkeys(by_key, ">"), count=count, block=block_ms
+            )
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            self.ensure_groups()
+            return []
+        return [
+            (by_key[stream.decode()], entry_id.decode(), _decoded(fields))
+            for stream, entries in reply or []
+            for entry_id, fields in entries
+        ]
+
+    def claim_idle(
+        self, shard: int, consumer: str, min_idle_ms: int, count: int, start: str = "0-0"
+    ) -> tuple[str, list[tuple[str, dict[str, str]]]]:
+        """Take over entries another consumer has held ``min_idle_ms`` without a sign of life.
+
+        Scans the pending list from ``start``; returns where to go on next time ("0-0": from
+        the beginning again) and the entries taken.
+        """
+        try:
+            reply: Any = self.client.xautoclaim(
+                self.stream_key(shard), WORKER_GROUP, consumer, min_idle_ms, start_id=start, count=count
+            )
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            self.ensure_groups()
+            return "0-0", []
+        taken = [(entry_id.decode(), _decoded(fields)) for entry_id, fields in reply[1] if fields]
+        return reply[0].decode(), taken
+
+    def keep_claimed(self, consumer: str, entries: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
+        """Reset the idle time of ``consumer``'s entries (shard, id); returns those it no longer holds."""
+        by_shard: dict[int, list[str]] = {}
+        for shard, entry_id in entries:
+            by_shard.setdefault(shard, []).append(entry_id)
+        if not by_shard:
+            return []
+        order = list(by_shard)
+        calls = [
+            ("keep_claimed", [self.stream_key(shard)], [WORKER_GROUP, consumer, *by_shard[shard]]) for shard in order
+        ]
+        try:
+            replies = self._scripts.run(calls)
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            self.ensure_groups()
+            return []  # Redis lost the stream: nobody else holds these entries either
+        return [(shard, lost.decode()) for shard, ids in zip(order, replies, strict=True) for lost in ids]
+
+    def ack(self, shard: int, entry_id: str) -> None:
+        """Done with an entry: acknowledge and delete it (the stream keeps only open work)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xack(self.stream_key(shard), WORKER_GROUP, entry_id)
+        pipe.xdel(self.stream_key(shard), entry_id)
+        _execute_ignoring_nogroup(pipe)
+
+    def replace(self, shard: int, entry_id: str, fields: dict[str, str]) -> None:
+        """Swap an entry for a new one at the stream's end, in one transaction (a takeover's next attempt)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(self.stream_key(shard), fields)  # type: ignore[arg-type]
+        pipe.xack(self.stream_key(shard), WORKER_GROUP, entry_id)
+        pipe.xdel(self.stream_key(shard), entry_id)
+        _execute_ignoring_nogroup(pipe)
+
+    # --- the delayed set ------------------------------------------------------------------
+    def defer(self, shard: int, fields: dict[str, str], due_ms: int, done_entry_id: str | None = None) -> None:
+        """Put an entry in the shard's delayed set (kept if already there) and, in the same
+        transaction, acknowledge the entry it replaces."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zadd(self.delayed_key(shard), {encode_member(fields): due_ms}, nx=True)
+        if done_entry_id is not None:
+            pipe.xack(self.stream_key(shard), WORKER_GROUP, done_entry_id)
+            pipe.xdel(self.stream_key(shard), done_entry_id)
+        _execute_ignoring_nogroup(pipe)
+
+    def release_delayed(self, now_ms: int, limit: int = 1000) -> int:
+        """Move every delayed entry due by ``now_ms`` onto its stream; returns how many."""
+        replies = self._scripts.run(
+            [
+                ("release_delayed", [self.delayed_key(shard), self.stream_key(shard)], [now_ms, limit])
+                for shard in range(self.shards)
+            ]
+        )
+        return sum(int(moved) for moved, _ in replies)
+
+    def delayed(self, shard: int) -> list[tuple[dict[str, str], int]]:
+        """What waits in a shard's delayed set: (fields, due ms), earliest first."""
+        members: Any = self.client.zrange(self.delayed_key(shard), 0, -1, withscores=True)
+        return [(decode_member(member), int(score)) for member, score in members]
+
+    # --- overlap --------------------------------------------------------------------------
+    def overlap_enter(
+        self,
+        schedule_id: str,
+        fire_key: str,
+        policy: str,
+        *,
+        now_ms: int,
+        lease_ms: int,
+        hold: tuple[int, str, dict[str, str], int] | None = None,
+    ) -> str:
+        """Register a run of a schedule as running if its overlap policy lets it start: 'run',
+        'skip' or 'hold'. ``hold`` is (shard, entry id, fields, release at ms) of the entry,
+        needed for buffer_one: a held entry leaves the stream for the delayed set in the same step.
+        """
+        if policy == "buffer_one" and hold is None:
+            raise ValueError("buffer_one needs the entry to hold back")
+        shard, entry_id, fields, release_ms = hold or (self.keyspace.shard_of(schedule_id), "0-0", {}, now_ms)
+        keys = [
+            self.running_key(schedule_id),
+            self.waiting_key(schedule_id),
+            self.delayed_key(shard),
+            self.stream_key(shard),
+        ]
+        args = [
+            fire_key,
+            policy,
+            now_ms,
+            now_ms + lease_ms,
+            encode_member({**fields, "h": "1"}),
+            release_ms,
+            max(lease_ms, release_ms - now_ms) * 2,
+            WORKER_GROUP,
+            entry_id,
+        ]
+        (decision,) = self._scripts.run([("overlap_enter", keys, args)])
+        return str(decision.decode())
+
+    def overlap_keep(self, runs: Iterable[tuple[str, str]], lease_until_ms: int) -> None:
+        """Extend the leases of runs (schedule id, fire key) still in progress."""
+        pipe = self.client.pipeline(transaction=False)
+        for schedule_id, fire_key in runs:
+            pipe.zadd(self.running_key(schedule_id), {fire_key: lease_until_ms}, xx=True)
+        pipe.execute()
+
+    def overlap_leave(self, schedule_id: str, fire_key: str, now_ms: int) -> None:
+        delayed = self.delayed_key(self.keyspace.shard_of(schedule_id))
+        keys = [self.running_key(schedule_id), self.waiting_key(schedule_id), delayed]
+        self._scripts.run([("overlap_leave", keys, [fire_key, now_ms])])
+
+    def lengths(self) -> int:
+        """Entries on every stream (waiting or held by a worker)."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(self.shards):
+            pipe.xlen(self.stream_key(shard))
+        return sum(pipe.execute())

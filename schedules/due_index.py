@@ -1,0 +1,294 @@
+"""The due index: which schedule fires next, and the Lua steps that fire and advance them.
+
+Redis is an index rebuilt from MongoDB (schedules.engine.reconcile), never the source of
+truth. Keys of one shard share a hash tag (jobscheduler.keyspace), so every Lua step
+touches one slot:
+
+- ``{p:n}:due``       sorted set, schedule id -> due time (next nominal + jitter), epoch ms
+- ``{p:n}:s:<id>``    hash, the schedule's mirror (its fields: schedules.mirror)
+- ``{p:n}:work``      sorted set, schedule id -> lease expiry: schedules that need Python
+                      (a cron time to compute, a misfire to resolve); leased while handled
+- ``{p:n}:fired``     set of schedule ids whose run count / times MongoDB has not seen yet
+- ``{p:n}:stream``    the run queue's stream (jobs.runqueue), where occurrences go
+
+``<p>:changes`` is the pub/sub channel that wakes sleeping schedulers on an edit, and
+``<p>:reconciled`` a marker that goes when Redis loses data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jobs.runqueue import RunQueue
+from jobscheduler.keyspace import Keyspace, default_keyspace
+from jobscheduler.lua import Call, LuaScripts
+from schedules import mirror
+from schedules.models import Schedule
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Python's decision for one leased schedule: catch-up entries and its next times.
+
+    Each entry is (fire key, nominal epoch ms, trigger); resolve.lua writes it to the stream.
+    """
+
+    schedule_id: str
+    expect_gen: str
+    expect_next: str
+    next_ms: int
+    ahead: list[int]
+    final: bool
+    count: int
+    entries: list[tuple[str, int, str]]
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    """What one dispatch step did on one shard, and when the shard next needs attention."""
+
+    shard: int
+    dispatched: int
+    lags_ms: list[int]
+    more: bool
+    next_due_ms: int | None
+    next_work_ms: int | None
+
+
+class DueIndex:
+    """The sharded due index and the schedule mirrors it points at."""
+
+    def __init__(self, keyspace: Keyspace | None = None):
+        self.keyspace = keyspace or default_keyspace()
+        self.client = self.keyspace.client
+        self.shards = self.keyspace.shards
+        self.runqueue = RunQueue(self.keyspace)
+        self._scripts = LuaScripts(self.client, "schedules", ("upsert", "dispatch", "claim_work", "resolve"))
+        # Each shard's keys and state-key prefix, built once: every wake needs them.
+        self._dispatch_keys = [
+            (self._shard_keys(shard), self.keyspace.key(shard, "s:")) for shard in range(self.shards)
+        ]
+
+    # --- keys -----------------------------------------------------------------------------
+    def shard_of(self, schedule_id: str) -> int:
+        return self.keyspace.shard_of(schedule_id)
+
+    def due_key(self, shard: int) -> str:
+        return self.keyspace.key(shard, "due")
+
+    def state_key(self, schedule_id: str) -> str:
+        return self.keyspace.key(self.shard_of(schedule_id), f"s:{schedule_id}")
+
+    def work_key(self, shard: int) -> str:
+        return self.keyspace.key(shard, "work")
+
+    def fired_key(self, shard: int) -> str:
+        return self.keyspace.key(shard, "fired")
+
+    def _shard_keys(self, shard: int) -> list[str]:
+        return [self.due_key(shard), self.work_key(shard), self.fired_key(shard), self.runqueue.stream_key(shard)]
+
+    # --- the mirror -------------------------------------------------------------------------
+    def upsert(self, schedule: Schedule) -> None:
+        """Mirror a saved schedule; an older generation never overwrites a newer one."""
+        self.upsert_many([schedule])
+
+    def upsert_many(self, schedules: Iterable[Schedule]) -> None:
+        """Mirror saved schedules in one round trip."""
+        calls: list[Call] = []
+        for schedule in schedules:
+            schedule_id = str(schedule.pk)
+            # One JSON argument packs far faster than ~50 separate ones (bulk loads).
+            fields = json.dumps(mirror.encode(schedule))
+            keys = [*self._shard_keys(self.shard_of(schedule_id)), self.state_key(schedule_id)]
+            calls.append(("upsert", keys, [schedule_id, fields]))
+        if len(calls) == 1:
+            calls[0][2].insert(1, self.keyspace.changes_channel)
+            self._scripts.run(calls)
+        elif calls:
+            # A batch sends one notice ('*': look at every shard), not one per schedule.
+            for _, _, args in calls:
+                args.insert(1, "")
+            self._scripts.run(calls)
+            self.client.publish(self.keyspace.changes_channel, "*")
+
+    def remove(self, schedule_id: str) -> None:
+        shard = self.shard_of(schedule_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zrem(self.due_key(shard), schedule_id)
+        pipe.zrem(self.work_key(shard), schedule_id)
+        pipe.srem(self.fired_key(shard), schedule_id)
+        pipe.delete(self.state_key(schedule_id))
+        pipe.publish(self.keyspace.changes_channel, schedule_id)
+        pipe.execute()
+
+    def state(self, schedule_id: str) -> dict[str, str]:
+        return self.states([schedule_id])[0]
+
+    def states(self, schedule_ids: Sequence[str]) -> list[dict[str, str]]:
+        pipe = self.client.pipeline(transaction=False)
+        for schedule_id in schedule_ids:
+            pipe.hgetall(self.state_key(schedule_id))
+        return [{k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute()]
+
+    def generations(self, schedule_ids: Sequence[str]) -> list[int | None]:
+        """The mirrored generation of each schedule, None where Redis has no mirror."""
+        pipe = self.client.pipeline(transaction=False)
+        for schedule_id in schedule_ids:
+            pipe.hget(self.state_key(schedule_id), "gen")
+        return [None if gen is None else int(gen) for gen in pipe.execute()]
+
+    def apply_live_state(self, schedules: Sequence[Schedule]) -> None:
+        """Overwrite next_run_at, last_run_at and run_count with the mirror's live values.
+
+        MongoDB's copy of these is written in bounded batches and may lag by seconds; what
+        users see comes from Redis in one round trip. Schedules Redis does not know (it lost
+        data and no reconcile ran yet) keep MongoDB's values.
+        """
+        if not schedules:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for schedule in schedules:
+            pipe.hmget(self.state_key(str(schedule.pk)), "next", "last", "count")
+        for schedule, live in zip(schedules, pipe.execute(), strict=True):
+            mirror.apply_live(schedule, live)
+
+    def due_score(self, schedule_id: str) -> int | None:
+        score = self.client.zscore(self.due_key(self.shard_of(schedule_id)), schedule_id)
+        return None if score is None else int(score)
+
+    # --- dispatch -------------------------------------------------------------------------
+    def dispatch_due(self, now_ms: int, shards: Iterable[int], limit: int = 1000) -> list[DispatchResult]:
+        """Dispatch everything due by ``now_ms`` on the given shards, one Lua step per shard.
+
+        Each step atomically takes due schedules, appends one stream entry per occurrence
+        (its fire key included), and advances each schedule to its next occurrence; so an
+        occurrence is dispatched once however many schedulers call this at the same time.
+        """
+        order = list(shards)
+        keys = self._dispatch_keys
+        replies = self._scripts.run_on_lane(
+            [("dispatch", keys[shard][0], [now_ms, limit, keys[shard][1], mirror.REFILL_BELOW]) for shard in order]
+        )
+        results = []
+        for shard, reply in zip(order, replies, strict=True):
+            dispatched, _to_work, more, next_due, next_work, *lags = reply
+            results.append(
+                DispatchResult(
+                    shard=shard,
+                    dispatched=int(dispatched),
+                    lags_ms=[int(lag) for lag in lags],
+                    more=bool(more),
+                    next_due_ms=None if int(next_due) < 0 else int(next_due),
+                    next_work_ms=None if int(next_work) < 0 else int(next_work),
+                )
+            )
+        return results
+
+    def earliest_due_ms(self) -> int | None:
+        """The earliest due time (or work lease) over all shards; None when nothing waits."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(self.shards):
+            pipe.zrange(self.due_key(shard), 0, 0, withscores=True)
+            pipe.zrange(self.work_key(shard), 0, 0, withscores=True)
+        scores = [int(entries[0][1]) for entries in pipe.execute() if entries]
+        return min(scores) if scores else None
+
+    # --- work that needs Python: cron times, misfires --------------------------------------
+    def claim_work(
+        self, now_ms: int, lease_ms: int, limit: int = 500, shards: Iterable[int] | None = None
+    ) -> list[tuple[int, str]]:
+        """Lease schedules waiting for Python; an expired lease makes them claimable again."""
+        order = list(range(self.shards)) if shards is None else list(shards)
+        replies = self._scripts.run(
+            [("claim_work", [self.work_key(shard)], [now_ms, now_ms + lease_ms, limit]) for shard in order]
+        )
+        return [(shard, schedule_id.decode()) for shard, ids in zip(order, replies, strict=True) for schedule_id in ids]
+
+    def resolve(self, decisions: Sequence[Resolution]) -> list[bool]:
+        """Apply what Python decided for leased schedules, each only if its state has not
+        moved since it was read (else it is left for another look). One round trip."""
+        calls: list[Call] = []
+        for decision in decisions:
+            flat: list[Any] = [item for entry in decision.entries for item in entry]
+            keys = [*self._shard_keys(self.shard_of(decision.schedule_id)), self.state_key(decision.schedule_id)]
+            args = [
+                decision.schedule_id,
+                decision.expect_gen,
+                decision.expect_next,
+                decision.next_ms,
+                ",".join(map(str, decision.ahead)),
+                len(decision.ahead),
+                int(decision.final),
+                decision.count,
+                len(decision.entries),
+                *flat,
+                self.keyspace.changes_channel,
+            ]
+            calls.append(("resolve", keys, args))
+        return [bool(applied) for applied in self._scripts.run(calls)] if calls else []
+
+    def forget_work(self, schedule_id: str) -> None:
+        self.client.zrem(self.work_key(self.shard_of(schedule_id)), schedule_id)
+
+    # --- what MongoDB should learn -----------------------------------------------------------
+    def pop_fired(self, limit: int = 1000) -> list[tuple[str, dict[str, str]]]:
+        """Take up to ``limit`` schedule ids that fired since the last call (an equal share
+        from each shard), with their current state."""
+        share = -(-limit // self.shards)
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(self.shards):
+            pipe.spop(self.fired_key(shard), share)
+        ids = [member.decode() for members in pipe.execute() for member in (members or [])]
+        return list(zip(ids, self.states(ids), strict=True))
+
+    # --- health ----------------------------------------------------------------------------
+    @property
+    def reconciled_key(self) -> str:
+        return self.keyspace.global_key("reconciled")
+
+    def mark_reconciled(self) -> None:
+        """Set a marker a reconcile leaves; if Redis loses data, the marker goes with it."""
+        self.client.set(self.reconciled_key, "1")
+
+    def is_reconciled(self) -> bool:
+        return bool(self.client.exists(self.reconciled_key))
+
+    def sizes(self) -> dict[str, int]:
+        """Schedules waiting in the due index and in the work set, over every shard."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(self.shards):
+            pipe.zcard(self.due_key(shard))
+            pipe.zcard(self.work_key(shard))
+        counts = pipe.execute()
+        return {"due": sum(counts[0::2]), "work": sum(counts[1::2])}
+
+    def all_mirrored_ids(self) -> set[str]:
+        """Every schedule id with a mirror, in one SCAN of the keyspace."""
+        tags = {self.keyspace.tag(shard) for shard in range(self.shards)}
+        ids: set[str] = set()
+        for raw in self.client.scan_iter(match=f"{{{self.keyspace.prefix}:*}}:s:*", count=1000):
+            key = raw.decode()
+            tag, _, schedule_id = key.partition(":s:")
+            if tag in tags:  # not another deployment's whose prefix extends ours
+                ids.add(schedule_id)
+        return ids
+
+
+@lru_cache(maxsize=8)  # tests and benchmarks switch keyspaces; each index holds connections
+def _for(keyspace: Keyspace) -> DueIndex:
+    return DueIndex(keyspace)
+
+
+def get_due_index() -> DueIndex:
+    """The due index of the default keyspace (built once per keyspace)."""
+    return _for(default_keyspace())
+
+
+def apply_live_state(schedules: Sequence[Schedule]) -> None:
+    """``DueIndex.apply_live_state`` on the default due index (what the API and admin show)."""
+    get_due_index().apply_live_state(schedules)

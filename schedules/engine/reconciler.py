@@ -1,0 +1,111 @@
+"""Repair the Redis mirror from MongoDB: at start when it is missing, periodically, and on demand."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+
+from jobs.models import Job, Run
+from jobscheduler import mongo
+from schedules import metrics
+from schedules.due_index import DueIndex
+from schedules.models import Schedule
+from schedules.timeline import next_occurrence
+
+logger = logging.getLogger(__name__)
+
+
+def reconcile(
+    index: DueIndex,
+    now: datetime,
+    progress: Callable[[int, int], None] | None = None,
+    batch: int = 1000,
+) -> dict[str, int]:
+    """Repair the Redis mirror from MongoDB: add what is missing or stale, drop what is gone.
+
+    A schedule missing from Redis (Redis lost data) restarts after the later of its last
+    recorded fire and its last recorded run, so the misfire policy, not a replay, covers
+    the gap.
+    """
+    index.runqueue.ensure_groups()
+    report = {"checked": 0, "added": 0, "updated": 0, "removed": 0}
+    total = Schedule.objects.count()
+    seen: set[str] = set()
+    for chunk in _chunks(Schedule.objects.order_by("pk").iterator(chunk_size=batch), batch):
+        ids = [str(schedule.pk) for schedule in chunk]
+        seen.update(ids)
+        generations = index.generations(ids)
+        missing = [schedule for schedule, gen in zip(chunk, generations, strict=True) if gen is None]
+        last_runs = _last_nominal_times([schedule.pk for schedule in missing]) if missing else {}
+        disabled = _disabled_jobs({schedule.job_id for schedule in missing}) if missing else set()
+        repaired = []
+        for schedule, gen in zip(chunk, generations, strict=True):
+            if gen is None:
+                if schedule.job_id not in disabled:
+                    _resume_after_last_fire(schedule, last_runs.get(str(schedule.pk)), now)
+                report["added"] += 1
+            elif gen < schedule.generation:
+                report["updated"] += 1
+            else:
+                continue
+            repaired.append(schedule)
+        index.upsert_many(repaired)
+        report["checked"] += len(chunk)
+        if progress:
+            progress(report["checked"], total)
+    strays = index.all_mirrored_ids() - seen
+    # Created while this ran? Those exist in MongoDB by now: only the rest are strays.
+    strays -= {
+        str(pk)
+        for pk in Schedule.objects.filter(pk__in=[ObjectId(i) for i in strays if ObjectId.is_valid(i)]).values_list(
+            "pk", flat=True
+        )
+    }
+    for schedule_id in strays:
+        index.remove(schedule_id)
+        report["removed"] += 1
+    index.mark_reconciled()
+    repairs = report["added"] + report["updated"] + report["removed"]
+    if repairs:
+        metrics.RECONCILE_REPAIRS.inc(repairs)
+        logger.info("reconciled the Redis mirror", extra=report)
+    return report
+
+
+def _resume_after_last_fire(schedule: Schedule, last_run: datetime | None, now: datetime) -> None:
+    """Point a schedule Redis lost at the occurrence after its last known fire."""
+    known = [moment for moment in (schedule.last_run_at, last_run) if moment is not None]
+    paused = schedule.paused and (schedule.paused_until is None or schedule.paused_until > now)
+    if known and not paused:
+        occurrence = next_occurrence(schedule, max(known))
+        schedule.next_run_at = occurrence.at if occurrence else None
+
+
+def _disabled_jobs(job_ids: set[Any]) -> set[Any]:
+    """Which of these jobs are disabled: their schedules stay stopped when Redis is rebuilt."""
+    held = mongo.collection(Job).find({"_id": {"$in": list(job_ids)}, "enabled": False}, {"_id": 1})
+    return {row["_id"] for row in held}
+
+
+def _last_nominal_times(schedule_ids: list[Any]) -> dict[str, datetime]:
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"schedule_id": {"$in": schedule_ids}}},
+        {"$group": {"_id": "$schedule_id", "last": {"$max": "$nominal_time"}}},
+    ]
+    collection = mongo.collection(Run)
+    return {str(row["_id"]): row["last"].replace(tzinfo=UTC) for row in collection.aggregate(pipeline) if row["last"]}
+
+
+def _chunks(items: Iterator[Schedule], size: int) -> Iterator[list[Schedule]]:
+    chunk: list[Schedule] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,125 @@
+"""The scheduler's steps: dispatch what is due, resolve what needs Python, copy fired state to MongoDB.
+
+Each is a plain function of a due index and a time, so tests drive it with a controlled
+clock. Dispatch is Redis only (one Lua step per shard); MongoDB sees the results in batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from bson import ObjectId
+
+from jobs import services as job_services
+from jobs.models import Run
+from jobscheduler.epoch import to_epoch_ms
+from schedules import metrics, services
+from schedules.due_index import DispatchResult, DueIndex, Resolution
+from schedules.engine.misfire import decide
+from schedules.mirror import NONE, MirroredSchedule, fired_state
+from schedules.timeline import fire_key
+
+logger = logging.getLogger(__name__)
+
+SYNC_BATCH = 2000
+SYNC_PASS = 10  # batches per housekeeping pass at most: 20,000 schedules every sync_every
+
+
+def dispatch_due(index: DueIndex, now: datetime, shards: list[int] | None = None) -> int:
+    """Dispatch every occurrence due by ``now``; returns how many were dispatched."""
+    total, _ = dispatch(index, to_epoch_ms(now), list(range(index.shards)) if shards is None else shards)
+    return total
+
+
+def dispatch(index: DueIndex, now_ms: int, shards: list[int]) -> tuple[int, dict[int, DispatchResult]]:
+    """Dispatch on ``shards`` until none has more due; return the count and each last reply."""
+    total = 0
+    last: dict[int, DispatchResult] = {}
+    while shards:
+        results = index.dispatch_due(now_ms, shards)
+        for result in results:
+            total += result.dispatched
+            if result.lags_ms:
+                metrics.observe_lags(result.lags_ms)
+            last[result.shard] = result
+        shards = [result.shard for result in results if result.more]
+    if total:
+        metrics.SCHEDULED_FIRES.inc(total)
+    return total, last
+
+
+def handle_work(
+    index: DueIndex, now: datetime, lease_seconds: float = 10, limit: int = 500, shards: list[int] | None = None
+) -> int:
+    """Lease schedules that need Python and resolve them, in batches; returns how many."""
+    claimed = index.claim_work(to_epoch_ms(now), int(lease_seconds * 1000), limit, shards)
+    if not claimed:
+        return 0
+    ids = [schedule_id for _, schedule_id in claimed]
+    missed_runs: list[Run] = []
+    resolutions: list[Resolution] = []
+    missed_counts: list[int] = []
+    for schedule_id, state in zip(ids, index.states(ids), strict=True):
+        decision = None
+        if state:
+            schedule = MirroredSchedule.from_state(schedule_id, state)
+            decision = decide(schedule, state, now)
+        if decision is None:
+            index.forget_work(schedule_id)
+            continue
+        missed_runs += [
+            Run(
+                job_id=ObjectId(schedule.job_id),
+                schedule_id=ObjectId(schedule_id),
+                fire_key=fire_key(schedule_id, moment),
+                trigger=Run.Trigger.SCHEDULE,
+                status=Run.Status.MISSED,
+                nominal_time=moment,
+                finished_at=now,
+                error="Missed: the scheduler was down or behind by more than the grace time.",
+            )
+            for moment in decision.missed
+        ]
+        if decision.not_recorded:
+            logger.warning(
+                "misfire gap too long to record", extra={"schedule": schedule_id, "unrecorded": decision.not_recorded}
+            )
+        missed_counts.append(len(decision.missed))
+        resolutions.append(
+            Resolution(
+                schedule_id=schedule_id,
+                expect_gen=state["gen"],
+                expect_next=state["next"],
+                next_ms=to_epoch_ms(decision.next_at) if decision.next_at else NONE,
+                ahead=decision.ahead,
+                final=decision.final,
+                count=decision.count,
+                entries=decision.entries,
+            )
+        )
+    # Missed runs are recorded before the state moves on: a crash in between leaves the
+    # lease to expire and the work to be redone, and recording again is harmless.
+    job_services.runs_record(missed_runs)
+    applied = index.resolve(resolutions)
+    for resolution, missed, done in zip(resolutions, missed_counts, applied, strict=True):
+        if done:
+            metrics.MISSED.inc(missed)
+            metrics.FIRES.labels(trigger="catch_up").inc(len(resolution.entries))
+    resolved = sum(applied)
+    metrics.WORK_RESOLVED.inc(resolved)
+    return resolved
+
+
+def sync_fired(index: DueIndex, limit: int = SYNC_BATCH) -> int:
+    """Copy run counts and next/last times of schedules that fired to MongoDB, in one batch.
+
+    About ``limit`` schedules a call (an equal share from each shard): the rest wait in the
+    fired set, where repeated fires coalesce, so MongoDB's write load stays bounded however
+    fast schedules fire. Users see these fields live from Redis; MongoDB's copy only has to
+    be close for a reconcile.
+    """
+    fired = index.pop_fired(limit)
+    return services.schedules_copy_fired_state(
+        (schedule_id, fired_state(state)) for schedule_id, state in fired if state and ObjectId.is_valid(schedule_id)
+    )

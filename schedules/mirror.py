@@ -1,0 +1,164 @@
+"""A schedule's mirror in Redis: the hash the dispatch step reads, encoded and decoded here only.
+
+The hash ``{p:n}:s:<id>`` (see schedules.due_index for the keys around it) holds what the
+dispatch Lua needs to fire and advance a schedule, and what the scheduler needs to compute
+cron times and misfires without asking MongoDB. Its fields, all strings:
+
+- the schedule's settings: ``kind``, ``job``, ``expression``, ``timezone``, ``anchor``, ``start``,
+  ``end`` (epoch ms), ``interval`` (ms; NONE for kinds other than fixed), ``max``, ``jitter``
+  (ms), ``grace`` (ms), ``window`` (ms), ``catchup_max``, ``misfire``, ``overlap``, ``gen``
+  (the generation of the MongoDB document it mirrors);
+- live state, kept by the Lua steps: ``next`` (the next nominal time, or NONE: no further
+  occurrence, or UNKNOWN: Python has to compute it), ``last`` (the last nominal time fired),
+  ``count`` (occurrences fired), ``ahead`` (a comma list of the next nominal times of kinds
+  whose times Python computes), ``n_ahead`` (its length) and ``final`` (1: nothing lies
+  beyond ``ahead``).
+
+The Lua scripts in schedules/lua/ read and write the same names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from jobscheduler.epoch import from_epoch_ms, to_epoch_ms
+from schedules.models import Schedule
+from schedules.timeline import TimelineFields, next_occurrence, occurrences
+
+NONE = -1  # "no value" in mirrored integer fields; as ``next``: no further occurrence
+UNKNOWN = -2  # as ``next``: a cron time the dispatch step left for Python to compute
+# Non-fixed kinds carry this many upcoming times; Python adds more below REFILL_BELOW.
+LOOK_AHEAD = 16
+REFILL_BELOW = 6
+
+
+def look_ahead(schedule: TimelineFields, after: datetime, fired: int, known: list[int]) -> tuple[list[int], bool]:
+    """Upcoming nominal times (epoch ms) after ``after``: ``known`` extended to LOOK_AHEAD.
+
+    ``fired`` counts occurrences up to and including ``after``. Returns the list and whether
+    it is final (no occurrence exists beyond it).
+    """
+    ahead = list(known)
+    start = from_epoch_ms(ahead[-1]) if ahead else after
+    wanted = LOOK_AHEAD - len(ahead)
+    ahead += [to_epoch_ms(o.at) for o in islice(occurrences(schedule, start, fired + len(ahead)), max(wanted, 0))]
+    return ahead, len(ahead) < LOOK_AHEAD
+
+
+def _ms(moment: datetime | None) -> int:
+    return NONE if moment is None else to_epoch_ms(moment)
+
+
+def encode(schedule: Schedule) -> dict[str, str]:
+    """A saved schedule as its mirror hash, with its next times computed from ``next_run_at``."""
+    next_ms, ahead, final = NONE, list[int](), True
+    if schedule.next_run_at is not None:
+        next_ms = to_epoch_ms(schedule.next_run_at)
+        if not schedule.kind_object.advances_in_lua:
+            ahead, final = look_ahead(schedule, schedule.next_run_at, schedule.run_count + 1, [])
+    interval = schedule.interval_seconds if schedule.kind_object.advances_in_lua else None
+    fields: dict[str, Any] = {
+        "expression": schedule.expression,
+        "timezone": schedule.timezone,
+        "anchor": _ms(schedule.anchor),
+        "start": _ms(schedule.start_at),
+        "window": schedule.catchup_window_seconds * 1000,
+        "catchup_max": schedule.catchup_max_runs,
+        "gen": schedule.generation,
+        "job": str(schedule.job_id),
+        "kind": schedule.kind,
+        "next": next_ms,
+        "ahead": ",".join(map(str, ahead)),
+        "n_ahead": len(ahead),
+        "final": int(final),
+        "interval": (interval or 0) * 1000 or NONE,
+        "end": _ms(schedule.end_at),
+        "max": schedule.max_runs if schedule.max_runs is not None else NONE,
+        "count": schedule.run_count,
+        "jitter": schedule.jitter_seconds * 1000,
+        "grace": schedule.misfire_grace_seconds * 1000,
+        "misfire": schedule.misfire_policy,
+        "overlap": schedule.overlap_policy,
+    }
+    return {name: str(value) for name, value in fields.items()}
+
+
+@dataclass
+class MirroredSchedule:
+    """A schedule rebuilt from its mirror: enough for the schedule maths, no MongoDB."""
+
+    pk: str
+    job_id: str
+    kind: str
+    interval_seconds: int | None
+    anchor: datetime | None
+    expression: str
+    timezone: str
+    start_at: datetime | None
+    end_at: datetime | None
+    max_runs: int | None
+    run_count: int
+    jitter_seconds: int
+    misfire_policy: str
+    misfire_grace_seconds: float
+    catchup_window_seconds: float
+    catchup_max_runs: int
+
+    @classmethod
+    def from_state(cls, schedule_id: str, state: dict[str, str]) -> MirroredSchedule:
+        def moment(name: str) -> datetime | None:
+            value = int(state.get(name, NONE))
+            return None if value == NONE else from_epoch_ms(value)
+
+        interval = int(state["interval"])
+        maximum = int(state["max"])
+        return cls(
+            pk=schedule_id,
+            job_id=state["job"],
+            kind=state["kind"],
+            interval_seconds=interval // 1000 if interval > 0 else None,
+            anchor=moment("anchor"),
+            expression=state.get("expression", ""),
+            timezone=state.get("timezone", "UTC"),
+            start_at=moment("start"),
+            end_at=moment("end"),
+            max_runs=None if maximum == NONE else maximum,
+            run_count=int(state["count"]),
+            jitter_seconds=int(state["jitter"]) // 1000,
+            misfire_policy=state["misfire"],
+            misfire_grace_seconds=int(state["grace"]) / 1000,
+            catchup_window_seconds=int(state.get("window", 3_600_000)) / 1000,
+            catchup_max_runs=int(state.get("catchup_max", 100)),
+        )
+
+    def after(self, moment: datetime, fired: int) -> datetime | None:
+        occurrence = next_occurrence(self, moment, fired)
+        return occurrence.at if occurrence else None
+
+
+def fired_state(state: dict[str, str]) -> dict[str, Any]:
+    """What MongoDB keeps of a schedule's live state: run count, next and last times."""
+    nxt, last = int(state["next"]), int(state.get("last", NONE))
+    values: dict[str, Any] = {"run_count": int(state["count"])}
+    if nxt != UNKNOWN:
+        values["next_run_at"] = from_epoch_ms(nxt) if nxt >= 0 else None
+    if last >= 0:
+        values["last_run_at"] = from_epoch_ms(last)
+    return values
+
+
+def apply_live(schedule: Schedule, live: Sequence[bytes | str | None]) -> None:
+    """Overwrite a schedule's next_run_at, last_run_at and run_count with the mirror's
+    (``next``, ``last``, ``count``); a schedule Redis does not know keeps MongoDB's values."""
+    nxt, last, count = live
+    if count is None:
+        return
+    schedule.run_count = int(count)
+    if last is not None and int(last) >= 0:
+        schedule.last_run_at = from_epoch_ms(int(last))
+    if nxt is not None and int(nxt) != UNKNOWN:
+        schedule.next_run_at = from_epoch_ms(int(nxt)) if int(nxt) >= 0 else None

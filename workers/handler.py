@@ -1,0 +1,283 @@
+"""The run state machine: what a worker does with one entry, and what it records.
+
+- **Recording.** An attempt is inserted as ``pending`` keyed by (fire key, attempt), then moved
+  to ``running`` and to its end by compare-and-set updates (jobs.services). A replayed entry
+  whose attempt is recorded already is acknowledged, or picked up where it was left: it never
+  runs twice.
+- **Retries.** A failed or timed-out attempt below the job's ``max_attempts`` puts attempt + 1
+  (trigger ``retry``, same fire key) in the shard's delayed set, due after
+  ``retry_backoff_seconds * 2^(attempt-1)`` +-20 %, capped; the entry leaves the stream in the
+  same transaction. Any worker's ``release_due`` moves due entries back onto the stream in one
+  Lua step per shard, so each is released once.
+- **Takeover.** A claimed attempt that was running (its worker died) is marked failed
+  ("worker X lost mid-run") and replaced, atomically, by attempt + 1 (trigger ``retry``), at
+  most ``max_takeovers`` times per occurrence.
+- **Overlap.** Runs of a schedule register in Redis while they run (a lease the worker keeps
+  fresh); one Lua step per run applies the schedule's overlap policy: ``skip`` records a run
+  that would overlap as skipped, ``buffer_one`` holds one back in the delayed set until the
+  running one leaves. Manual runs and retries always run (they still count as running).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Protocol
+
+from jobs import services
+from jobs.models import Job, Run
+from jobs.runqueue import MANUAL_PREFIX, Entry
+from jobscheduler.epoch import from_epoch_ms
+from schedules import services as schedule_services
+from schedules.models import Schedule
+from workers import metrics
+from workers.children import Outcome
+from workers.worker import Worker
+
+logger = logging.getLogger(__name__)
+
+LOST = "lost mid-run"
+ALWAYS = "always"  # the overlap decision for manual runs and retries
+
+
+class Handled(StrEnum):
+    """What became of an entry a worker handled."""
+
+    SUCCEEDED = Run.Status.SUCCEEDED.value
+    FAILED = Run.Status.FAILED.value
+    TIMED_OUT = Run.Status.TIMED_OUT.value
+    SKIPPED = Run.Status.SKIPPED.value
+    RETRY = "retry"  # failed; the next attempt waits in the delayed set
+    HELD = "held"  # buffer_one holds it back until the running run leaves
+    DROPPED = "dropped"  # its job or schedule is gone
+    DUPLICATE = "duplicate"  # this attempt is (or was) another entry's: acknowledged, not run
+    LOST = "lost"  # taken over by another worker while it ran: the outcome was not recorded
+    TAKEN_OVER = "taken over"  # its worker died: attempt + 1 was put on the stream
+    GIVEN_UP = "given up"  # its worker died once too often
+
+
+class Executor(Protocol):
+    def execute(self, job: Job, *, fire_key: str, attempt: int) -> Outcome: ...
+
+
+def retry_delay(attempt: int, backoff_seconds: float, *, random_unit: Callable[[], float], cap_seconds: float) -> float:
+    """Seconds before attempt + 1, after attempt ``attempt`` failed.
+
+    ``backoff_seconds * 2^(attempt-1)``, spread +-20 % by ``random_unit()`` (uniform in [0, 1))
+    so that runs failing together do not retry together, and never more than ``cap_seconds``.
+    """
+    base = backoff_seconds * 2.0 ** min(attempt - 1, 64)
+    return min(cap_seconds, base * (0.8 + 0.4 * random_unit()))
+
+
+def overlap_decision_policy(trigger: str, schedule_policy: str) -> str:
+    """The policy the overlap step applies: manual runs and retries always start."""
+    return ALWAYS if trigger in (Run.Trigger.MANUAL, Run.Trigger.RETRY) else schedule_policy
+
+
+def handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
+    """Execute and record one entry; returns what became of it (for logs and tests)."""
+    try:
+        return _handle(worker, entry, executor)
+    finally:
+        worker.forget(entry)
+
+
+def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
+    job = worker.job(entry.job_id)
+    if job is None:
+        logger.info("job gone; entry dropped", extra={"fire_key": entry.fire_key})
+        worker.runqueue.ack(entry.shard, entry.entry_id)
+        return Handled.DROPPED
+    schedule_id, policy = entry.schedule_id, "allow"
+    if schedule_id:
+        found = worker.schedule_policy(schedule_id)
+        if found is None and not entry.is_manual:
+            logger.info("schedule gone; entry dropped", extra={"fire_key": entry.fire_key})
+            worker.runqueue.ack(entry.shard, entry.entry_id)
+            return Handled.DROPPED
+        schedule_id, policy = ("", "allow") if found is None else (schedule_id, found)
+    run, created = services.run_begin(
+        job_id=entry.job_id,
+        schedule_id=schedule_id,
+        fire_key=entry.fire_key,
+        attempt=entry.attempt,
+        trigger=Run.Trigger.RETRY if entry.attempt > 1 else entry.trigger,
+        nominal_time=from_epoch_ms(entry.nominal_ms),
+        dispatched_at=from_epoch_ms(entry.dispatched_ms),
+        worker=worker.name,
+    )
+    if not created:
+        verdict = _recorded_already(worker, run, entry, job)
+        if verdict is not None:
+            return verdict
+    if not job.enabled and not entry.is_manual:
+        return _skip(worker, run, entry, "Skipped: the job is disabled.")
+    if schedule_id:
+        decided_by = overlap_decision_policy(entry.trigger, policy)
+        # Only scheduled entries can be held; they sit on their schedule's shard, so the
+        # overlap step touches one hash slot (manual ones sit on their job's shard).
+        release_at = worker.now_ms() + int(worker.options.hold_seconds * 1000)
+        hold = (entry.shard, entry.entry_id, entry.fields(), release_at) if decided_by == "buffer_one" else None
+        decision = worker.runqueue.overlap_enter(
+            schedule_id, entry.run_key, decided_by, now_ms=worker.now_ms(), lease_ms=worker.lease_ms(), hold=hold
+        )
+        if decision == "skip":
+            return _skip(worker, run, entry, "Skipped: a run of this schedule was still running (overlap policy).")
+        if decision == "hold":
+            return Handled.HELD  # the entry moved to the delayed set; the record stays pending
+        worker.mark_running(entry)
+    try:
+        return _execute(worker, run, entry, job, executor)
+    finally:
+        if schedule_id:
+            worker.runqueue.overlap_leave(schedule_id, entry.run_key, worker.now_ms())
+
+
+def _execute(worker: Worker, run: Run, entry: Entry, job: Job, executor: Executor) -> Handled:
+    if not services.run_started(
+        run, worker=worker.name, now=worker.now(), dispatched_at=from_epoch_ms(entry.dispatched_ms)
+    ):
+        # Another worker started this attempt from a copy of the entry: it is theirs.
+        worker.runqueue.ack(entry.shard, entry.entry_id)
+        return Handled.DUPLICATE
+    metrics.IN_FLIGHT.inc()
+    try:
+        outcome = executor.execute(job, fire_key=entry.fire_key, attempt=entry.attempt)
+    finally:
+        metrics.IN_FLIGHT.dec()
+    recorded = not worker.is_lost(entry) and services.run_finish(
+        run,
+        status=outcome.status,
+        now=worker.now(),
+        output=outcome.output,
+        error=outcome.error,
+        expect_worker=worker.name,
+    )
+    if not recorded:
+        # Another worker took the entry over meanwhile and continues the run; ours is void.
+        logger.warning("run taken over while it ran; outcome not recorded", extra={"fire_key": entry.fire_key})
+        return Handled.LOST
+    worker.stats.done += 1
+    metrics.RUNS.labels(status=outcome.status, trigger=run.trigger).inc()
+    metrics.RUN_DURATION.labels(target_type=job.target_type).observe(outcome.duration)
+    if not outcome.ok and entry.attempt < job.max_attempts:
+        _schedule_retry(worker, entry, job)
+        return Handled.RETRY
+    worker.runqueue.ack(entry.shard, entry.entry_id)
+    if not outcome.ok and run.schedule_id and not entry.is_manual:
+        pause_if_failing(worker, job, run)
+    return Handled(outcome.status)
+
+
+def _skip(worker: Worker, run: Run, entry: Entry, reason: str) -> Handled:
+    services.run_finish(run, status=Run.Status.SKIPPED, now=worker.now(), error=reason, expect_status=run.status)
+    metrics.RUNS.labels(status=Run.Status.SKIPPED, trigger=run.trigger).inc()
+    worker.runqueue.ack(entry.shard, entry.entry_id)
+    return Handled.SKIPPED
+
+
+def _schedule_retry(worker: Worker, entry: Entry, job: Job) -> None:
+    delay = retry_delay(
+        entry.attempt,
+        job.retry_backoff_seconds,
+        random_unit=worker.random_unit,
+        cap_seconds=worker.options.retry_cap_seconds,
+    )
+    due_ms = worker.now_ms() + int(delay * 1000)
+    worker.runqueue.defer(entry.shard, entry.next_attempt(), due_ms, done_entry_id=entry.entry_id)
+    metrics.RETRIES.inc()
+    logger.info(
+        "retry scheduled",
+        extra={"fire_key": entry.fire_key, "attempt": entry.attempt + 1, "in_seconds": round(delay, 3)},
+    )
+
+
+def _recorded_already(worker: Worker, run: Run, entry: Entry, job: Job) -> Handled | None:
+    """Decide about an attempt recorded before this entry came: None means go on and run it."""
+    status = run.status
+    if status in Run.FINISHED:
+        return _finish_what_was_left(worker, run, entry, job)
+    if status == Run.Status.PENDING:
+        mine = entry.held or entry.claimed or run.worker in ("", worker.name) or not worker.worker_alive(run.worker)
+        if mine:
+            return None
+    elif status == Run.Status.RUNNING:
+        executing_here = any(
+            held.fire_key == entry.fire_key and held.attempt == entry.attempt and held.key != entry.key
+            for held in worker.holding()
+        )
+        dead = (
+            entry.claimed or not worker.worker_alive(run.worker) or (run.worker == worker.name and not executing_here)
+        )
+        if dead:
+            return _continue_lost(worker, run, entry, job)
+    # Another live worker has this very attempt in hand (the entry was replayed).
+    worker.runqueue.ack(entry.shard, entry.entry_id)
+    return Handled.DUPLICATE
+
+
+def _finish_what_was_left(worker: Worker, run: Run, entry: Entry, job: Job) -> Handled:
+    """A finished attempt's entry came back (a replay, or a crash before acknowledging it):
+    make sure what should follow it does, then acknowledge it."""
+    failed = run.status in (Run.Status.FAILED, Run.Status.TIMED_OUT)
+    if failed and not Run.objects.filter(fire_key=run.fire_key, attempt=run.attempt + 1).exists():
+        if LOST in run.error and entry.takeovers < worker.options.max_takeovers:
+            worker.runqueue.replace(entry.shard, entry.entry_id, entry.next_attempt(takeover=True))
+            return Handled.TAKEN_OVER
+        if LOST not in run.error and entry.attempt < job.max_attempts:
+            _schedule_retry(worker, entry, job)
+            return Handled.RETRY
+    worker.runqueue.ack(entry.shard, entry.entry_id)
+    return Handled.DUPLICATE
+
+
+def _continue_lost(worker: Worker, run: Run, entry: Entry, job: Job) -> Handled:
+    """The worker running this attempt is gone: fail the attempt and continue with the next."""
+    gone = run.worker or "?"
+    message = f"Worker {gone} {LOST}; taken over by {worker.name}."
+    give_up = entry.takeovers >= worker.options.max_takeovers
+    if give_up:
+        message += f" Given up after {entry.takeovers} takeovers."
+    services.run_finish(run, status=Run.Status.FAILED, now=worker.now(), error=message, expect_worker=run.worker)
+    metrics.TAKEOVERS.inc()
+    metrics.RUNS.labels(status=Run.Status.FAILED, trigger=run.trigger).inc()
+    logger.warning("run taken over", extra={"fire_key": entry.fire_key, "attempt": entry.attempt, "from": gone})
+    if give_up:
+        worker.runqueue.ack(entry.shard, entry.entry_id)
+        if run.schedule_id and not entry.is_manual:
+            pause_if_failing(worker, job, run)
+        return Handled.GIVEN_UP
+    worker.runqueue.replace(entry.shard, entry.entry_id, entry.next_attempt(takeover=True))
+    return Handled.TAKEN_OVER
+
+
+def pause_if_failing(worker: Worker, job: Job, run: Run) -> bool:
+    """Pause the run's schedule if its last N runs all failed (``pause_schedules_after_failures``)."""
+    limit = job.pause_schedules_after_failures
+    if not limit or not run.schedule_id:
+        return False
+    recent = (
+        Run.objects.filter(
+            schedule_id=run.schedule_id, status__in=[Run.Status.SUCCEEDED, Run.Status.FAILED, Run.Status.TIMED_OUT]
+        )
+        .exclude(trigger=Run.Trigger.MANUAL)
+        .order_by("-finished_at", "-created_at")
+        .values_list("fire_key", "status")[: limit * (job.max_attempts + 1)]
+    )
+    latest: dict[str, str] = {}
+    for fire_key, status in recent:
+        if fire_key.startswith(MANUAL_PREFIX):
+            continue
+        latest.setdefault(fire_key, status)  # newest first: an occurrence's last attempt
+    outcomes = list(latest.values())[:limit]
+    if len(outcomes) < limit or Run.Status.SUCCEEDED in outcomes:
+        return False
+    schedule = Schedule.objects.filter(pk=run.schedule_id).first()
+    if schedule is None or schedule.paused:
+        return False
+    schedule_services.schedule_pause(schedule)
+    services.run_note(run, f"The schedule was paused: its last {limit} runs failed.")
+    logger.warning("schedule paused after failures", extra={"schedule": str(schedule.pk), "failures": limit})
+    return True

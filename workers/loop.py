@@ -1,0 +1,134 @@
+"""The threads that drive a worker (``run_worker``): read entries, run them in slots, keep them alive.
+
+``run`` reads entries while slots are free and hands them to one thread per slot, which
+runs each through workers.handler; a keep-alive thread shows the entries held are alive and
+beats the heartbeat. SIGTERM (``stop``) finishes the runs in progress and takes no new ones;
+entries read but not started go back to the stream for any worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections import deque
+
+import redis
+from django.db import connection
+
+from jobs.runqueue import Entry
+from jobscheduler.coordination import WORKERS
+from workers.children import Slot, child_env
+from workers.handler import handle
+from workers.worker import Worker
+
+logger = logging.getLogger(__name__)
+
+RELEASE_EVERY = 0.25  # seconds between looks at the delayed sets (due retries, held runs)
+
+
+def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) -> None:
+    """Work until ``stop`` is set, then finish the runs in progress and return."""
+    worker.runqueue.ensure_groups()
+    if slots is None:
+        env = child_env(redis_prefix=worker.runqueue.keyspace.prefix, shards=worker.runqueue.shards)
+        slots = [Slot(env) for _ in range(worker.options.concurrency)]
+    work: queue.Queue[Entry | None] = queue.Queue()
+    free = threading.Condition()
+    busy = [0]
+    threads = [
+        threading.Thread(target=_slot_loop, args=(worker, slot, work, free, busy), name=f"slot-{index}", daemon=True)
+        for index, slot in enumerate(slots)
+    ]
+    for thread in threads:
+        thread.start()
+    quiet = threading.Event()
+    keeper = threading.Thread(target=_keep_loop, args=(worker, quiet, busy), name="keep-alive", daemon=True)
+    keeper.start()
+    backlog: deque[Entry] = deque()
+    next_takeover = next_release = 0.0
+    block_ms = int(min(worker.options.block_seconds, worker.options.keep_alive_seconds) * 1000) or 1
+    try:
+        while not stop.is_set():
+            try:
+                if time.monotonic() >= next_release:
+                    next_release = time.monotonic() + RELEASE_EVERY
+                    worker.release_due()
+                with free:
+                    if busy[0] >= len(slots):
+                        free.wait(worker.options.block_seconds)
+                        continue
+                    room = len(slots) - busy[0] - len(backlog)
+                if room > 0 and time.monotonic() >= next_takeover:
+                    next_takeover = time.monotonic() + min(1.0, worker.options.takeover_seconds / 4)
+                    claimed = worker.take_over(room)
+                    backlog.extend(claimed)
+                    room -= len(claimed)
+                if room > 0:
+                    backlog.extend(worker.read(room, block_ms=0 if backlog else block_ms))
+            except (redis.ConnectionError, redis.TimeoutError):
+                logger.exception("Redis unavailable; trying again in a second")
+                stop.wait(1)
+            with free:
+                while backlog and busy[0] < len(slots):
+                    busy[0] += 1
+                    work.put(backlog.popleft())
+    finally:
+        with contextlib.suppress(redis.RedisError):
+            worker.give_back(list(backlog))
+        for _ in threads:
+            work.put(None)
+        for thread in threads:
+            thread.join()
+        quiet.set()
+        keeper.join(timeout=10)
+        with contextlib.suppress(redis.RedisError):
+            worker.coordination.forget_beat(WORKERS, worker.name)
+        connection.close()
+
+
+def _slot_loop(
+    worker: Worker, slot: Slot, work: queue.Queue[Entry | None], free: threading.Condition, busy: list[int]
+) -> None:
+    try:
+        slot.start()  # warm: the first run does not wait for Django to load in the child
+    except RuntimeError:
+        logger.exception("could not start a run process; it is retried at the first run")
+    try:
+        while True:
+            entry = work.get()
+            if entry is None:
+                return
+            try:
+                outcome = handle(worker, entry, slot)
+                logger.debug(
+                    "entry handled",
+                    extra={"fire_key": entry.fire_key, "attempt": entry.attempt, "outcome": outcome},
+                )
+            except Exception:
+                # Left in this worker's pending list unattended: taken over after the idle time.
+                logger.exception("entry failed to run", extra={"fire_key": entry.fire_key})
+            finally:
+                with free:
+                    busy[0] -= 1
+                    free.notify_all()
+    finally:
+        slot.close()
+        connection.close()
+
+
+def _keep_loop(worker: Worker, quiet: threading.Event, busy: list[int]) -> None:
+    """Heartbeat and keep held entries alive, until the slots are done."""
+    next_beat = 0.0
+    while True:
+        try:
+            worker.keep_alive()
+            if time.monotonic() >= next_beat:
+                worker.heartbeat(busy[0])
+                next_beat = time.monotonic() + worker.options.heartbeat_seconds
+        except Exception:
+            logger.exception("keep-alive failed; trying again")
+        if quiet.wait(worker.options.keep_alive_seconds):
+            return

@@ -1,0 +1,257 @@
+"""A worker's state: the entries it holds, reading and taking them over, keeping them alive.
+
+The run state machine for one entry is in workers.handler; the threads that drive a worker
+(``run_worker``) in workers.loop. Every step is a method or function a test calls directly.
+
+- **Reading.** Entries come through the run queue's consumer group, never more than the
+  free slots (shards are read in turn, without blocking, before one blocking read over all).
+  An entry stays in this worker's pending list until it is acknowledged and deleted.
+- **Takeover.** A live worker resets the idle time of the entries it holds (``keep_alive``);
+  one that was SIGKILLed stops doing so, and after ``takeover_seconds`` another worker claims
+  them (XAUTOCLAIM) and continues them (workers.handler).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from django.conf import settings
+
+from jobs.models import Job
+from jobs.runqueue import Entry, RunQueue
+from jobscheduler.coordination import WORKERS, Coordination
+from schedules.models import Schedule
+
+logger = logging.getLogger(__name__)
+
+LOOKUP_CACHE_SIZE = 10_000
+
+
+@dataclass
+class WorkerOptions:
+    concurrency: int = 4
+    takeover_seconds: float = 30.0
+    max_takeovers: int = 3
+    retry_cap_seconds: float = 3600.0
+    block_seconds: float = 1.0
+    hold_seconds: float = 5.0  # a held run looks again this often (it is released at once when the running one ends)
+    lookup_cache_seconds: float = 1.0  # jobs and overlap policies: an edit shows within this
+    heartbeat_seconds: float = 2.0
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> WorkerOptions:
+        values: dict[str, Any] = {
+            "concurrency": settings.JOBSCHEDULER_WORKER_CONCURRENCY,
+            "takeover_seconds": settings.JOBSCHEDULER_WORKER_TAKEOVER_SECONDS,
+            "max_takeovers": settings.JOBSCHEDULER_WORKER_MAX_TAKEOVERS,
+            "retry_cap_seconds": settings.JOBSCHEDULER_WORKER_RETRY_CAP_SECONDS,
+        }
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return cls(**values)
+
+    @property
+    def keep_alive_seconds(self) -> float:
+        """How often held entries' idle times are reset: well inside the takeover time."""
+        return max(0.05, self.takeover_seconds / 4)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class _Owned:
+    entry: Entry
+    running: bool = False  # registered in the schedule's running set (overlap)
+
+
+@dataclass
+class _Stats:
+    started: float = field(default_factory=time.time)
+    done: int = 0
+
+
+class Worker:
+    """One worker process's state: the entries it holds and what it knows of schedules."""
+
+    def __init__(
+        self,
+        runqueue: RunQueue | None = None,
+        *,
+        name: str | None = None,
+        options: WorkerOptions | None = None,
+        clock: Callable[[], float] = time.time,
+        random_unit: Callable[[], float] | None = None,
+    ):
+        self.runqueue = runqueue or RunQueue()
+        self.coordination = Coordination(self.runqueue.keyspace)
+        self.name = name or worker_name()
+        self.options = options or WorkerOptions.from_settings()
+        self.clock = clock
+        self.random_unit = random_unit or random.Random().random
+        self._owned: dict[tuple[int, str], _Owned] = {}
+        self._lost: set[tuple[int, str]] = set()
+        self._lock = threading.Lock()
+        self._policies: dict[str, tuple[float, Any]] = {}
+        self._jobs: dict[str, tuple[float, Any]] = {}
+        self._offset = 0
+        self._claim_cursors: dict[int, str] = {}
+        self.stats = _Stats()
+
+    # --- time ------------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    # --- taking entries --------------------------------------------------------------------
+    def _rotation(self) -> list[int]:
+        """Shards in an order that starts one further each call, so none is always last."""
+        self._offset = (self._offset + 1) % self.runqueue.shards
+        return [(self._offset + index) % self.runqueue.shards for index in range(self.runqueue.shards)]
+
+    def read(self, count: int, block_ms: int | None = None) -> list[Entry]:
+        """Up to ``count`` new entries (rarely more, after a blocking read over every shard)."""
+        if count <= 0:
+            return []
+        order = self._rotation()
+        raw: list[tuple[int, str, dict[str, str]]] = []
+        for shard in order:
+            if len(raw) >= count:
+                break
+            raw += self.runqueue.read(self.name, count - len(raw), [shard])
+        if not raw and block_ms:
+            raw = self.runqueue.read(self.name, 1, order, block_ms=block_ms)
+        return self._own(raw)
+
+    def take_over(self, count: int) -> list[Entry]:
+        """Claim up to ``count`` entries other workers held too long without a sign of life."""
+        claimed: list[tuple[int, str, dict[str, str]]] = []
+        for shard in self._rotation():
+            if len(claimed) >= count:
+                break
+            cursor, taken = self.runqueue.claim_idle(
+                shard,
+                self.name,
+                int(self.options.takeover_seconds * 1000),
+                count - len(claimed),
+                start=self._claim_cursors.get(shard, "0-0"),
+            )
+            self._claim_cursors[shard] = cursor  # a long pending list is scanned a piece at a time
+            claimed += [(shard, entry_id, fields) for entry_id, fields in taken]
+        return self._own(claimed, claimed=True)
+
+    def _own(self, raw: list[tuple[int, str, dict[str, str]]], *, claimed: bool = False) -> list[Entry]:
+        entries = []
+        for shard, entry_id, fields in raw:
+            try:
+                entry = Entry.from_stream(shard, entry_id, fields, claimed=claimed)
+            except (KeyError, ValueError):
+                logger.error("malformed stream entry dropped", extra={"entry_id": entry_id, "fields": fields})
+                self.runqueue.ack(shard, entry_id)
+                continue
+            with self._lock:
+                self._owned[entry.key] = _Owned(entry)
+                self._lost.discard(entry.key)
+            entries.append(entry)
+        return entries
+
+    def holding(self) -> list[Entry]:
+        with self._lock:
+            return [owned.entry for owned in self._owned.values()]
+
+    def keep_alive(self) -> None:
+        """Show the entries (and overlap leases) this worker holds are alive; learn which were taken."""
+        with self._lock:
+            owned = list(self._owned.values())
+        lost = self.runqueue.keep_claimed(self.name, [owned_entry.entry.key for owned_entry in owned])
+        running = [(o.entry.schedule_id, o.entry.run_key) for o in owned if o.running and o.entry.schedule_id]
+        if running:
+            self.runqueue.overlap_keep(running, self.now_ms() + self.lease_ms())
+        if lost:
+            logger.warning("entries taken over by another worker", extra={"worker": self.name, "entries": lost})
+            with self._lock:
+                self._lost.update(lost)
+
+    def give_back(self, entries: list[Entry]) -> None:
+        """Return entries not started (a stopping worker): at the stream's end, for any worker."""
+        for entry in entries:
+            self.runqueue.replace(entry.shard, entry.entry_id, entry.fields())
+            self.forget(entry)
+
+    def forget(self, entry: Entry) -> None:
+        """Done with an entry, whatever became of it."""
+        with self._lock:
+            self._owned.pop(entry.key, None)
+
+    def mark_running(self, entry: Entry) -> None:
+        """The entry's run is registered as running (its overlap lease is kept fresh)."""
+        with self._lock:
+            if entry.key in self._owned:
+                self._owned[entry.key].running = True
+
+    def is_lost(self, entry: Entry) -> bool:
+        """Another worker took the entry over while this one held it."""
+        with self._lock:
+            return entry.key in self._lost
+
+    def lease_ms(self) -> int:
+        return int(self.options.takeover_seconds * 1000)
+
+    def release_due(self) -> int:
+        """Put retries and held runs whose time has come back on their streams."""
+        return self.runqueue.release_delayed(self.now_ms())
+
+    def heartbeat(self, busy: int = 0) -> None:
+        info = {
+            "pid": os.getpid(),
+            "started": self.stats.started,
+            "concurrency": self.options.concurrency,
+            "busy": busy,
+            "done": self.stats.done,
+        }
+        ttl = max(10.0, 3 * self.options.heartbeat_seconds)
+        self.coordination.beat(WORKERS, self.name, info, ttl_seconds=ttl)
+
+    def worker_alive(self, name: str) -> bool:
+        return bool(name) and name in self.coordination.beats(WORKERS)
+
+    def job(self, job_id: str) -> Job | None:
+        """The entry's job (None: deleted), cached for ``lookup_cache_seconds``: an edit shows
+        within that time, and a burst of runs of one job costs one read."""
+        return self._cached(self._jobs, job_id, lambda: Job.objects.filter(pk=ObjectId(job_id)).first())
+
+    def schedule_policy(self, schedule_id: str) -> str | None:
+        """The schedule's overlap policy (None: the schedule is gone), cached like jobs."""
+        return self._cached(
+            self._policies,
+            schedule_id,
+            lambda: Schedule.objects.filter(pk=ObjectId(schedule_id)).values_list("overlap_policy", flat=True).first(),
+        )
+
+    def _cached(self, cache: dict[str, tuple[float, Any]], key: str, load: Callable[[], Any]) -> Any:
+        hit = cache.get(key)
+        now = time.monotonic()
+        if hit and now - hit[0] < self.options.lookup_cache_seconds:
+            return hit[1]
+        try:
+            value = load()
+        except InvalidId:
+            value = None
+        with self._lock:
+            if len(cache) > LOOKUP_CACHE_SIZE:
+                cache.clear()
+            cache[key] = (now, value)
+        return value
