@@ -520,7 +520,7 @@ WORKER_STEPS = [
     ("Worker.schedule_policy (jobs/worker.py", "look up the overlap policy (MongoDB, cached 1 s)"),
     ("overlap_enter (schedules/store.py", "overlap bookkeeping (Redis)"),
     ("overlap_leave (schedules/store.py", "overlap bookkeeping (Redis)"),
-    ("deliver (jobs/webhooks.py", "the webhook itself (HTTP to the receiver)"),
+    ("deliver (jobs/targets/http/transport.py", "the webhook itself (HTTP to the receiver)"),
     ("_in_child (jobs/execution.py", "the python task (in the run process)"),
     ("ack (schedules/store.py", "acknowledge the entry (Redis)"),
     ("Queue.get (queue.py", "idle: waiting for work"),
