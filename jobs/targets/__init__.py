@@ -2,7 +2,7 @@
 
 ``@task`` registers a function under a name; only registered names can be targeted.
 Management commands must be allow-listed in ``JOBSCHEDULER_ALLOWED_COMMANDS``. Webhooks
-(``http``) have a package of their own.
+(``http``) are checked by the parser that builds their requests.
 """
 
 from __future__ import annotations

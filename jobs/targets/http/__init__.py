@@ -1,7 +1,8 @@
 """Http targets (webhooks): what a target may hold, and its delivery to vetted addresses only.
 
-``request`` reads a target into a request, ``addresses`` is the address policy, ``signing``
-the Standard Webhooks signature and ``transport`` the delivery itself.
+``request`` reads a target the same way when a job is saved and when it is delivered,
+``addresses`` is the address policy, ``signing`` the Standard Webhooks signature and
+``transport`` the delivery itself.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""An http target as a request: its URL, method, headers and body, checked and built into what is sent.
+"""An http target as a request: one parser for its URL and headers, whether a job is saved or delivered.
 
 The headers we add follow the Standard Webhooks format (https://www.standardwebhooks.com/):
 ``webhook-id`` is the fire key, the same on every attempt, so receivers can drop duplicates.
@@ -171,22 +171,37 @@ def build(job_target: dict[str, Any], *, fire_key: str, attempt: int, secret: st
 
 
 def clean(target: dict[str, Any]) -> str | None:
-    """What is wrong with an http target as a job stores it, or None."""
-    url = target.get("url")
-    if not isinstance(url, str):
-        return "url is required."
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"url must be an absolute http(s) URL; got {url!r}."
-    if parts.username or parts.password:
-        return "url must not carry credentials; use headers."
+    """What is wrong with an http target as a job stores it, or None.
+
+    The URL and headers go through the parsers :func:`build` uses, so a job that saves is not
+    then refused at every delivery for them. Method, headers and body are held to the stored
+    shape (an exact method name, an object of strings, a bounded body), which delivery reads
+    more leniently.
+    """
+    try:
+        parse_url(target.get("url"))
+    except InvalidTarget as exc:
+        return _sentence(exc)
+    # Addresses are judged when delivering, on each one dialled (names resolve only then).
+    # Refusing literal addresses at save time belongs here: the Destination's ``literal``
+    # through addresses.vetted() with the allow-list, as transport calls it.
     method = target.get("method", "POST")
     if method not in HTTP_METHODS:
         return f"method must be one of {', '.join(HTTP_METHODS)}."
     headers = target.get("headers", {})
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         return "headers must be an object of strings."
+    try:
+        job_headers(headers)
+    except InvalidTarget as exc:
+        return _sentence(exc)
     body = target.get("body", "")
     if not isinstance(body, str) or len(body) > MAX_BODY_CHARS:
         return f"body must be a string of at most {MAX_BODY_CHARS} characters."
     return None
+
+
+def _sentence(problem: InvalidTarget) -> str:
+    """A parser's message as the other target messages read: a sentence."""
+    text = str(problem)
+    return f"{text[:1].upper()}{text[1:]}."
