@@ -520,7 +520,7 @@ WORKER_STEPS = [
     ("Worker.schedule_policy (workers/worker.py", "look up the overlap policy (MongoDB, cached 1 s)"),
     ("overlap_enter (jobs/runqueue.py", "overlap bookkeeping (Redis)"),
     ("overlap_leave (jobs/runqueue.py", "overlap bookkeeping (Redis)"),
-    ("deliver (jobs/webhooks.py", "the webhook itself (HTTP to the receiver)"),
+    ("deliver (jobs/targets/http/transport.py", "the webhook itself (HTTP to the receiver)"),
     ("_in_child (workers/children.py", "the python task (in the run process)"),
     ("ack (jobs/runqueue.py", "acknowledge the entry (Redis)"),
     ("Queue.get (queue.py", "idle: waiting for work"),

@@ -347,7 +347,7 @@ class Slot:
         return Outcome(outcome.status, outcome.output, outcome.error, time.monotonic() - started)
 
     def _deliver(self, job: Job, *, fire_key: str, attempt: int) -> Outcome:
-        from jobs.webhooks import deliver
+        from jobs.targets.http import deliver
 
         result = deliver(job.target, fire_key=fire_key, attempt=attempt, secret=job.secret, timeout=job.timeout_seconds)
         shown = f"HTTP {result.status_code}" if result.status_code is not None else ""

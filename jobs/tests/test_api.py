@@ -197,8 +197,30 @@ def test_bad_job_is_400_naming_the_field_and_saves_nothing(api, job, fields, fie
     assert Job.objects.count() == 1
 
 
-def test_numbers_json_cannot_show_back_are_400(api, job, runqueue):
-    # 1e400 parses to infinity, which MongoDB would runqueue and JSON could never answer.
+# Targets every delivery would refuse: the URL and headers are read by delivery's own parser.
+UNDELIVERABLE_HTTP_TARGETS = [
+    ({"url": HTTP_TARGET["url"], "headers": {"X-Evil": "a\r\nX-Injected: 1"}}, "Invalid value for header 'X-Evil'."),
+    ({"url": HTTP_TARGET["url"], "headers": {"X-Evil": "a\nb"}}, "Invalid value for header 'X-Evil'."),
+    (
+        {"url": HTTP_TARGET["url"], "headers": {"X-Unicode": "snowman \u2603"}},
+        "Header 'X-Unicode' has characters outside Latin-1.",
+    ),
+    ({"url": HTTP_TARGET["url"], "headers": {"Bad Name": "x"}}, "Invalid header name 'Bad Name'."),
+    ({"url": "http://[::1"}, "Invalid URL (Invalid IPv6 URL)."),
+    ({"url": "http://hooks.example.com:99999/"}, "Invalid URL (Port out of range 0-65535)."),
+]
+
+
+@pytest.mark.parametrize(("target", "message"), UNDELIVERABLE_HTTP_TARGETS)
+def test_http_target_delivery_would_refuse_is_400_and_saves_nothing(api, job, target, message):
+    response = post(api, "/api/jobs/", {"name": "webhook", "target_type": "http", "target": target})
+    assert response.status_code == 400, response.data
+    assert response.json()["target"] == [message]
+    assert Job.objects.count() == 1
+
+
+def test_numbers_json_cannot_show_back_are_400(api, job):
+    # 1e400 parses to infinity, which MongoDB would store and JSON could never answer.
     body = '{"name": "x", "target_type": "python", "target": {"function": "demo.echo", "kwargs": {"n": 1e400}}}'
     response = api.post("/api/jobs/", body, content_type="application/json")
     assert response.status_code == 400

@@ -146,7 +146,7 @@ def test_verify_reads_a_plain_secret_as_its_utf8_bytes() -> None:
 
 def test_the_worker_s_signature_is_accepted(running: Running, settings: Any) -> None:
     """What jobs.webhooks.deliver sends for the demo job passes this independent check."""
-    from jobs.webhooks import deliver
+    from jobs.targets.http import deliver
 
     settings.JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
     target = {"method": "POST", "url": f"http://127.0.0.1:{running.receiver.port}{PATH}", "body": BODY.decode()}
