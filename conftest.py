@@ -1,4 +1,4 @@
-"""Fixtures shared by every app's tests. Servers come from jobscheduler.testing.pytest_servers."""
+"""Fixtures shared by every app's tests. Servers come from jobscheduler.devtools.pytest_servers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from jobscheduler.testing.pytest_servers import delete_keys_with_prefix
+from jobscheduler.devtools.pytest_servers import delete_keys_with_prefix
 from schedules import store as store_module
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from jobscheduler.servers import Servers, ensure_servers
+from jobscheduler.devtools.servers import Servers, ensure_servers
 
 _servers: Servers | None = None
 
