@@ -504,7 +504,7 @@ def add_old_runs(job: Any, count: int) -> None:
 
 
 def _demo_secret() -> str:
-    from jobs.management.commands.demo_receiver import DEMO_SECRET
+    from demo.receiver import DEMO_SECRET
 
     return DEMO_SECRET
 

@@ -101,6 +101,8 @@ class Harness:
             "DJANGO_SECRET_KEY": "bench-only-secret-key",
             "DJANGO_SETTINGS_MODULE": "jobscheduler.settings",
             "JOBSCHEDULER_LOG_LEVEL": "WARNING",
+            # The demo app: its demo.hello task and its receiver (bench/e2e.py).
+            "JOBSCHEDULER_DEMO": "1",
         }
         os.environ.update(self.env)
         import django
