@@ -1,4 +1,4 @@
-"""Fixtures shared by every app's tests. Servers come from jobscheduler.testing.pytest_servers."""
+"""Fixtures shared by every app's tests. Servers come from jobscheduler.devtools.pytest_servers."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 
 from jobs.runqueue import RunQueue
 from jobscheduler.coordination import Coordination
+from jobscheduler.devtools.pytest_servers import delete_keys_with_prefix
 from jobscheduler.keyspace import Keyspace, use_keyspace
-from jobscheduler.testing.pytest_servers import delete_keys_with_prefix
 from schedules.due_index import DueIndex, get_due_index
 
 

@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jobscheduler.servers import Servers  # noqa: E402
+from jobscheduler.devtools.servers import Servers  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -101,6 +101,8 @@ class Harness:
             "DJANGO_SECRET_KEY": "bench-only-secret-key",
             "DJANGO_SETTINGS_MODULE": "jobscheduler.settings",
             "JOBSCHEDULER_LOG_LEVEL": "WARNING",
+            # The demo app: its demo.hello task and its receiver (bench/e2e.py).
+            "JOBSCHEDULER_DEMO": "1",
         }
         os.environ.update(self.env)
         import django

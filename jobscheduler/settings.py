@@ -53,6 +53,10 @@ INSTALLED_APPS = [
     "schedules",
     "workers",
 ]
+# The demo (seed_demo, demo_receiver, the demo.* tasks) is for local runs and tests only:
+# bin/run and the test plugin set JOBSCHEDULER_DEMO=1; production never does.
+if env_bool("JOBSCHEDULER_DEMO"):
+    INSTALLED_APPS.append("demo")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -1,7 +1,7 @@
-"""demo_receiver: accepts correctly signed Standard Webhooks deliveries, refuses bad or stale ones.
+"""demo.receiver and demo_receiver: accepts correctly signed Standard Webhooks deliveries, refuses bad or stale ones.
 
 The receiver runs in a thread on a free loopback port (one test runs the command itself);
-deliveries are signed here with hashlib and hmac, independently of jobs.webhooks.
+deliveries are signed here with hashlib and hmac, independently of jobs.targets.http.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from jobs.management.commands.demo_receiver import DEMO_SECRET, PATH, Receiver, verify
-from jobscheduler.servers import free_port, port_open
+from demo.receiver import DEMO_SECRET, PATH, Receiver, serve, verify
+from jobscheduler.devtools.servers import free_port, port_open
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = 1_760_000_000  # the receiver's clock in these tests (epoch seconds)
@@ -145,7 +145,7 @@ def test_verify_reads_a_plain_secret_as_its_utf8_bytes() -> None:
 
 
 def test_the_worker_s_signature_is_accepted(running: Running, settings: Any) -> None:
-    """What jobs.webhooks.deliver sends for the demo job passes this independent check."""
+    """What jobs.targets.http.deliver sends for the demo job passes this independent check."""
     from jobs.targets.http import deliver
 
     settings.JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
@@ -155,6 +155,24 @@ def test_the_worker_s_signature_is_accepted(running: Running, settings: Any) -> 
     assert result.status_code == 200
     [line] = running.lines()
     assert (line["webhook_id"], line["verified"], line["attempt"]) == ("sched-9:1760000000000", True, "1")
+
+
+def test_serve_announces_its_url_and_closes_the_socket_after_shutdown() -> None:
+    out = io.StringIO()
+    receiver = Receiver(0, secret=SECRET, out=out, clock=lambda: float(NOW))
+    port = receiver.port
+    thread = threading.Thread(target=serve, args=(receiver,), kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        assert Running(receiver, out).post(signed_headers())[0] == 200
+    finally:
+        receiver.shutdown()
+        thread.join(5)
+    assert not thread.is_alive()
+    first, delivery = Running(receiver, out).lines()
+    assert first == {"msg": "demo receiver listening", "url": f"http://127.0.0.1:{port}{PATH}"}
+    assert delivery["verified"] is True
+    assert not port_open("127.0.0.1", port)
 
 
 @pytest.mark.slow

@@ -1,23 +1,22 @@
-"""Create the demo user, its API token and a few demo jobs; running it again changes nothing.
+"""The demo data: the demo user, its API token and a few demo jobs; seeding again changes nothing.
 
-The run command calls it on every start so a fresh machine has something to look at: a
-Python job every 10 seconds, a cron job every minute, and a signed webhook every 15 seconds
-to the project's own receiver (``demo_receiver``, started by the run command on loopback).
-Everything is written through the services, like any other job or schedule.
+The run command seeds it on every start (``manage.py seed_demo`` does it by hand) so a fresh
+machine has something to look at: a Python job every 10 seconds, a cron job every minute, and
+a signed webhook every 15 seconds to the project's own receiver (``demo_receiver``, started by
+the run command on loopback). Everything is written through the services, like any other job
+or schedule.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib.auth.models import User
-from django.core.management.base import BaseCommand
 from rest_framework.authtoken.models import Token
 
-from jobs.management.commands.demo_receiver import DEFAULT_PORT, DEMO_SECRET, HOST, PATH
+from demo.receiver import DEFAULT_PORT, DEMO_SECRET, HOST, PATH
 from jobs.models import Job
 from jobs.services import job_create, job_update
 from schedules.services import schedule_create
@@ -122,28 +121,3 @@ def seed_demo(password: str = DEFAULT_PASSWORD, *, receiver_port: int = DEFAULT_
         schedule_create(job=job, **schedule_fields)
         seed.created_jobs.append(job)
     return seed
-
-
-class Command(BaseCommand):
-    help = "Create the demo superuser, its API token and demo jobs (idempotent)."
-
-    def add_arguments(self, parser: Any) -> None:
-        parser.add_argument(
-            "--password",
-            default=os.environ.get("DEMO_PASSWORD") or DEFAULT_PASSWORD,
-            help="The demo user's password (default: $DEMO_PASSWORD, else demo-password).",
-        )
-        parser.add_argument(
-            "--receiver-port",
-            type=int,
-            default=int(os.environ.get("DEMO_RECEIVER_PORT") or DEFAULT_PORT),
-            help=f"Port of demo_receiver on {HOST}, where the demo webhook goes (default $DEMO_RECEIVER_PORT, "
-            f"else {DEFAULT_PORT}).",
-        )
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        seed = seed_demo(options["password"], receiver_port=options["receiver_port"])
-        created = ", ".join(job.name for job in seed.created_jobs) or "none (already there)"
-        self.stdout.write(f"Demo jobs created: {created}")
-        self.stdout.write(f"Demo login: {seed.user.username} / {seed.password}")
-        self.stdout.write(f"API token:  {seed.token}")

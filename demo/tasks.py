@@ -1,4 +1,4 @@
-"""Python functions the demo and the tests schedule."""
+"""Python functions the demo and the tests schedule (demo.*), registered only where the demo app is installed."""
 
 from typing import Any
 

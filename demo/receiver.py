@@ -1,12 +1,12 @@
-"""demo_receiver: a local webhook receiver that checks Standard Webhooks signatures.
+"""The demo's webhook receiver on 127.0.0.1: checks Standard Webhooks signatures of deliveries.
 
-``bin/run`` starts it on 127.0.0.1 (port 8765 unless told otherwise) and the demo webhook job
-delivers to it, so a newcomer sees a signed webhook go out and come back recorded. It answers
-200 to a correctly signed delivery, 401 to a bad or stale signature, 400 to a request that is
-not a Standard Webhooks message, and prints one JSON line per delivery.
+``bin/run`` starts it (``manage.py demo_receiver``, port 8765 unless told otherwise) and the
+demo webhook job delivers to it, so a newcomer sees a signed webhook go out and come back
+recorded. It answers 200 to a correctly signed delivery, 401 to a bad or stale signature, 400
+to a request that is not a Standard Webhooks message, and prints one JSON line per delivery.
 
 Verification follows the Standard Webhooks specification (https://www.standardwebhooks.com/)
-on its own, not through ``jobs.webhooks``, whose signing it is there to check: the key is a
+on its own, not through ``jobs.targets.http``, whose signing it is there to check: the key is a
 ``whsec_`` secret's base64 payload (any other secret: its UTF-8 bytes, as the worker signs
 it); the expected signature is base64(HMAC-SHA256(key, "{webhook-id}.{webhook-timestamp}.{body}")),
 compared in constant time with each ``v1,`` entry of the space-separated ``webhook-signature``;
@@ -22,9 +22,6 @@ import hashlib
 import hmac
 import http.server
 import json
-import os
-import signal
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -32,8 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
-
-from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 HOST = "127.0.0.1"  # loopback only: this is a development aid, not a service
 DEFAULT_PORT = 8765
@@ -195,37 +190,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass  # one JSON line per delivery instead (Receiver.record)
 
 
-class Command(BaseCommand):
-    help = "Receive webhooks on 127.0.0.1 and check their Standard Webhooks signatures (the demo's receiver)."
-
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--port",
-            type=int,
-            default=int(os.environ.get("DEMO_RECEIVER_PORT") or DEFAULT_PORT),
-            help=f"Port on 127.0.0.1 (default $DEMO_RECEIVER_PORT, else {DEFAULT_PORT}; 0 picks a free one).",
-        )
-        parser.add_argument(
-            "--secret", default=DEMO_SECRET, help="Signing secret (default: the demo job's, see seed_demo)."
-        )
-        parser.add_argument("--path", default=PATH, help=f"Path deliveries go to (default {PATH}).")
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            receiver = Receiver(options["port"], secret=options["secret"], out=sys.stdout, path=options["path"])
-        except ValueError as exc:
-            raise CommandError(f"--secret: {exc}") from exc
-        except OSError as exc:
-            raise CommandError(f"cannot listen on {HOST}:{options['port']}: {exc.strerror or exc}") from exc
-
-        def request_stop(signum: int, frame: Any) -> None:
-            # shutdown() waits for serve_forever to return: not from the thread running it.
-            threading.Thread(target=receiver.shutdown, daemon=True).start()
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
-        receiver.record({"msg": "demo receiver listening", "url": f"http://{HOST}:{receiver.port}{receiver.path}"})
-        try:
-            receiver.serve_forever(poll_interval=0.2)
-        finally:
-            receiver.server_close()
+def serve(receiver: Receiver, *, poll_interval: float = 0.2) -> None:
+    """Announce where ``receiver`` listens, answer deliveries until its ``shutdown()``, then close it."""
+    receiver.record({"msg": "demo receiver listening", "url": f"http://{HOST}:{receiver.port}{receiver.path}"})
+    try:
+        receiver.serve_forever(poll_interval=poll_interval)
+    finally:
+        receiver.server_close()

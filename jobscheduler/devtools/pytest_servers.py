@@ -1,10 +1,11 @@
-"""pytest plugin: real MongoDB-wire and Redis servers before Django's settings load.
+"""pytest plugin: real MongoDB-wire and Redis servers, and the demo app, before Django's settings load.
 
-Loaded with ``-p`` from pytest.ini so it runs before pytest-django reads settings. Without
-MONGODB_URI it starts a pinned SecantusDB in memory on a free port; with it, the suite runs
-against that server (a real MongoDB included). Redis is the one at REDIS_URL, or a private
-redis-server when none answers. Keys carry a per-run prefix, removed at the end; nothing
-else in Redis is touched.
+Loaded with ``-p`` from pytest.ini so it runs before pytest-django reads settings, whether
+pytest runs from bin/test or directly. Without MONGODB_URI it starts a pinned SecantusDB in
+memory on a free port; with it, the suite runs against that server (a real MongoDB
+included). Redis is the one at REDIS_URL, or a private redis-server when none answers. Keys
+carry a per-run prefix, removed at the end; nothing else in Redis is touched. It sets
+JOBSCHEDULER_DEMO=1: the tests use the demo app (its tasks, commands and receiver).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from jobscheduler.servers import Servers, ensure_servers
+from jobscheduler.devtools.servers import Servers, ensure_servers
 
 _servers: Servers | None = None
 
@@ -24,6 +25,8 @@ _servers: Servers | None = None
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
     global _servers
+    # The tests schedule the demo's tasks and test its commands: settings install the demo app.
+    os.environ["JOBSCHEDULER_DEMO"] = "1"
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return
     log_dir = Path(tempfile.mkdtemp(prefix="jobscheduler-test-"))

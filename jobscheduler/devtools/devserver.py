@@ -1,11 +1,12 @@
 """The local run command (bin/run): start what is missing, migrate, seed the demo, serve.
 
-``python -m jobscheduler.devserver`` on a fresh machine starts SecantusDB (data kept in
+``python -m jobscheduler.devtools.devserver`` on a fresh machine starts SecantusDB (data kept in
 .data/mongo) unless MONGODB_URI is set and a private redis-server unless one answers at
 REDIS_URL, then runs every process in ``local_services`` as a child (web, scheduler, worker
 and, with the demo, the webhook receiver the demo webhook goes to) and stops them all, by
 PID, on Ctrl-C or SIGTERM. It is for development only: debug on, a generated secret key,
-and, with the demo, webhooks allowed to reach 127.0.0.1 (where the receiver listens).
+the demo app installed (JOBSCHEDULER_DEMO=1) and, with the demo, webhooks allowed to reach
+127.0.0.1 (where the receiver listens).
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from jobs.management.commands.demo_receiver import DEFAULT_PORT as DEFAULT_RECEIVER_PORT
-from jobs.management.commands.demo_receiver import PATH as RECEIVER_PATH
-from jobscheduler.servers import Servers, ensure_servers, port_open
+from demo.receiver import DEFAULT_PORT as DEFAULT_RECEIVER_PORT
+from demo.receiver import PATH as RECEIVER_PATH
+from jobscheduler.devtools.servers import Servers, ensure_servers, port_open
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 DATA_DIR = BASE_DIR / ".data"
 LOG_DIR = DATA_DIR / "logs"
 MONGO_DIR = DATA_DIR / "mongo"
@@ -60,9 +61,12 @@ def local_secret_key() -> str:
 
 
 def prepare_environment(demo: bool = True) -> None:
-    """Local defaults; anything already set in the environment wins."""
+    """Local defaults; anything already set in the environment wins, except that the demo app is on."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobscheduler.settings")
     os.environ.setdefault("DJANGO_DEBUG", "1")
+    # Installs the demo app (settings) in this process and every child; even with --no-demo,
+    # since jobs seeded by an earlier run still name the demo tasks.
+    os.environ["JOBSCHEDULER_DEMO"] = "1"
     if not os.environ.get("DJANGO_SECRET_KEY"):
         os.environ["DJANGO_SECRET_KEY"] = local_secret_key()
     if demo and "JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS" not in os.environ:
@@ -80,7 +84,7 @@ def migrate_and_seed(seed: bool, receiver_port: int = DEFAULT_RECEIVER_PORT) -> 
     call_command("migrate", interactive=False, verbosity=0)
     if not seed:
         return None
-    from jobs.management.commands.seed_demo import DEFAULT_PASSWORD, seed_demo
+    from demo.seed import DEFAULT_PASSWORD, seed_demo
 
     print("== seeding the demo user and jobs", flush=True)
     demo = seed_demo(os.environ.get("DEMO_PASSWORD") or DEFAULT_PASSWORD, receiver_port=receiver_port)

@@ -1,4 +1,4 @@
-"""seed_demo: the demo user, token and jobs, created once however often it runs."""
+"""demo.seed and seed_demo: the demo user, token and jobs, created once however often it runs."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
-from jobs.management.commands.demo_receiver import DEFAULT_PORT, DEMO_SECRET
-from jobs.management.commands.seed_demo import DEMO_JOBS, WEBHOOK_JOB, receiver_url, seed_demo
+from demo.receiver import DEFAULT_PORT, DEMO_SECRET
+from demo.seed import DEMO_JOBS, WEBHOOK_JOB, receiver_url, seed_demo
 from jobs.models import Job
 from jobs.services import job_update
 from schedules.models import Schedule

@@ -1,0 +1,1 @@
+"""seed_demo and demo_receiver: thin wrappers over demo.seed and demo.receiver."""

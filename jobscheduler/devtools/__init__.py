@@ -1,0 +1,1 @@
+"""Development-only tooling: local servers, the run command and the pytest plugin; the service never imports it."""

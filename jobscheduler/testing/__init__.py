@@ -1,1 +1,0 @@
-"""Test support: the pytest plugin that brings up real servers, and shared fixtures."""
