@@ -1,7 +1,6 @@
-"""Jobs (with their schedules inline) and read-only run history in the admin.
+"""Jobs and read-only run history in the admin (the schedules app adds each job's schedules inline).
 
-Writes go through jobs.services and schedules.services only. Staff see their own jobs;
-superusers see everyone's.
+Writes go through jobs.services only. Staff see their own jobs; superusers see everyone's.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from django.http import HttpRequest
 
 from jobs import services
 from jobs.models import Job, Run
-from schedules.admin import ScheduleInline, admin_user, editable_values, take_saved_state
+from jobscheduler.admin_tools import admin_user, editable_values, take_saved_state
 
 
 class JobForm(forms.ModelForm):
@@ -73,7 +72,6 @@ def run_now_each(model_admin: admin.ModelAdmin, request: HttpRequest, runs: list
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     form = JobForm
-    inlines = (ScheduleInline,)
     list_display = ("name", "owner", "target_type", "enabled", "updated_at")
     list_filter = ("target_type", "enabled")
     search_fields = ("name", "description")
