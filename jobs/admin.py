@@ -1,6 +1,7 @@
 """Jobs and read-only run history in the admin (the schedules app adds each job's schedules inline).
 
-Writes go through jobs.services only. Staff see their own jobs; superusers see everyone's.
+Writes go through jobs.services; who sees what comes from jobs.selectors, as in the API:
+staff see their own jobs, superusers everyone's.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from jobs import services
+from jobs import selectors, services
 from jobs.models import Job, Run
 from jobscheduler.admin_tools import admin_user, editable_values, take_saved_state
 
@@ -46,11 +47,14 @@ class JobForm(forms.ModelForm):
         cleaned = super().clean() or {}
         # With no owner field ModelForm skips the (owner, name) constraint; check it here so a
         # duplicate name is a form error, not a service error at save time.
-        name = cleaned.get("name")
-        if "owner" not in self.fields and name and self.instance.owner_id is not None:
-            taken = Job.objects.filter(owner_id=self.instance.owner_id, name=name).exclude(pk=self.instance.pk)
-            if taken.exists():
-                self.add_error("name", "This owner already has a job with this name.")
+        name, owner_id = cleaned.get("name"), self.instance.owner_id
+        if (
+            "owner" not in self.fields
+            and name
+            and owner_id is not None
+            and selectors.job_name_taken(owner_id, name, excluding=self.instance.pk)
+        ):
+            self.add_error("name", "This owner already has a job with this name.")
         return cleaned
 
 
@@ -120,9 +124,7 @@ class JobAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         # No annotate(Count("schedules")) column: combined with select_related, SecantusDB
         # 0.7.0b3 mis-reads the backend's nested $project and the page fails.
-        queryset = super().get_queryset(request)
-        user = admin_user(request)
-        return queryset if user.is_superuser else queryset.filter(owner_id=user.pk)
+        return selectors.jobs_visible_to(admin_user(request))
 
     def save_model(self, request: HttpRequest, obj: Job, form: forms.ModelForm, change: bool) -> None:
         fields = editable_values(form, services.EDITABLE_FIELDS)
@@ -161,7 +163,7 @@ class RunAdmin(admin.ModelAdmin):
     date_hierarchy = "nominal_time"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Run]:
-        return Run.objects.for_user(admin_user(request))
+        return selectors.runs_visible_to(admin_user(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -19,6 +19,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError
 from django.utils import timezone
 
+from jobs import selectors
 from jobs.models import Job, Run
 from jobscheduler import mongo
 
@@ -49,8 +50,7 @@ def _apply(job: Job, fields: dict[str, Any]) -> None:
 
 
 def _check_name_free(job: Job) -> None:
-    taken = Job.objects.filter(owner_id=job.owner_id, name=job.name).exclude(pk=job.pk).exists()
-    if taken:
+    if selectors.job_name_taken(job.owner_id, job.name, excluding=job.pk):
         raise ValidationError({"name": "You already have a job with this name."})
 
 
@@ -116,7 +116,7 @@ def run_now(
         raise PermissionDenied("Only the job's owner may run it.")
     redis_store = store or cast("RedisStore", get_store())
     moment = now()
-    key = f"manual:{job.pk}:{uuid.uuid4().hex}"
+    key = f"{Run.MANUAL_PREFIX}{job.pk}:{uuid.uuid4().hex}"
     fields = {
         "fk": key,
         "s": str(schedule.pk) if schedule is not None else "",

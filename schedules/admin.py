@@ -2,7 +2,8 @@
 
 Every write goes through schedules.services (which also updates the Redis mirror), both
 here and in the inline on the job page; the forms run the model's own validation first,
-so a bad cron expression or time zone is a form error, never a 500.
+so a bad cron expression or time zone is a form error, never a 500. Who sees what comes
+from the selectors, as in the API.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from django.utils.safestring import SafeString
 
 from jobs.admin import JobAdmin, run_now_each
 from jobs.models import Job
+from jobs.selectors import jobs_visible_to
 from jobscheduler.admin_tools import admin_user, editable_values, take_saved_state
-from schedules import services, timeline
+from schedules import selectors, services, timeline
 from schedules.kinds import zone
 from schedules.models import Schedule
 
@@ -158,16 +160,15 @@ class ScheduleAdmin(admin.ModelAdmin):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Schedule]:
-        return Schedule.objects.for_user(admin_user(request)).select_related("job")
+        return selectors.schedules_visible_to(admin_user(request)).select_related("job")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Schedule | None = None) -> tuple[str, ...]:
         # A schedule stays with its job (the service cannot move it).
         return (*self.readonly_fields, "job") if obj else tuple(self.readonly_fields)
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        user = admin_user(request)
-        if db_field.name == "job" and not user.is_superuser:
-            kwargs["queryset"] = Job.objects.filter(owner_id=user.pk)
+        if db_field.name == "job":
+            kwargs["queryset"] = jobs_visible_to(admin_user(request))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="Schedule")

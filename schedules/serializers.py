@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
 from rest_framework import serializers
 
 from jobs.models import Job
-from jobs.serializers import visible_jobs
+from jobs.selectors import jobs_visible_to
 from jobscheduler.api import (
     MAX_COUNT,
     MAX_DURATION_SECONDS,
@@ -26,13 +25,6 @@ READ_ONLY_FIELDS = ("id", "next_run_at", "last_run_at", "run_count", "descriptio
 DEFAULT_PREVIEW_COUNT = 10
 
 
-def visible_schedules(user: Any) -> QuerySet[Schedule]:
-    """The schedules of the jobs ``user`` may see (by job id: no $lookup over all schedules)."""
-    if getattr(user, "is_superuser", False):
-        return Schedule.objects.all()
-    return Schedule.objects.filter(job__in=list(visible_jobs(user).values_list("pk", flat=True)))
-
-
 class LiveScheduleListSerializer(serializers.ListSerializer):  # type: ignore[type-arg]
     """Lists schedules with the engine's live values, read from Redis in one round trip."""
 
@@ -46,7 +38,7 @@ class ScheduleSerializer(ApiModelSerializer):
     """A schedule: when its job runs. The engine keeps next_run_at, last_run_at and run_count
     (shown live from its Redis mirror)."""
 
-    job = ObjectIdRelatedField(queryset=Job.objects.all(), visible_to=visible_jobs)
+    job = ObjectIdRelatedField(visible_to=jobs_visible_to)
     description = serializers.CharField(source="describe", read_only=True)
 
     class Meta:

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobscheduler.api import OBJECT_ID_PATTERN, PARSER_CLASSES, ObjectIdFilter, StrictBooleanFilter
-from schedules import kinds, services
+from schedules import kinds, selectors, services
 from schedules.models import Schedule
 from schedules.serializers import (
     EmptySerializer,
@@ -24,7 +24,6 @@ from schedules.serializers import (
     SchedulePreviewSerializer,
     ScheduleSerializer,
     preview_data,
-    visible_schedules,
 )
 
 
@@ -48,7 +47,7 @@ class ScheduleViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     ordering_fields = ("created_at", "updated_at", "next_run_at", "last_run_at")
 
     def get_queryset(self) -> QuerySet[Schedule]:
-        return visible_schedules(self.request.user)
+        return selectors.schedules_visible_to(self.request.user)
 
     def perform_create(self, serializer: Any) -> None:
         serializer.instance = services.schedule_create(**serializer.validated_data)
