@@ -19,19 +19,9 @@ from jobscheduler.api import (
 )
 from schedules import kinds, services, timeline
 from schedules.models import Schedule
-from schedules.store import apply_live_state
 
 READ_ONLY_FIELDS = ("id", "next_run_at", "last_run_at", "run_count", "description", "created_at", "updated_at")
 DEFAULT_PREVIEW_COUNT = 10
-
-
-class LiveScheduleListSerializer(serializers.ListSerializer):  # type: ignore[type-arg]
-    """Lists schedules with the engine's live values, read from Redis in one round trip."""
-
-    def to_representation(self, data: Any) -> Any:
-        schedules = list(data.all() if hasattr(data, "all") else data)
-        apply_live_state(schedules)
-        return super().to_representation(schedules)
 
 
 class ScheduleSerializer(ApiModelSerializer):
@@ -45,7 +35,6 @@ class ScheduleSerializer(ApiModelSerializer):
         model = Schedule
         fields: tuple[str, ...] = ("id", "job", *services.EDITABLE_FIELDS, *READ_ONLY_FIELDS[1:])
         read_only_fields = READ_ONLY_FIELDS
-        list_serializer_class = LiveScheduleListSerializer
         extra_kwargs = {
             "interval_seconds": {"max_value": MAX_DURATION_SECONDS},
             "misfire_grace_seconds": {"max_value": MAX_DURATION_SECONDS},
@@ -54,11 +43,6 @@ class ScheduleSerializer(ApiModelSerializer):
             "max_runs": {"max_value": MAX_COUNT},
             "catchup_max_runs": {"max_value": MAX_COUNT},
         }
-
-    def to_representation(self, instance: Schedule) -> Any:
-        if self.parent is None and isinstance(instance, Schedule) and instance.pk:
-            apply_live_state([instance])
-        return super().to_representation(instance)
 
     def validate_job(self, job: Job) -> Job:
         if self.instance is not None and job.pk != self.instance.job_id:
