@@ -1,7 +1,7 @@
-"""Jobs (with their schedules inline) and read-only run history in the admin.
+"""Jobs and read-only run history in the admin (the schedules app adds each job's schedules inline).
 
-Writes go through jobs.services and schedules.services only. Staff see their own jobs;
-superusers see everyone's.
+Writes go through jobs.services; who sees what comes from jobs.selectors, as in the API:
+staff see their own jobs, superusers everyone's.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from jobs import services
+from jobs import selectors, services
 from jobs.models import Job, Run
-from schedules.admin import ScheduleInline, admin_user, editable_values, take_saved_state
+from jobscheduler.admin_tools import admin_user, editable_values, take_saved_state
 
 
 class JobForm(forms.ModelForm):
@@ -47,11 +47,14 @@ class JobForm(forms.ModelForm):
         cleaned = super().clean() or {}
         # With no owner field ModelForm skips the (owner, name) constraint; check it here so a
         # duplicate name is a form error, not a service error at save time.
-        name = cleaned.get("name")
-        if "owner" not in self.fields and name and self.instance.owner_id is not None:
-            taken = Job.objects.filter(owner_id=self.instance.owner_id, name=name).exclude(pk=self.instance.pk)
-            if taken.exists():
-                self.add_error("name", "This owner already has a job with this name.")
+        name, owner_id = cleaned.get("name"), self.instance.owner_id
+        if (
+            "owner" not in self.fields
+            and name
+            and owner_id is not None
+            and selectors.job_name_taken(owner_id, name, excluding=self.instance.pk)
+        ):
+            self.add_error("name", "This owner already has a job with this name.")
         return cleaned
 
 
@@ -73,7 +76,6 @@ def run_now_each(model_admin: admin.ModelAdmin, request: HttpRequest, runs: list
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     form = JobForm
-    inlines = (ScheduleInline,)
     list_display = ("name", "owner", "target_type", "enabled", "updated_at")
     list_filter = ("target_type", "enabled")
     search_fields = ("name", "description")
@@ -122,9 +124,7 @@ class JobAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         # No annotate(Count("schedules")) column: combined with select_related, SecantusDB
         # 0.7.0b3 mis-reads the backend's nested $project and the page fails.
-        queryset = super().get_queryset(request)
-        user = admin_user(request)
-        return queryset if user.is_superuser else queryset.filter(owner_id=user.pk)
+        return selectors.jobs_visible_to(admin_user(request))
 
     def save_model(self, request: HttpRequest, obj: Job, form: forms.ModelForm, change: bool) -> None:
         fields = editable_values(form, services.EDITABLE_FIELDS)
@@ -163,7 +163,7 @@ class RunAdmin(admin.ModelAdmin):
     date_hierarchy = "nominal_time"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Run]:
-        return Run.objects.for_user(admin_user(request))
+        return selectors.runs_visible_to(admin_user(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -60,11 +60,6 @@ class Job(models.Model):
             raise ValidationError(errors)
 
 
-class RunQuerySet(models.QuerySet["Run"]):
-    def for_user(self, user: models.Model) -> RunQuerySet:
-        return self if getattr(user, "is_superuser", False) else self.filter(job__owner=user)
-
-
 class Run(models.Model):
     """One execution attempt of one occurrence (or of a manual run).
 
@@ -88,6 +83,9 @@ class Run(models.Model):
         MISSED = "missed", "Missed"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.SKIPPED, Status.MISSED)
+    # Fire keys of manual runs: manual:<job id>:<uuid4 hex> (jobs.services.run_now). Their
+    # retries keep the key but not the trigger, so the key is what marks a run as manual.
+    MANUAL_PREFIX = "manual:"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="runs")
     schedule = models.ForeignKey(
@@ -107,8 +105,6 @@ class Run(models.Model):
     output = models.TextField(blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-
-    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-nominal_time", "-created_at"]

@@ -6,7 +6,8 @@ and manual runs waiting for a worker, read through the consumer group ``WORKER_G
 and the Lua scripts that write entries (schedules/lua/dispatch.lua, schedules/lua/resolve.lua,
 jobs/lua/release_delayed.lua) point here. An entry's fields:
 
-- ``fk`` fire key (``<schedule id>:<nominal epoch ms>``, or ``manual:<job id>:<uuid hex>``)
+- ``fk`` fire key (``<schedule id>:<nominal epoch ms>``, or ``manual:<job id>:<uuid hex>``,
+  ``Run.MANUAL_PREFIX``)
 - ``s`` schedule id ('' for a manual run of a job), ``j`` job id, ``n`` nominal time (epoch ms)
 - ``t`` trigger (a ``Run.Trigger`` value); optional ``a`` attempt (default 1), ``k`` takeovers
   so far (default 0), ``h`` "1" when buffer_one held it back and released it again.
@@ -35,7 +36,6 @@ from jobscheduler.keyspace import Keyspace, default_keyspace
 from jobscheduler.lua import LuaScripts
 
 WORKER_GROUP = "workers"
-MANUAL_PREFIX = "manual:"
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class Entry:
         return cls(
             shard=shard,
             entry_id="",
-            fire_key=f"{MANUAL_PREFIX}{job_id}:{uuid.uuid4().hex}",
+            fire_key=f"{Run.MANUAL_PREFIX}{job_id}:{uuid.uuid4().hex}",
             schedule_id=schedule_id,
             job_id=job_id,
             nominal_ms=nominal_ms,
@@ -96,7 +96,7 @@ class Entry:
     @property
     def is_manual(self) -> bool:
         """A run started by hand (run now), or a retry of one."""
-        return self.fire_key.startswith(MANUAL_PREFIX)
+        return self.fire_key.startswith(Run.MANUAL_PREFIX)
 
     @property
     def dispatched_ms(self) -> int:

@@ -1,10 +1,9 @@
-"""The API shapes of jobs and runs, and which of them a user may see."""
+"""The API shapes of jobs and runs."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
 from rest_framework import serializers
 
 from jobs import services
@@ -15,24 +14,6 @@ from jobscheduler.api import (
     ObjectIdRelatedField,
     check_json_document,
 )
-
-
-def visible_jobs(user: Any) -> QuerySet[Job]:
-    """The jobs ``user`` owns; a superuser sees them all."""
-    if not getattr(user, "is_authenticated", False):
-        return Job.objects.none()
-    return Job.objects.all() if user.is_superuser else Job.objects.filter(owner=user)
-
-
-def visible_runs(user: Any) -> QuerySet[Run]:
-    """The runs of the jobs ``user`` may see.
-
-    Filtered on the indexed job id rather than through ``job__owner``, which the MongoDB
-    backend turns into a $lookup over every run.
-    """
-    if getattr(user, "is_superuser", False):
-        return Run.objects.all()
-    return Run.objects.filter(job__in=list(visible_jobs(user).values_list("pk", flat=True)))
 
 
 class JobSerializer(ApiModelSerializer):

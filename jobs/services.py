@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError
 from django.utils import timezone
 
+from jobs import selectors
 from jobs.models import Job, Run
 from jobs.runqueue import Entry, RunQueue
 from jobs.signals import job_deleting, job_enabled_changed
@@ -47,8 +48,7 @@ def _apply(job: Job, fields: dict[str, Any]) -> None:
 
 
 def _check_name_free(job: Job) -> None:
-    taken = Job.objects.filter(owner_id=job.owner_id, name=job.name).exclude(pk=job.pk).exists()
-    if taken:
+    if selectors.job_name_taken(job.owner_id, job.name, excluding=job.pk):
         raise ValidationError({"name": "You already have a job with this name."})
 
 

@@ -14,9 +14,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs import services
+from jobs import selectors, services
 from jobs.models import Job, Run
-from jobs.serializers import JobSerializer, RunSerializer, visible_jobs, visible_runs
+from jobs.serializers import JobSerializer, RunSerializer
 from jobscheduler.api import (
     OBJECT_ID_PATTERN,
     PARSER_CLASSES,
@@ -52,7 +52,7 @@ class JobViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     ordering_fields = ("name", "created_at", "updated_at")
 
     def get_queryset(self) -> QuerySet[Job]:
-        return visible_jobs(self.request.user)
+        return selectors.jobs_visible_to(self.request.user)
 
     def perform_create(self, serializer: Any) -> None:
         # IsAuthenticated let only a real user this far.
@@ -114,4 +114,4 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
     ordering_fields = ("nominal_time", "created_at", "dispatched_at", "started_at", "finished_at", "status")
 
     def get_queryset(self) -> QuerySet[Run]:
-        return visible_runs(self.request.user)
+        return selectors.runs_visible_to(self.request.user)

@@ -1,19 +1,18 @@
-"""Schedules in the admin: a readable description, a preview, pause and resume.
+"""Schedules in the admin: a readable description, a preview, pause and resume; inline on the job page.
 
 Every write goes through schedules.services (which also updates the Redis mirror), both
 here and in the inline on the job page; the forms run the model's own validation first,
-so a bad cron expression or time zone is a form error, never a 500.
+so a bad cron expression or time zone is a form error, never a 500. Who sees what comes
+from the selectors, as in the API.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import models
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
@@ -21,8 +20,12 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from schedules import services, timeline
-from schedules.kinds import zone
+from jobs.admin import JobAdmin, run_now_each
+from jobs.models import Job
+from jobs.selectors import jobs_visible_to
+from jobscheduler.admin_tools import admin_user, editable_values, take_saved_state
+from schedules import selectors, services, timeline
+from schedules.kinds import KINDS, zone
 from schedules.models import Schedule
 
 if TYPE_CHECKING:
@@ -53,28 +56,6 @@ SCHEDULE_FIELDSETS: tuple[tuple[str | None, _FieldOpts], ...] = (
 )
 
 
-def admin_user(request: HttpRequest) -> User:
-    """The admin lets only authenticated staff in, so its request's user is a User."""
-    return cast(User, request.user)
-
-
-def take_saved_state(target: models.Model, saved: models.Model) -> None:
-    """Make ``target`` the object a service just saved.
-
-    The admin keeps using the instance its form built (the inlines point at it, the
-    redirect reads its pk), while the create services build their own; copy the result back.
-    """
-    for field in saved._meta.concrete_fields:
-        setattr(target, field.attname, getattr(saved, field.attname))
-    target._state.adding = False
-    target._state.db = saved._state.db
-
-
-def editable_values(form: forms.ModelForm, editable_fields: tuple[str, ...]) -> dict[str, Any]:
-    """The cleaned values a service accepts, and nothing else."""
-    return {name: form.cleaned_data[name] for name in editable_fields if name in form.cleaned_data}
-
-
 class ScheduleForm(forms.ModelForm):
     """Runs Schedule.clean (through ModelForm's full_clean), with the service's defaults."""
 
@@ -100,8 +81,9 @@ class ScheduleForm(forms.ModelForm):
             if saved is not None and posted is not None and posted == saved.replace(microsecond=0):
                 cleaned[name] = saved
         # The same default schedule_create applies, so validation sees what will be saved.
-        if cleaned.get("kind") == "fixed" and not cleaned.get("anchor") and "anchor" in self.fields:
-            cleaned["anchor"] = cleaned.get("start_at") or timezone.now()
+        kind = KINDS.get(cleaned.get("kind") or "")
+        if kind is not None and not cleaned.get("anchor") and "anchor" in self.fields:
+            cleaned["anchor"] = kind.default_anchor(Schedule(start_at=cleaned.get("start_at")), timezone.now())
         return cleaned
 
 
@@ -179,18 +161,15 @@ class ScheduleAdmin(admin.ModelAdmin):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Schedule]:
-        return Schedule.objects.for_user(admin_user(request)).select_related("job")
+        return selectors.schedules_visible_to(admin_user(request)).select_related("job")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Schedule | None = None) -> tuple[str, ...]:
         # A schedule stays with its job (the service cannot move it).
         return (*self.readonly_fields, "job") if obj else tuple(self.readonly_fields)
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        user = admin_user(request)
-        if db_field.name == "job" and not user.is_superuser:
-            from jobs.models import Job
-
-            kwargs["queryset"] = Job.objects.filter(owner_id=user.pk)
+        if db_field.name == "job":
+            kwargs["queryset"] = jobs_visible_to(admin_user(request))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="Schedule")
@@ -227,8 +206,6 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     @admin.action(description="Run now (the schedule does not move)")
     def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
-        from jobs.admin import run_now_each
-
         run_now_each(self, request, [(schedule.job, schedule) for schedule in queryset])
 
     def _each(self, request: HttpRequest, queryset: QuerySet[Schedule], service: Any, verb: str) -> None:
@@ -241,3 +218,18 @@ class ScheduleAdmin(admin.ModelAdmin):
             else:
                 done += 1
         self.message_user(request, f"{verb} {done} schedule{'s' if done != 1 else ''}.", messages.SUCCESS)
+
+
+class JobWithSchedulesAdmin(JobAdmin):
+    """The jobs app's job page, with the job's schedules inline."""
+
+    inlines = (*JobAdmin.inlines, ScheduleInline)
+
+
+# The jobs app registers its job page knowing nothing of schedules (jobs never imports this
+# app); this app swaps in the page with its schedules inline, the way Django's docs add an
+# inline to the User admin. Chosen over an inline registry in jobs or a class attribute
+# patched from here: the registered class says what the page shows, and this is the one
+# place that decides it.
+admin.site.unregister(Job)
+admin.site.register(Job, JobWithSchedulesAdmin)

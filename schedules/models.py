@@ -12,11 +12,6 @@ from schedules import kinds
 MAX_JITTER_SECONDS = 3600
 
 
-class ScheduleQuerySet(models.QuerySet["Schedule"]):
-    def for_user(self, user: models.Model) -> ScheduleQuerySet:
-        return self if getattr(user, "is_superuser", False) else self.filter(job__owner=user)
-
-
 class Schedule(models.Model):
     class Misfire(models.TextChoices):
         SKIP = "skip", "Skip (record missed)"
@@ -54,8 +49,6 @@ class Schedule(models.Model):
     generation = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-
-    objects = ScheduleQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at"]

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
 from rest_framework import serializers
 
 from jobs.models import Job
-from jobs.serializers import visible_jobs
+from jobs.selectors import jobs_visible_to
 from jobscheduler.api import (
     MAX_COUNT,
     MAX_DURATION_SECONDS,
@@ -19,41 +18,23 @@ from jobscheduler.api import (
     StrictFieldsMixin,
 )
 from schedules import kinds, services, timeline
-from schedules.due_index import apply_live_state
 from schedules.models import Schedule
 
 READ_ONLY_FIELDS = ("id", "next_run_at", "last_run_at", "run_count", "description", "created_at", "updated_at")
 DEFAULT_PREVIEW_COUNT = 10
 
 
-def visible_schedules(user: Any) -> QuerySet[Schedule]:
-    """The schedules of the jobs ``user`` may see (by job id: no $lookup over all schedules)."""
-    if getattr(user, "is_superuser", False):
-        return Schedule.objects.all()
-    return Schedule.objects.filter(job__in=list(visible_jobs(user).values_list("pk", flat=True)))
-
-
-class LiveScheduleListSerializer(serializers.ListSerializer):  # type: ignore[type-arg]
-    """Lists schedules with the engine's live values, read from Redis in one round trip."""
-
-    def to_representation(self, data: Any) -> Any:
-        schedules = list(data.all() if hasattr(data, "all") else data)
-        apply_live_state(schedules)
-        return super().to_representation(schedules)
-
-
 class ScheduleSerializer(ApiModelSerializer):
     """A schedule: when its job runs. The engine keeps next_run_at, last_run_at and run_count
     (shown live from its Redis mirror)."""
 
-    job = ObjectIdRelatedField(queryset=Job.objects.all(), visible_to=visible_jobs)
+    job = ObjectIdRelatedField(visible_to=jobs_visible_to)
     description = serializers.CharField(source="describe", read_only=True)
 
     class Meta:
         model = Schedule
         fields: tuple[str, ...] = ("id", "job", *services.EDITABLE_FIELDS, *READ_ONLY_FIELDS[1:])
         read_only_fields = READ_ONLY_FIELDS
-        list_serializer_class = LiveScheduleListSerializer
         extra_kwargs = {
             "interval_seconds": {"max_value": MAX_DURATION_SECONDS},
             "misfire_grace_seconds": {"max_value": MAX_DURATION_SECONDS},
@@ -62,11 +43,6 @@ class ScheduleSerializer(ApiModelSerializer):
             "max_runs": {"max_value": MAX_COUNT},
             "catchup_max_runs": {"max_value": MAX_COUNT},
         }
-
-    def to_representation(self, instance: Schedule) -> Any:
-        if self.parent is None and isinstance(instance, Schedule) and instance.pk:
-            apply_live_state([instance])
-        return super().to_representation(instance)
 
     def validate_job(self, job: Job) -> Job:
         if self.instance is not None and job.pk != self.instance.job_id:

@@ -25,12 +25,12 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Protocol
 
-from jobs import services
+from jobs import selectors, services
 from jobs.models import Job, Run
-from jobs.runqueue import MANUAL_PREFIX, Entry
+from jobs.runqueue import Entry
 from jobscheduler.epoch import from_epoch_ms
 from schedules import services as schedule_services
-from schedules.models import Schedule
+from schedules.selectors import schedule_by_id
 from workers import metrics
 from workers.children import Outcome
 from workers.worker import Worker
@@ -222,7 +222,7 @@ def _finish_what_was_left(worker: Worker, run: Run, entry: Entry, job: Job) -> H
     """A finished attempt's entry came back (a replay, or a crash before acknowledging it):
     make sure what should follow it does, then acknowledge it."""
     failed = run.status in (Run.Status.FAILED, Run.Status.TIMED_OUT)
-    if failed and not Run.objects.filter(fire_key=run.fire_key, attempt=run.attempt + 1).exists():
+    if failed and not selectors.attempt_recorded(run.fire_key, run.attempt + 1):
         if LOST in run.error and entry.takeovers < worker.options.max_takeovers:
             worker.runqueue.replace(entry.shard, entry.entry_id, entry.next_attempt(takeover=True))
             return Handled.TAKEN_OVER
@@ -258,23 +258,10 @@ def pause_if_failing(worker: Worker, job: Job, run: Run) -> bool:
     limit = job.pause_schedules_after_failures
     if not limit or not run.schedule_id:
         return False
-    recent = (
-        Run.objects.filter(
-            schedule_id=run.schedule_id, status__in=[Run.Status.SUCCEEDED, Run.Status.FAILED, Run.Status.TIMED_OUT]
-        )
-        .exclude(trigger=Run.Trigger.MANUAL)
-        .order_by("-finished_at", "-created_at")
-        .values_list("fire_key", "status")[: limit * (job.max_attempts + 1)]
-    )
-    latest: dict[str, str] = {}
-    for fire_key, status in recent:
-        if fire_key.startswith(MANUAL_PREFIX):
-            continue
-        latest.setdefault(fire_key, status)  # newest first: an occurrence's last attempt
-    outcomes = list(latest.values())[:limit]
+    outcomes = selectors.recent_outcomes(run.schedule_id, limit, job.max_attempts)
     if len(outcomes) < limit or Run.Status.SUCCEEDED in outcomes:
         return False
-    schedule = Schedule.objects.filter(pk=run.schedule_id).first()
+    schedule = schedule_by_id(run.schedule_id)
     if schedule is None or schedule.paused:
         return False
     schedule_services.schedule_pause(schedule)

@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bson import ObjectId
-from bson.errors import InvalidId
 from django.conf import settings
 
+from jobs import selectors
 from jobs.models import Job
 from jobs.runqueue import Entry, RunQueue
 from jobscheduler.coordination import WORKERS, Coordination
-from schedules.models import Schedule
+from schedules import selectors as schedule_selectors
 
 logger = logging.getLogger(__name__)
 
@@ -231,25 +230,18 @@ class Worker:
     def job(self, job_id: str) -> Job | None:
         """The entry's job (None: deleted), cached for ``lookup_cache_seconds``: an edit shows
         within that time, and a burst of runs of one job costs one read."""
-        return self._cached(self._jobs, job_id, lambda: Job.objects.filter(pk=ObjectId(job_id)).first())
+        return self._cached(self._jobs, job_id, lambda: selectors.job_by_id(job_id))
 
     def schedule_policy(self, schedule_id: str) -> str | None:
         """The schedule's overlap policy (None: the schedule is gone), cached like jobs."""
-        return self._cached(
-            self._policies,
-            schedule_id,
-            lambda: Schedule.objects.filter(pk=ObjectId(schedule_id)).values_list("overlap_policy", flat=True).first(),
-        )
+        return self._cached(self._policies, schedule_id, lambda: schedule_selectors.overlap_policy(schedule_id))
 
     def _cached(self, cache: dict[str, tuple[float, Any]], key: str, load: Callable[[], Any]) -> Any:
         hit = cache.get(key)
         now = time.monotonic()
         if hit and now - hit[0] < self.options.lookup_cache_seconds:
             return hit[1]
-        try:
-            value = load()
-        except InvalidId:
-            value = None
+        value = load()
         with self._lock:
             if len(cache) > LOOKUP_CACHE_SIZE:
                 cache.clear()

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from bson import ObjectId
 
-from jobs.models import Job, Run
-from jobscheduler import mongo
+from jobs.selectors import disabled_job_ids, last_nominal_times
 from schedules import metrics
 from schedules.due_index import DueIndex
 from schedules.models import Schedule
@@ -40,8 +38,8 @@ def reconcile(
         seen.update(ids)
         generations = index.generations(ids)
         missing = [schedule for schedule, gen in zip(chunk, generations, strict=True) if gen is None]
-        last_runs = _last_nominal_times([schedule.pk for schedule in missing]) if missing else {}
-        disabled = _disabled_jobs({schedule.job_id for schedule in missing}) if missing else set()
+        last_runs = last_nominal_times([schedule.pk for schedule in missing]) if missing else {}
+        disabled = disabled_job_ids({schedule.job_id for schedule in missing}) if missing else set()
         repaired = []
         for schedule, gen in zip(chunk, generations, strict=True):
             if gen is None:
@@ -83,21 +81,6 @@ def _resume_after_last_fire(schedule: Schedule, last_run: datetime | None, now: 
     if known and not paused:
         occurrence = next_occurrence(schedule, max(known))
         schedule.next_run_at = occurrence.at if occurrence else None
-
-
-def _disabled_jobs(job_ids: set[Any]) -> set[Any]:
-    """Which of these jobs are disabled: their schedules stay stopped when Redis is rebuilt."""
-    held = mongo.collection(Job).find({"_id": {"$in": list(job_ids)}, "enabled": False}, {"_id": 1})
-    return {row["_id"] for row in held}
-
-
-def _last_nominal_times(schedule_ids: list[Any]) -> dict[str, datetime]:
-    pipeline: list[dict[str, Any]] = [
-        {"$match": {"schedule_id": {"$in": schedule_ids}}},
-        {"$group": {"_id": "$schedule_id", "last": {"$max": "$nominal_time"}}},
-    ]
-    collection = mongo.collection(Run)
-    return {str(row["_id"]): row["last"].replace(tzinfo=UTC) for row in collection.aggregate(pipeline) if row["last"]}
 
 
 def _chunks(items: Iterator[Schedule], size: int) -> Iterator[list[Schedule]]:

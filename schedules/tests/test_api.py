@@ -525,3 +525,22 @@ def test_engine_fields_are_shown_live_from_the_mirror(api, job, due_index):
         assert shown["run_count"] == 2
         assert shown["last_run_at"].startswith("2026-03-01T12:00:20")
         assert shown["next_run_at"].startswith("2026-03-01T12:00:30")
+
+
+def test_writes_answer_with_the_engine_fields_live(api, job, due_index):
+    from schedules import engine
+
+    start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    schedule = services.schedule_create(job=job, kind="fixed", interval_seconds=10, now=lambda: start)
+    engine.dispatch_due(due_index, start + timedelta(seconds=10))
+    engine.dispatch_due(due_index, start + timedelta(seconds=20))
+    url = f"/api/schedules/{schedule.pk}/"
+    answers = {
+        "patch": api.patch(url, {"jitter_seconds": 0}, format="json").json(),
+        "pause": post(api, f"{url}pause/", {}).json(),
+        "resume": post(api, f"{url}resume/", {}).json(),
+    }
+    assert Schedule.objects.get(pk=schedule.pk).run_count == 0  # MongoDB still lags
+    for action, shown in answers.items():
+        assert shown["run_count"] == 2, action
+        assert shown["last_run_at"].startswith("2026-03-01T12:00:20"), action

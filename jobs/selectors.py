@@ -1,0 +1,97 @@
+"""Reads of jobs and runs: who sees which (API and admin alike), and what the engine and worker look up.
+
+Runs (and schedules, in schedules.selectors) of a user's jobs are found by job id in two
+plain queries, never through ``job__owner``: the MongoDB backend turns that into a $lookup
+over the whole collection, and joins are where SecantusDB has gaps (jobscheduler/auth.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import QuerySet
+
+from jobs.models import Job, Run
+from jobscheduler import mongo
+
+# DRF's request.user, or the admin's.
+AnyUser = AbstractBaseUser | AnonymousUser
+
+
+def jobs_visible_to(user: AnyUser) -> QuerySet[Job]:
+    """The jobs ``user`` owns; a superuser sees them all, an anonymous user none."""
+    if not getattr(user, "is_authenticated", False):
+        return Job.objects.none()
+    return Job.objects.all() if getattr(user, "is_superuser", False) else Job.objects.filter(owner=user)
+
+
+def job_ids_visible_to(user: AnyUser) -> list[Any]:
+    """The ids of ``jobs_visible_to(user)``: what other collections are filtered on."""
+    return list(jobs_visible_to(user).values_list("pk", flat=True))
+
+
+def runs_visible_to(user: AnyUser) -> QuerySet[Run]:
+    """The runs of the jobs ``user`` may see (by the indexed job id)."""
+    if getattr(user, "is_superuser", False):
+        return Run.objects.all()
+    return Run.objects.filter(job__in=job_ids_visible_to(user))
+
+
+def job_name_taken(owner_id: Any, name: str, *, excluding: Any = None) -> bool:
+    """Whether the owner has a job called ``name`` other than ``excluding`` (a job's pk)."""
+    return Job.objects.filter(owner_id=owner_id, name=name).exclude(pk=excluding).exists()
+
+
+def job_by_id(job_id: str | ObjectId) -> Job | None:
+    """The job with this id; None when there is none or the id is malformed."""
+    try:
+        return Job.objects.filter(pk=ObjectId(job_id)).first()
+    except InvalidId:
+        return None
+
+
+def disabled_job_ids(job_ids: Iterable[Any]) -> set[Any]:
+    """Which of these jobs are disabled: their schedules stay stopped when Redis is rebuilt."""
+    held = mongo.collection(Job).find({"_id": {"$in": list(job_ids)}, "enabled": False}, {"_id": 1})
+    return {row["_id"] for row in held}
+
+
+def last_nominal_times(schedule_ids: Iterable[Any]) -> dict[str, datetime]:
+    """The latest nominal time of any run of each schedule, by schedule id as text (none: absent)."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"schedule_id": {"$in": list(schedule_ids)}}},
+        {"$group": {"_id": "$schedule_id", "last": {"$max": "$nominal_time"}}},
+    ]
+    collection = mongo.collection(Run)
+    return {str(row["_id"]): row["last"].replace(tzinfo=UTC) for row in collection.aggregate(pipeline) if row["last"]}
+
+
+def attempt_recorded(fire_key: str, attempt: int) -> bool:
+    """Whether this attempt of an occurrence has a run record (the unique (fire key, attempt))."""
+    return Run.objects.filter(fire_key=fire_key, attempt=attempt).exists()
+
+
+def recent_outcomes(schedule_id: Any, limit: int, max_attempts: int) -> list[str]:
+    """How the schedule's last ``limit`` occurrences ended, newest first: each one's newest
+    finished attempt (succeeded, failed or timed out). Manual runs and their retries do not count.
+    """
+    recent = (
+        Run.objects.filter(
+            schedule_id=schedule_id, status__in=[Run.Status.SUCCEEDED, Run.Status.FAILED, Run.Status.TIMED_OUT]
+        )
+        .exclude(trigger=Run.Trigger.MANUAL)
+        .order_by("-finished_at", "-created_at")
+        .values_list("fire_key", "status")[: limit * (max_attempts + 1)]
+    )
+    latest: dict[str, str] = {}
+    for fire_key, status in recent:
+        if fire_key.startswith(Run.MANUAL_PREFIX):
+            continue
+        latest.setdefault(fire_key, status)  # newest first: an occurrence's last attempt
+    return list(latest.values())[:limit]

@@ -1,0 +1,39 @@
+"""Reads of schedules, against real MongoDB: who sees what, and the worker's overlap lookup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from django.contrib.auth.models import AnonymousUser, User
+
+from jobs.services import job_create
+from schedules import selectors, services
+from schedules.models import Schedule
+
+
+def make_schedule(owner: User, name: str, **fields: Any) -> Schedule:
+    job = job_create(owner=owner, name=name, target_type="python", target={"function": "demo.hello"})
+    return services.schedule_create(job=job, kind="fixed", interval_seconds=60, **fields)
+
+
+def test_schedules_visible_to_owner_superuser_and_others(user: User, other_user: User) -> None:
+    superuser = User.objects.create_superuser("root", "root@example.com", "root-password-1")
+    carol = User.objects.create_user("carol", "carol@example.com", "carol-password-1")
+    mine, theirs = make_schedule(user, "alice's"), make_schedule(other_user, "bob's")
+    also_mine = services.schedule_create(job=mine.job, kind="cron", expression="@daily")
+
+    assert list(selectors.schedules_visible_to(user)) == [mine, also_mine]
+    assert list(selectors.schedules_visible_to(other_user)) == [theirs]
+    assert set(selectors.schedules_visible_to(superuser)) == {mine, also_mine, theirs}
+    assert list(selectors.schedules_visible_to(carol)) == []
+    assert list(selectors.schedules_visible_to(AnonymousUser())) == []
+
+
+def test_overlap_policy(user: User) -> None:
+    schedule = make_schedule(user, "nightly", overlap_policy="buffer_one")
+    assert selectors.overlap_policy(str(schedule.pk)) == "buffer_one"
+    assert selectors.overlap_policy(schedule.pk) == "buffer_one"
+    assert selectors.overlap_policy(str(ObjectId())) is None
+    assert selectors.overlap_policy("not-an-object-id") is None
+    assert selectors.overlap_policy("") is None
