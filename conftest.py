@@ -1,4 +1,4 @@
-"""Fixtures shared by every app's tests. Servers come from jobscheduler.devtools.pytest_servers."""
+"""Fixtures shared by every app's tests. Servers come from devtools.pytest_servers."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from devtools.pytest_servers import delete_keys_with_prefix
 from jobs.runqueue import RunQueue
 from jobscheduler.coordination import Coordination
-from jobscheduler.devtools.pytest_servers import delete_keys_with_prefix
 from jobscheduler.keyspace import Keyspace, use_keyspace
 from schedules.due_index import DueIndex, get_due_index
 

@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from engine import CLOCK_TICKS, Harness, machine, percentile, proc_cpu_seconds  # noqa: E402
 
-from jobscheduler.devtools.servers import free_port, port_open  # noqa: E402
+from devtools.servers import free_port, port_open  # noqa: E402
 
 # Before the Harness copies the environment: the receiver listens on 127.0.0.1.
 os.environ["JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS"] = "127.0.0.1"

@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jobscheduler.devtools.servers import Servers  # noqa: E402
+from devtools.servers import Servers  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

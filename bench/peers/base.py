@@ -19,7 +19,7 @@ BENCH = Path(__file__).resolve().parents[1]
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
-from jobscheduler.devtools.servers import Servers  # noqa: E402
+from devtools.servers import Servers  # noqa: E402
 
 
 class ProcessHandle:

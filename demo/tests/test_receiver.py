@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from demo.receiver import DEMO_SECRET, PATH, Receiver, serve, verify
-from jobscheduler.devtools.servers import free_port, port_open
+from devtools.servers import free_port, port_open
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = 1_760_000_000  # the receiver's clock in these tests (epoch seconds)

@@ -1,7 +1,7 @@
 """Production runs without the demo app and without the development tooling.
 
 Settings install ``demo`` only when JOBSCHEDULER_DEMO says so (bin/run and the test plugin set
-it), and no production module imports ``demo`` or ``jobscheduler.devtools``: read from the
+it), and no production module imports ``demo`` or ``devtools``: read from the
 source here, and seen in a process started with the production environment.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from django.apps import apps
 
 ROOT = Path(__file__).resolve().parents[2]
-NOT_FOR_PRODUCTION = ("demo", "jobscheduler.devtools")
+NOT_FOR_PRODUCTION = ("demo", "devtools")
 
 # Imports everything a production process loads: apps (models, admin, tasks), URLconf and
 # views, the WSGI application and every management command; then reports what it saw.
@@ -51,13 +51,13 @@ def not_for_production(name: str) -> bool:
 
 
 def production_modules() -> list[Path]:
-    """Every module of the service: top-level packages but the demo, without tests or devtools."""
-    packages = [path.parent for path in ROOT.glob("*/__init__.py") if path.parent.name != "demo"]
+    """Every module of the service: top-level packages but the demo and the devtools, without tests."""
+    packages = [path.parent for path in ROOT.glob("*/__init__.py") if path.parent.name not in NOT_FOR_PRODUCTION]
     modules = [ROOT / "manage.py"]
     for package in packages:
         for path in package.rglob("*.py"):
             parts = path.relative_to(ROOT).parts
-            if "tests" not in parts and parts[:2] != ("jobscheduler", "devtools"):
+            if "tests" not in parts:
                 modules.append(path)
     return sorted(modules)
 
@@ -92,7 +92,7 @@ def test_production_settings_do_not_install_the_demo() -> None:
 
 def test_the_image_leaves_the_demo_and_the_devtools_out() -> None:
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
-    assert {"demo", "jobscheduler/devtools"} <= ignored
+    assert {"demo", "devtools"} <= ignored
     for name in ("Dockerfile", "docker-compose.yml"):
         assert "JOBSCHEDULER_DEMO" not in (ROOT / name).read_text()
 
@@ -117,15 +117,12 @@ def test_no_production_module_imports_the_demo_or_the_devtools() -> None:
 
 
 def test_the_import_check_sees_absolute_and_relative_imports() -> None:
-    names = imported_names(
-        "import demo.tasks\nfrom demo import seed\nfrom .devtools import servers\n", ["jobscheduler"]
-    )
+    names = imported_names("import demo.tasks\nfrom demo import seed\nimport devtools.servers\n", ["jobscheduler"])
     assert {name for name in names if not_for_production(name)} == {
         "demo",
         "demo.tasks",
         "demo.seed",
-        "jobscheduler.devtools",
-        "jobscheduler.devtools.servers",
+        "devtools.servers",
     }
-    names = imported_names("from ..devtools.servers import free_port\n", ["jobscheduler", "engine"])
-    assert "jobscheduler.devtools.servers" in names
+    names = imported_names("from ..seed import seed_demo\n", ["demo", "management"])
+    assert "demo.seed" in names

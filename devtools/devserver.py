@@ -1,6 +1,6 @@
 """The local run command (bin/run): start what is missing, migrate, seed the demo, serve.
 
-``python -m jobscheduler.devtools.devserver`` on a fresh machine starts SecantusDB (data kept in
+``python -m devtools.devserver`` on a fresh machine starts SecantusDB (data kept in
 .data/mongo) unless MONGODB_URI is set and a private redis-server unless one answers at
 REDIS_URL, then runs every process in ``local_services`` as a child (web, scheduler, worker
 and, with the demo, the webhook receiver the demo webhook goes to) and stops them all, by
@@ -26,9 +26,9 @@ from types import FrameType
 
 from demo.receiver import DEFAULT_PORT as DEFAULT_RECEIVER_PORT
 from demo.receiver import PATH as RECEIVER_PATH
-from jobscheduler.devtools.servers import Servers, ensure_servers, port_open
+from devtools.servers import Servers, ensure_servers, port_open
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[1]
 DATA_DIR = BASE_DIR / ".data"
 LOG_DIR = DATA_DIR / "logs"
 MONGO_DIR = DATA_DIR / "mongo"

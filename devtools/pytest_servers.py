@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from jobscheduler.devtools.servers import Servers, ensure_servers
+from devtools.servers import Servers, ensure_servers
 
 _servers: Servers | None = None
 

@@ -1,4 +1,4 @@
-"""The run command's pieces (jobscheduler.devtools.devserver), without starting servers."""
+"""The run command's pieces (devtools.devserver), without starting servers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from demo.receiver import DEFAULT_PORT, PATH
-from jobscheduler.devtools import devserver
+from devtools import devserver
 
 ROOT = Path(__file__).resolve().parents[2]
 
