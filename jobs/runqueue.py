@@ -33,7 +33,7 @@ import redis
 
 from jobs.models import Run
 from jobscheduler.keyspace import Keyspace, default_keyspace
-from jobscheduler.lua import LuaScripts
+from jobscheduler.scripts import LuaScripts
 
 WORKER_GROUP = "workers"
 

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from jobscheduler.keyspace import Keyspace, default_keyspace
-from jobscheduler.lua import LuaScripts
+from jobscheduler.scripts import LuaScripts
 
 SCHEDULERS = "schedulers"
 WORKERS = "workers"

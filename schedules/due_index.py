@@ -25,7 +25,7 @@ from typing import Any
 
 from jobs.runqueue import RunQueue
 from jobscheduler.keyspace import Keyspace, default_keyspace
-from jobscheduler.lua import Call, LuaScripts
+from jobscheduler.scripts import Call, LuaScripts
 from schedules import mirror
 from schedules.models import Schedule
 

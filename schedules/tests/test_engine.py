@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from jobs.models import Run
-from jobscheduler import lua
+from jobscheduler import scripts
 from jobscheduler.epoch import from_epoch_ms, to_epoch_ms
 from schedules import engine, services
 from schedules.due_index import DueIndex
@@ -346,10 +346,10 @@ def test_dispatch_loads_its_script_when_redis_lacks_it(job, keyspace, monkeypatc
     import uuid
 
     # A script text Redis has never seen, as after a restart: the first call answers NOSCRIPT.
-    original = lua.source
+    original = scripts.source
     fresh = f"\n-- {uuid.uuid4().hex}"
-    monkeypatch.setattr(lua, "source", lambda package, name: original(package, name) + fresh)
-    monkeypatch.setattr(lua, "sha", functools.cache(lua.sha.__wrapped__))  # SHAs of the new texts
+    monkeypatch.setattr(scripts, "source", lambda package, name: original(package, name) + fresh)
+    monkeypatch.setattr(scripts, "sha", functools.cache(scripts.sha.__wrapped__))  # SHAs of the new texts
     unseen = DueIndex(keyspace)
     assert not unseen.client.script_exists(unseen._scripts._sha["dispatch"])[0]
     schedule = create(job, kind="fixed", interval_seconds=10)
