@@ -72,6 +72,17 @@ def last_nominal_times(schedule_ids: Iterable[Any]) -> dict[str, datetime]:
     return {str(row["_id"]): row["last"].replace(tzinfo=UTC) for row in collection.aggregate(pipeline) if row["last"]}
 
 
+def recorded_attempts(attempts: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Which of these (fire key, attempt) pairs have a run record, in one indexed query."""
+    wanted = set(attempts)
+    if not wanted:
+        return set()
+    found = mongo.collection(Run).find(
+        {"fire_key": {"$in": sorted({fire_key for fire_key, _ in wanted})}}, {"fire_key": 1, "attempt": 1, "_id": 0}
+    )
+    return {(row["fire_key"], row["attempt"]) for row in found} & wanted
+
+
 def attempt_recorded(fire_key: str, attempt: int) -> bool:
     """Whether this attempt of an occurrence has a run record (the unique (fire key, attempt))."""
     return Run.objects.filter(fire_key=fire_key, attempt=attempt).exists()
@@ -86,7 +97,7 @@ def recent_outcomes(schedule_id: Any, limit: int, max_attempts: int) -> list[str
             schedule_id=schedule_id, status__in=[Run.Status.SUCCEEDED, Run.Status.FAILED, Run.Status.TIMED_OUT]
         )
         .exclude(trigger=Run.Trigger.MANUAL)
-        .order_by("-finished_at", "-created_at")
+        .order_by("-finished_at", "-created_at", "-pk")
         .values_list("fire_key", "status")[: limit * (max_attempts + 1)]
     )
     latest: dict[str, str] = {}

@@ -1,14 +1,15 @@
 """The one write path for jobs and runs: validate and save; job events reach schedules by signals.
 
-Run records are written by the worker through the ``run_*`` functions: an insert keyed by
-(fire key, attempt), then compare-and-set status changes, so a replayed stream entry records
-once and two workers can never both start (or both finish) the same attempt.
+Run records are written by the worker through the ``run_*`` and ``runs_*`` functions: inserts
+keyed by (fire key, attempt), many at a time, and compare-and-set status changes, so a
+replayed stream entry records once and two workers can never both start (or both finish) the
+same attempt.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,8 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError
 from django.utils import timezone
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
 
 from jobs import selectors
 from jobs.models import Job, Run
@@ -24,6 +27,8 @@ from jobs.runqueue import Entry, RunQueue
 from jobs.signals import job_deleting, job_enabled_changed
 from jobscheduler import mongo
 from jobscheduler.epoch import to_epoch_ms
+
+DUPLICATE_KEY = 11000  # MongoDB's error code for a unique index refusing a write
 
 EDITABLE_FIELDS = (
     "name",
@@ -207,6 +212,128 @@ def run_finish(
     return _compare_and_set(run, expected, {"status": status, "finished_at": now, "output": output, "error": error})
 
 
+def run_draft(
+    *,
+    job_id: Any,
+    schedule_id: Any,
+    fire_key: str,
+    attempt: int,
+    trigger: str,
+    nominal_time: datetime | None,
+    dispatched_at: datetime,
+    worker: str,
+) -> Run:
+    """An attempt as it will be recorded, not saved yet: a worker records it in a batch when it
+    ends (``runs_insert_many``), or as running first if it lasts (see workers.recorder)."""
+    return Run(
+        pk=ObjectId(),
+        job_id=ObjectId(job_id),
+        schedule_id=ObjectId(schedule_id) if schedule_id else None,
+        fire_key=fire_key,
+        attempt=attempt,
+        trigger=trigger,
+        status=Run.Status.PENDING,
+        nominal_time=nominal_time,
+        dispatched_at=dispatched_at,
+        worker=worker,
+    )
+
+
+def run_save_pending(run: Run) -> bool:
+    """Record a drafted attempt as pending (it waits, held back by its overlap policy); False if
+    the attempt is recorded already."""
+    try:
+        run.save(force_insert=True)
+    except IntegrityError:
+        return False
+    return True
+
+
+def runs_insert_many(runs: Sequence[Run]) -> list[bool]:
+    """Insert drafted attempts as they stand, in one unordered write; returns, per run, whether it
+    was inserted (False: its (fire key, attempt) is recorded already, and that record stands)."""
+    if not runs:
+        return []
+    documents = []
+    created = timezone.now()
+    for run in runs:
+        run.created_at = run.created_at or created
+        documents.append({_column(field): getattr(run, field.attname) for field in Run._meta.concrete_fields})
+    try:
+        mongo.collection(Run).insert_many(documents, ordered=False)
+    except BulkWriteError as error:
+        refused = {failure["index"] for failure in error.details["writeErrors"] if failure["code"] == DUPLICATE_KEY}
+        if len(refused) != len(error.details["writeErrors"]):
+            raise
+        inserted = [index not in refused for index in range(len(runs))]
+    else:
+        inserted = [True] * len(runs)
+    for run, done in zip(runs, inserted, strict=True):
+        if done:
+            run._state.adding = False
+            run._state.db = "default"
+    return inserted
+
+
+def runs_compare_and_set_many(changes: Sequence[tuple[Run, dict[str, Any], dict[str, Any]]]) -> list[bool]:
+    """``run_finish``'s compare-and-set for many stored runs in one write: each (run, expected
+    fields, new values) applies only if the run still has the expected fields. Returns, per
+    change, whether it applied."""
+    if not changes:
+        return []
+    operations = [
+        UpdateOne({"_id": run.pk, **_plain(expected)}, {"$set": _plain(values)}) for run, expected, values in changes
+    ]
+    result = mongo.collection(Run).bulk_write(operations, ordered=False)
+    if result.matched_count == len(changes):
+        applied = [True] * len(changes)
+    else:  # which ones: read back what the others hold now (rare: a takeover happened)
+        held = {
+            row["_id"]: row for row in mongo.collection(Run).find({"_id": {"$in": [run.pk for run, _, _ in changes]}})
+        }
+        applied = [
+            all(
+                held.get(run.pk, {}).get(name) == value
+                for name, value in _plain(values).items()
+                if name != "finished_at"
+            )
+            and held.get(run.pk, {}).get("worker") == run.worker
+            for run, _, values in changes
+        ]
+    for (run, _, values), done in zip(changes, applied, strict=True):
+        if done:
+            for name, value in values.items():
+                setattr(run, name, value)
+    return applied
+
+
+def run_by_attempt_compare_and_set(run: Run, expected: dict[str, Any], values: dict[str, Any]) -> Run | None:
+    """Apply ``values`` to the stored record of the same (fire key, attempt) as the drafted ``run``
+    if it has the ``expected`` fields; returns the record as it is now, or None if it did not apply."""
+    found = mongo.collection(Run).find_one_and_update(
+        {"fire_key": run.fire_key, "attempt": run.attempt, **_plain(expected)},
+        {"$set": _plain(values)},
+        projection={"_id": 1},
+    )
+    if found is None:
+        return None
+    run.pk = found["_id"]
+    run._state.adding = False
+    run._state.db = "default"
+    for name, value in values.items():
+        setattr(run, name, value)
+    return run
+
+
+def _column(field: Any) -> str:
+    return "_id" if field.primary_key else field.column
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """Values as pymongo stores them (choices enums as their strings)."""
+    return {name: str(value) if isinstance(value, str) else value for name, value in values.items()}
+
+
 def run_note(run: Run, note: str) -> None:
     """Add a line to a finished run's error (why the engine did something after it)."""
     run.error = f"{run.error}\n{note}" if run.error else note
@@ -217,9 +344,9 @@ def _compare_and_set(run: Run, expected: dict[str, Any], values: dict[str, Any])
     # One flat filter, through pymongo: the ORM sends {$and: [{_id}, {status}]}, which
     # SecantusDB (tests, local runs) answers by scanning every run: 10 ms per update with
     # 1,000 runs stored, 190 ms at 20,000 (docs/e2e-benchmark.md). MongoDB plans both alike.
-    plain = {name: str(value) if isinstance(value, str) else value for name, value in values.items()}
-    condition = {name: str(value) if isinstance(value, str) else value for name, value in expected.items()}
-    changed = mongo.collection(Run).update_one({"_id": run.pk, **condition}, {"$set": plain}).matched_count
+    changed = (
+        mongo.collection(Run).update_one({"_id": run.pk, **_plain(expected)}, {"$set": _plain(values)}).matched_count
+    )
     if changed:
         for name, value in values.items():
             setattr(run, name, value)

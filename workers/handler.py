@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from jobs import selectors, services
 from jobs.models import Job, Run
@@ -98,20 +98,28 @@ def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
             worker.runqueue.ack(entry.shard, entry.entry_id)
             return Handled.DROPPED
         schedule_id, policy = ("", "allow") if found is None else (schedule_id, found)
-    run, created = services.run_begin(
-        job_id=entry.job_id,
-        schedule_id=schedule_id,
-        fire_key=entry.fire_key,
-        attempt=entry.attempt,
-        trigger=Run.Trigger.RETRY if entry.attempt > 1 else entry.trigger,
-        nominal_time=from_epoch_ms(entry.nominal_ms),
-        dispatched_at=from_epoch_ms(entry.dispatched_ms),
-        worker=worker.name,
-    )
-    if not created:
-        verdict = _recorded_already(worker, run, entry, job)
-        if verdict is not None:
-            return verdict
+    attempt: dict[str, Any] = {
+        "job_id": entry.job_id,
+        "schedule_id": schedule_id,
+        "fire_key": entry.fire_key,
+        "attempt": entry.attempt,
+        "trigger": Run.Trigger.RETRY if entry.attempt > 1 else entry.trigger,
+        "nominal_time": from_epoch_ms(entry.nominal_ms),
+        "dispatched_at": from_epoch_ms(entry.dispatched_ms),
+        "worker": worker.name,
+    }
+    if entry.claimed or entry.is_manual or entry.held or worker.was_recorded(entry):
+        # A taken-over entry may have been started, or finished, by the worker that held it;
+        # a manual run and a held one have a pending record; a replayed one is recorded
+        # already (worker.read looked): read what is recorded and go on from there.
+        run, created = services.run_begin(**attempt)
+        if not created:
+            verdict = _recorded_already(worker, run, entry, job)
+            if verdict is not None:
+                return verdict
+    else:
+        # A new attempt, recorded in a batch when it ends (workers.recorder).
+        run = services.run_draft(**attempt)
     if not job.enabled and not entry.is_manual:
         return _skip(worker, run, entry, "Skipped: the job is disabled.")
     if schedule_id:
@@ -126,6 +134,8 @@ def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
         if decision == "skip":
             return _skip(worker, run, entry, "Skipped: a run of this schedule was still running (overlap policy).")
         if decision == "hold":
+            if run._state.adding:
+                services.run_save_pending(run)  # shown as pending while it waits
             return Handled.HELD  # the entry moved to the delayed set; the record stays pending
         worker.mark_running(entry)
     try:
@@ -136,7 +146,7 @@ def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
 
 
 def _execute(worker: Worker, run: Run, entry: Entry, job: Job, executor: Executor) -> Handled:
-    if not services.run_started(
+    if not worker.recorder.started(
         run, worker=worker.name, now=worker.now(), dispatched_at=from_epoch_ms(entry.dispatched_ms)
     ):
         # Another worker started this attempt from a copy of the entry: it is theirs.
@@ -147,7 +157,7 @@ def _execute(worker: Worker, run: Run, entry: Entry, job: Job, executor: Executo
         outcome = executor.execute(job, fire_key=entry.fire_key, attempt=entry.attempt)
     finally:
         metrics.IN_FLIGHT.dec()
-    recorded = not worker.is_lost(entry) and services.run_finish(
+    recorded = not worker.is_lost(entry) and worker.recorder.finish(
         run,
         status=outcome.status,
         now=worker.now(),
@@ -172,7 +182,7 @@ def _execute(worker: Worker, run: Run, entry: Entry, job: Job, executor: Executo
 
 
 def _skip(worker: Worker, run: Run, entry: Entry, reason: str) -> Handled:
-    services.run_finish(run, status=Run.Status.SKIPPED, now=worker.now(), error=reason, expect_status=run.status)
+    worker.recorder.finish(run, status=Run.Status.SKIPPED, now=worker.now(), error=reason, expect_status=run.status)
     metrics.RUNS.labels(status=Run.Status.SKIPPED, trigger=run.trigger).inc()
     worker.runqueue.ack(entry.shard, entry.entry_id)
     return Handled.SKIPPED

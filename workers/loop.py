@@ -32,6 +32,7 @@ RELEASE_EVERY = 0.25  # seconds between looks at the delayed sets (due retries, 
 def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) -> None:
     """Work until ``stop`` is set, then finish the runs in progress and return."""
     worker.runqueue.ensure_groups()
+    worker.recorder.start()
     if slots is None:
         env = child_env(redis_prefix=worker.runqueue.keyspace.prefix, shards=worker.runqueue.shards)
         slots = [Slot(env) for _ in range(worker.options.concurrency)]
@@ -82,6 +83,7 @@ def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) 
             work.put(None)
         for thread in threads:
             thread.join()
+        worker.recorder.stop()
         quiet.set()
         keeper.join(timeout=10)
         with contextlib.suppress(redis.RedisError):
@@ -92,10 +94,8 @@ def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) 
 def _slot_loop(
     worker: Worker, slot: Slot, work: queue.Queue[Entry | None], free: threading.Condition, busy: list[int]
 ) -> None:
-    try:
-        slot.start()  # warm: the first run does not wait for Django to load in the child
-    except RuntimeError:
-        logger.exception("could not start a run process; it is retried at the first run")
+    # No run process is started before a python or command run needs one (webhooks never do):
+    # the slot starts its own at its first such run and keeps it for the next ones.
     try:
         while True:
             entry = work.get()

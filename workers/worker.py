@@ -31,6 +31,7 @@ from jobs.models import Job
 from jobs.runqueue import Entry, RunQueue
 from jobscheduler.coordination import WORKERS, Coordination
 from schedules import selectors as schedule_selectors
+from workers.recorder import Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def worker_name() -> str:
 class _Owned:
     entry: Entry
     running: bool = False  # registered in the schedule's running set (overlap)
+    recorded: bool = True  # its attempt had a run record when it was read
 
 
 @dataclass
@@ -107,6 +109,7 @@ class Worker:
         self._offset = 0
         self._claim_cursors: dict[int, str] = {}
         self.stats = _Stats()
+        self.recorder = Recorder()
 
     # --- time ------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -161,11 +164,21 @@ class Worker:
                 logger.error("malformed stream entry dropped", extra={"entry_id": entry_id, "fields": fields})
                 self.runqueue.ack(shard, entry_id)
                 continue
-            with self._lock:
-                self._owned[entry.key] = _Owned(entry)
-                self._lost.discard(entry.key)
             entries.append(entry)
+        # One look, for all of them, at which attempts are recorded already: a replay (Redis
+        # lost data after a run was recorded) must not run again.
+        recorded = selectors.recorded_attempts([(entry.fire_key, entry.attempt) for entry in entries])
+        with self._lock:
+            for entry in entries:
+                self._owned[entry.key] = _Owned(entry, recorded=(entry.fire_key, entry.attempt) in recorded)
+                self._lost.discard(entry.key)
         return entries
+
+    def was_recorded(self, entry: Entry) -> bool:
+        """Whether the entry's attempt had a run record when the entry was read."""
+        with self._lock:
+            owned = self._owned.get(entry.key)
+            return owned is None or owned.recorded
 
     def holding(self) -> list[Entry]:
         with self._lock:

@@ -1,0 +1,196 @@
+"""Run records in batches: one insert per attempt that ends within a batch, insert and update for longer ones.
+
+A worker's slots hand their attempts to one :class:`Recorder`. Each pass of its thread
+writes, in at most three round trips, every attempt that ended since the last pass (inserted
+with its outcome, or updated if it was inserted before) and every attempt that has been
+running longer than ``insert_after`` (inserted as running, so the API and a worker taking it
+over see it). A slot waits for the pass that writes its attempt, then acknowledges the
+stream entry: so a crash between the MongoDB write and the acknowledgement leaves the entry
+to be taken over, and the taker finds the attempt recorded (the unique (fire key, attempt)
+index) and does not record it twice; a crash before the write leaves nothing recorded, and
+the taker runs the attempt.
+
+Attempts read back from MongoDB (a manual run's pending record, a taken-over attempt) keep
+the plain compare-and-set writes of jobs.services, one at a time: they are the rare case.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jobs import services
+from jobs.models import Run
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _Tracked:
+    run: Run
+    since: float  # monotonic time it started running
+    outcome: dict[str, Any] | None = None
+    inserting: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+    recorded: bool = False
+
+
+class Recorder:
+    """This worker's run records, written in batches by a thread of their own (``start``)."""
+
+    def __init__(self, *, insert_after: float = 0.05):
+        self.insert_after = insert_after
+        self._lock = threading.Condition()
+        self._tracked: dict[int, _Tracked] = {}
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    # --- what slots call ------------------------------------------------------------------
+    def started(self, run: Run, *, worker: str, now: datetime, dispatched_at: datetime) -> bool:
+        """The attempt starts running here. A drafted one is kept in memory (recorded when it
+        ends, or as running if it lasts); a stored one is set running now, if it is still
+        pending. False: another worker started it first."""
+        values: dict[str, Any] = {"status": Run.Status.RUNNING, "worker": worker, "started_at": now}
+        if not run._state.adding:
+            return services.run_started(run, worker=worker, now=now, dispatched_at=dispatched_at)
+        for name, value in values.items():
+            setattr(run, name, value)
+        with self._lock:
+            self._tracked[id(run)] = _Tracked(run, time.monotonic())
+        return True
+
+    def finish(
+        self,
+        run: Run,
+        *,
+        status: str,
+        now: datetime,
+        output: str = "",
+        error: str = "",
+        expect_status: str = Run.Status.RUNNING,
+        expect_worker: str | None = None,
+    ) -> bool:
+        """Record how the attempt ended; returns once it is written. False: it is not, because
+        another worker changed the record first (a takeover) or recorded the attempt already."""
+        if not run._state.adding and id(run) not in self._tracked:
+            return services.run_finish(
+                run,
+                status=status,
+                now=now,
+                output=output,
+                error=error,
+                expect_status=expect_status,
+                expect_worker=expect_worker,
+            )
+        outcome: dict[str, Any] = {"status": status, "finished_at": now, "output": output, "error": error}
+        with self._lock:
+            tracked = self._tracked.setdefault(id(run), _Tracked(run, time.monotonic()))
+            tracked.outcome = outcome
+            self._lock.notify_all()
+            inline = self._thread is None
+        if inline:
+            self.flush()
+        tracked.done.wait()
+        return tracked.recorded
+
+    # --- the writing thread ---------------------------------------------------------------
+    def start(self) -> None:
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="recorder", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write what is left, then stop the thread (slots have finished by now)."""
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.flush()
+
+    def _loop(self) -> None:
+        from django.db import connection
+
+        try:
+            while True:
+                with self._lock:
+                    self._lock.wait_for(lambda: self._stopping or self._due(), timeout=self.insert_after)
+                    if self._stopping:
+                        return
+                try:
+                    self.flush()
+                except Exception:
+                    logger.exception("recording runs failed; trying again")
+                    time.sleep(0.5)
+        finally:
+            connection.close()
+
+    def _due(self) -> bool:
+        return any(tracked.outcome is not None and not tracked.inserting for tracked in self._tracked.values())
+
+    def flush(self) -> None:
+        """One pass: write what ended, and insert as running what has run longer than ``insert_after``."""
+        now_mono = time.monotonic()
+        with self._lock:
+            inserts: list[_Tracked] = []
+            updates: list[_Tracked] = []
+            for tracked in self._tracked.values():
+                if tracked.inserting:
+                    continue
+                if tracked.run._state.adding and (
+                    tracked.outcome is not None or now_mono - tracked.since >= self.insert_after
+                ):
+                    tracked.inserting = True
+                    if tracked.outcome is not None:
+                        for name, value in tracked.outcome.items():
+                            setattr(tracked.run, name, value)
+                    inserts.append(tracked)
+                elif not tracked.run._state.adding and tracked.outcome is not None:
+                    tracked.inserting = True
+                    updates.append(tracked)
+        if not inserts and not updates:
+            return
+        try:
+            inserted = services.runs_insert_many([tracked.run for tracked in inserts])
+            applied = services.runs_compare_and_set_many(
+                [
+                    (tracked.run, {"status": Run.Status.RUNNING, "worker": tracked.run.worker}, tracked.outcome or {})
+                    for tracked in updates
+                ]
+            )
+        except Exception:
+            with self._lock:
+                for tracked in (*inserts, *updates):
+                    tracked.inserting = False
+            raise
+        finished: list[tuple[_Tracked, bool]] = []
+        for tracked, done in zip(inserts, inserted, strict=True):
+            if not done:
+                # Recorded already: a pending record of this attempt (a manual run) is ours to
+                # take on; anything else stands, and this attempt's outcome is void.
+                taken = services.run_by_attempt_compare_and_set(
+                    tracked.run, {"status": Run.Status.PENDING}, self._fields(tracked)
+                )
+                done = taken is not None
+            if tracked.outcome is not None or not done:
+                finished.append((tracked, done))
+        finished += list(zip(updates, applied, strict=True))
+        with self._lock:
+            for tracked in (*inserts, *updates):
+                tracked.inserting = False
+            for tracked, done in finished:
+                self._tracked.pop(id(tracked.run), None)
+                tracked.recorded = done
+                tracked.done.set()
+
+    @staticmethod
+    def _fields(tracked: _Tracked) -> dict[str, Any]:
+        run = tracked.run
+        fields = {"status": run.status, "worker": run.worker, "started_at": run.started_at}
+        fields["dispatched_at"] = run.dispatched_at
+        return {**fields, **(tracked.outcome or {})}
