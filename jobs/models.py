@@ -110,6 +110,9 @@ class Run(models.Model):
         ordering = ["-nominal_time", "-created_at"]
         constraints = [models.UniqueConstraint(fields=["fire_key", "attempt"], name="run_fire_key_attempt_unique")]
         indexes = [
+            # The unique constraint's index is partial (fire_key and attempt of the right
+            # types), which a plain query on fire_key cannot use: look-ups by fire key need this.
+            models.Index(fields=["fire_key"], name="run_fire_key"),
             models.Index(fields=["job", "-nominal_time"]),
             models.Index(fields=["schedule", "-nominal_time"]),
             models.Index(fields=["status", "-nominal_time"]),

@@ -27,6 +27,7 @@ from jobs.runqueue import Entry, RunQueue
 from jobs.signals import job_deleting, job_enabled_changed
 from jobscheduler import mongo
 from jobscheduler.epoch import to_epoch_ms
+from jobscheduler.keyspace import default_keyspace
 
 DUPLICATE_KEY = 11000  # MongoDB's error code for a unique index refusing a write
 
@@ -78,6 +79,7 @@ def job_update(job: Job, *, now: Callable[[], datetime] = timezone.now, **fields
     job.full_clean(validate_constraints=False)
     _check_name_free(job)
     job.save()
+    _announce(job)
     if job.enabled != was_enabled:
         job_enabled_changed.send(sender=Job, job=job, now=now)
     return job
@@ -86,7 +88,15 @@ def job_update(job: Job, *, now: Callable[[], datetime] = timezone.now, **fields
 def job_delete(job: Job) -> None:
     """Delete a job; its schedules are unscheduled first (schedules.receivers)."""
     job_deleting.send(sender=Job, job=job)
+    job_id = job.pk
     job.delete()
+    _announce(job, job_id)
+
+
+def _announce(job: Job, job_id: Any = None) -> None:
+    """Tell workers the job changed, so they drop what they cached of it."""
+    keyspace = default_keyspace()
+    keyspace.client.publish(keyspace.job_changes_channel, str(job_id or job.pk))
 
 
 # --- runs -------------------------------------------------------------------------------------

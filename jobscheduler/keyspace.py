@@ -41,6 +41,11 @@ class Keyspace:
         """The pub/sub channel on which schedule edits wake sleeping schedulers."""
         return self.global_key("changes")
 
+    @property
+    def job_changes_channel(self) -> str:
+        """The pub/sub channel on which job edits reach workers (their cached jobs)."""
+        return self.global_key("job-changes")
+
 
 def redis_client() -> redis.Redis:
     """The shared connection pool from django-redis (``REDIS_URL``)."""

@@ -12,10 +12,10 @@
 - **Takeover.** A claimed attempt that was running (its worker died) is marked failed
   ("worker X lost mid-run") and replaced, atomically, by attempt + 1 (trigger ``retry``), at
   most ``max_takeovers`` times per occurrence.
-- **Overlap.** Runs of a schedule register in Redis while they run (a lease the worker keeps
-  fresh); one Lua step per run applies the schedule's overlap policy: ``skip`` records a run
-  that would overlap as skipped, ``buffer_one`` holds one back in the delayed set until the
-  running one leaves. Manual runs and retries always run (they still count as running).
+- **Overlap.** Runs of a ``skip`` or ``buffer_one`` schedule register in Redis while they run
+  (a lease the worker keeps fresh); one Lua step per run applies the policy: ``skip`` records
+  a run that would overlap as skipped, ``buffer_one`` holds one back in the delayed set until
+  the running one leaves. Manual runs and retries always run (they still count as running).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from jobs.models import Job, Run
 from jobs.runqueue import Entry
 from jobscheduler.epoch import from_epoch_ms
 from schedules import services as schedule_services
+from schedules.models import Schedule
 from schedules.selectors import schedule_by_id
 from workers import metrics
 from workers.children import Outcome
@@ -122,7 +123,11 @@ def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
         run = services.run_draft(**attempt)
     if not job.enabled and not entry.is_manual:
         return _skip(worker, run, entry, "Skipped: the job is disabled.")
-    if schedule_id:
+    # Runs of an ``allow`` schedule skip the overlap bookkeeping (two Redis steps a run): only
+    # runs of skip and buffer_one schedules look at what else of theirs is running. (A schedule
+    # switched from allow to skip does not see the allow runs still going when it changed.)
+    tracked = bool(schedule_id) and overlap_decision_policy(entry.trigger, policy) != Schedule.Overlap.ALLOW
+    if tracked:
         decided_by = overlap_decision_policy(entry.trigger, policy)
         # Only scheduled entries can be held; they sit on their schedule's shard, so the
         # overlap step touches one hash slot (manual ones sit on their job's shard).
@@ -141,7 +146,7 @@ def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
     try:
         return _execute(worker, run, entry, job, executor)
     finally:
-        if schedule_id:
+        if tracked:
             worker.runqueue.overlap_leave(schedule_id, entry.run_key, worker.now_ms())
 
 

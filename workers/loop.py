@@ -32,6 +32,7 @@ RELEASE_EVERY = 0.25  # seconds between looks at the delayed sets (due retries, 
 def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) -> None:
     """Work until ``stop`` is set, then finish the runs in progress and return."""
     worker.runqueue.ensure_groups()
+    notices = worker.listen()
     worker.recorder.start()
     if slots is None:
         env = child_env(redis_prefix=worker.runqueue.keyspace.prefix, shards=worker.runqueue.shards)
@@ -84,6 +85,7 @@ def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) 
         for thread in threads:
             thread.join()
         worker.recorder.stop()
+        notices.close()
         quiet.set()
         keeper.join(timeout=10)
         with contextlib.suppress(redis.RedisError):

@@ -30,6 +30,7 @@ from jobs import selectors
 from jobs.models import Job
 from jobs.runqueue import Entry, RunQueue
 from jobscheduler.coordination import WORKERS, Coordination
+from jobscheduler.notices import ChangeListener
 from schedules import selectors as schedule_selectors
 from workers.recorder import Recorder
 
@@ -46,7 +47,9 @@ class WorkerOptions:
     retry_cap_seconds: float = 3600.0
     block_seconds: float = 1.0
     hold_seconds: float = 5.0  # a held run looks again this often (it is released at once when the running one ends)
-    lookup_cache_seconds: float = 1.0  # jobs and overlap policies: an edit shows within this
+    # Jobs and overlap policies are cached this long at most. While the worker listens to
+    # change notices (``listen``), an edit drops its entry at once; this is the safety net.
+    lookup_cache_seconds: float = 60.0
     heartbeat_seconds: float = 2.0
 
     @classmethod
@@ -106,6 +109,7 @@ class Worker:
         self._lock = threading.Lock()
         self._policies: dict[str, tuple[float, Any]] = {}
         self._jobs: dict[str, tuple[float, Any]] = {}
+        self._notices = 0
         self._offset = 0
         self._claim_cursors: dict[int, str] = {}
         self.stats = _Stats()
@@ -240,9 +244,23 @@ class Worker:
     def worker_alive(self, name: str) -> bool:
         return bool(name) and name in self.coordination.beats(WORKERS)
 
+    def listen(self) -> ChangeListener:
+        """Drop cached jobs and overlap policies as change notices about them come (an edit takes
+        effect within the notice's delivery, milliseconds); the caller closes what it returns."""
+        keyspace = self.runqueue.keyspace
+        return ChangeListener(keyspace, [keyspace.changes_channel, keyspace.job_changes_channel], self._forget_cached)
+
+    def _forget_cached(self, channel: str, ident: str) -> None:
+        cache = self._jobs if channel == self.runqueue.keyspace.job_changes_channel else self._policies
+        with self._lock:
+            self._notices += 1  # a look-up under way when this came must not cache what it read
+            if ident == "*":
+                cache.clear()
+            else:
+                cache.pop(ident, None)
+
     def job(self, job_id: str) -> Job | None:
-        """The entry's job (None: deleted), cached for ``lookup_cache_seconds``: an edit shows
-        within that time, and a burst of runs of one job costs one read."""
+        """The entry's job (None: deleted), cached: a burst of runs of one job costs one read."""
         return self._cached(self._jobs, job_id, lambda: selectors.job_by_id(job_id))
 
     def schedule_policy(self, schedule_id: str) -> str | None:
@@ -254,9 +272,11 @@ class Worker:
         now = time.monotonic()
         if hit and now - hit[0] < self.options.lookup_cache_seconds:
             return hit[1]
+        notices = self._notices
         value = load()
         with self._lock:
             if len(cache) > LOOKUP_CACHE_SIZE:
                 cache.clear()
-            cache[key] = (now, value)
+            if notices == self._notices:
+                cache[key] = (now, value)
         return value

@@ -17,10 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import redis
-
 from jobscheduler.coordination import SCHEDULERS, Coordination
 from jobscheduler.epoch import from_epoch_ms
+from jobscheduler.notices import ChangeListener
 from schedules.due_index import DueIndex
 from schedules.engine.reconciler import reconcile
 from schedules.engine.steps import SYNC_BATCH, SYNC_PASS, dispatch, handle_work, sync_fired
@@ -77,7 +76,7 @@ def run_loop(
     # Start from a different shard than other schedulers, so they share the work.
     offset = zlib.crc32(name.encode()) % index.shards
     order = [(offset + step) % index.shards for step in range(index.shards)]
-    changes = ChangeListener(index)
+    changes = ChangeListener(index.keyspace, [index.keyspace.changes_channel])
     fired = [0]
     housekeeping = threading.Thread(
         target=_housekeep,
@@ -176,67 +175,6 @@ def _housekeep(
         from django.db import connection
 
         connection.close()
-
-
-class ChangeListener:
-    """Change notices from a thread blocked on pub/sub, so a sleeping scheduler costs no CPU.
-
-    ``wait`` sleeps on an Event (a precise, cheap timed wait) instead of polling the socket.
-    """
-
-    def __init__(self, index: DueIndex):
-        # A client of its own: closing the subscription must not hand a connection the
-        # listening thread still reads from back to the pool the scheduler uses.
-        pool = index.client.connection_pool
-        self._client = redis.Redis(connection_pool=pool.__class__(**pool.connection_kwargs))
-        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        self._channel = index.keyspace.changes_channel
-        self._pubsub.subscribe(self._channel)
-        self._event = threading.Event()
-        self._lock = threading.Lock()
-        self._changed: list[str] = []
-        self._closed = False
-        self._thread = threading.Thread(target=self._listen, name="changes", daemon=True)
-        self._thread.start()
-
-    def _listen(self) -> None:
-        while not self._closed:
-            try:
-                for message in self._pubsub.listen():
-                    if message.get("type") == "message":
-                        data = message["data"]
-                        self._note(data.decode() if isinstance(data, bytes) else str(data))
-            except (redis.ConnectionError, ValueError, AttributeError):
-                if self._closed:
-                    return
-                self._note("*")  # notices may have been lost while disconnected
-                time.sleep(0.5)
-                try:
-                    self._pubsub.subscribe(self._channel)
-                except redis.ConnectionError:
-                    continue
-
-    def _note(self, schedule_id: str) -> None:
-        with self._lock:
-            self._changed.append(schedule_id)
-        self._event.set()
-
-    def wait(self, timeout: float) -> list[str] | None:
-        """Sleep up to ``timeout`` seconds or until schedules change; return their ids.
-
-        Returns None when the whole timeout passed without a notice ('*' in the list means
-        look everywhere).
-        """
-        if timeout > 0 and not self._event.wait(timeout):
-            return None
-        with self._lock:
-            changed, self._changed = self._changed, []
-            self._event.clear()
-        return changed
-
-    def close(self) -> None:
-        self._closed = True
-        self._client.connection_pool.disconnect()  # wakes the listening thread, which then ends
 
 
 def _now(clock: Callable[[], float]) -> datetime:

@@ -565,3 +565,25 @@ def test_the_loop_runs_what_is_dispatched_and_stops_when_asked(user, coordinatio
     assert not thread.is_alive()
     assert "loop" not in coordination.beats("workers")
     assert stream_sizes(runqueue) == (0, 0)
+
+
+def test_an_edit_reaches_a_listening_workers_cache_at_once(user, worker):
+    worker.options.lookup_cache_seconds = 3600
+    job = make_job(user)
+    schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=1)
+    assert worker.schedule_policy(str(schedule.pk)) == "allow"
+    assert worker.job(str(job.pk)).timeout_seconds == 300
+    notices = worker.listen()
+    try:
+        schedule_services.schedule_update(schedule, overlap_policy="skip")
+        services.job_update(job, timeout_seconds=5)
+        deadline = time.monotonic() + 5
+        while worker.schedule_policy(str(schedule.pk)) != "skip" or worker.job(str(job.pk)).timeout_seconds != 5:
+            assert time.monotonic() < deadline, "the edits did not reach the worker's cache"
+            time.sleep(0.01)
+        services.job_delete(job)
+        while worker.job(str(job.pk)) is not None:
+            assert time.monotonic() < deadline, "the deletion did not reach the worker's cache"
+            time.sleep(0.01)
+    finally:
+        notices.close()

@@ -1,0 +1,91 @@
+"""Change notices over Redis pub/sub: which schedules (or jobs) were edited, heard by a thread of their own."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import redis
+
+from jobscheduler.keyspace import Keyspace
+
+
+class ChangeListener:
+    """Change notices from a thread blocked on pub/sub, so a sleeping process costs no CPU.
+
+    Each notice is a string (a schedule's or job's id; ``*`` for "many, look at everything").
+    With ``on_notice`` the listening thread hands each one to it, with its channel; without,
+    ``wait`` sleeps on an Event (a precise, cheap timed wait) until notices come. A lost
+    connection is noticed as ``*`` (notices may have been missed meanwhile).
+    """
+
+    def __init__(
+        self,
+        keyspace: Keyspace,
+        channels: Sequence[str],
+        on_notice: Callable[[str, str], None] | None = None,
+    ):
+        # A client of its own: closing the subscription must not hand a connection the
+        # listening thread still reads from back to the pool the process uses. The pool is
+        # built like the original, connection class included (a unix socket, TLS).
+        pool = keyspace.client.connection_pool
+        self._client = redis.Redis(
+            connection_pool=pool.__class__(connection_class=pool.connection_class, **pool.connection_kwargs)
+        )
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._channels = list(channels)
+        self._pubsub.subscribe(*self._channels)
+        self._on_notice = on_notice
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._changed: list[str] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._listen, name="changes", daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._closed:
+            try:
+                for message in self._pubsub.listen():
+                    if message.get("type") == "message":
+                        channel, data = message["channel"], message["data"]
+                        self._note(
+                            channel.decode() if isinstance(channel, bytes) else str(channel),
+                            data.decode() if isinstance(data, bytes) else str(data),
+                        )
+            except (redis.ConnectionError, ValueError, AttributeError):
+                if self._closed:
+                    return
+                for channel in self._channels:
+                    self._note(channel, "*")  # notices may have been lost while disconnected
+                time.sleep(0.5)
+                try:
+                    self._pubsub.subscribe(*self._channels)
+                except redis.ConnectionError:
+                    continue
+
+    def _note(self, channel: str, ident: str) -> None:
+        if self._on_notice is not None:
+            self._on_notice(channel, ident)
+            return
+        with self._lock:
+            self._changed.append(ident)
+        self._event.set()
+
+    def wait(self, timeout: float) -> list[str] | None:
+        """Sleep up to ``timeout`` seconds or until notices come; return them.
+
+        Returns None when the whole timeout passed without a notice ('*' in the list means
+        look everywhere).
+        """
+        if timeout > 0 and not self._event.wait(timeout):
+            return None
+        with self._lock:
+            changed, self._changed = self._changed, []
+            self._event.clear()
+        return changed
+
+    def close(self) -> None:
+        self._closed = True
+        self._client.connection_pool.disconnect()  # wakes the listening thread, which then ends
