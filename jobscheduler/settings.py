@@ -215,7 +215,9 @@ JOBSCHEDULER_ALLOWED_COMMANDS = env_list("JOBSCHEDULER_ALLOWED_COMMANDS")
 
 # --- Workers (run_worker) and run history ------------------------------------------------
 # Runs one worker process executes at once (each python/command run in its own child process).
-JOBSCHEDULER_WORKER_CONCURRENCY = int(os.environ.get("JOBSCHEDULER_WORKER_CONCURRENCY", "4"))
+JOBSCHEDULER_WORKER_CONCURRENCY = int(os.environ.get("JOBSCHEDULER_WORKER_CONCURRENCY", "16"))
+# Run processes one worker keeps for python and command targets (webhooks need none).
+JOBSCHEDULER_WORKER_PROCESSES = int(os.environ.get("JOBSCHEDULER_WORKER_PROCESSES", "4"))
 # A run whose worker showed no sign of life for this long is taken over by another worker.
 JOBSCHEDULER_WORKER_TAKEOVER_SECONDS = float(os.environ.get("JOBSCHEDULER_WORKER_TAKEOVER_SECONDS", "30"))
 # How many times one occurrence's run is taken over before it is left failed.

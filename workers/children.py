@@ -3,9 +3,9 @@
 Python and command targets run in a child process, because a thread cannot be stopped from
 outside: a task stuck in ``time.sleep``, in a C extension or in a busy loop would hold its
 worker slot for ever, and an alarm signal only interrupts the main thread between bytecodes.
-So each concurrency slot (:class:`Slot`) keeps one long-lived child, spawned rather than
-forked (no database or Redis connections, and no locks held by other threads, are inherited)
-and with Django set up once, not per run. The parent sends it one target at a time over a pipe
+So python and command runs go to long-lived children (a worker's :class:`ChildPool`), spawned
+rather than forked (no database or Redis connections, and no locks held by other threads, are
+inherited) and with Django set up once, not per run. The parent sends each one target at a time over a pipe
 and waits up to the job's timeout; past it, the parent kills the child's process group
 (SIGKILL, by the child's PID, which leads the group) and records ``timed_out``; the next run
 gets a fresh child. A child that dies by itself (a crash, the OOM killer) makes a failed run.
@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -318,25 +319,75 @@ def child_env(
     return env
 
 
+class ChildPool:
+    """The run processes a worker's slots share: at most ``size``, each started at its first use
+    and kept for the next runs; one that timed out or died is replaced at the next use.
+
+    So a worker runs as many webhooks at once as it has slots, and as many python and command
+    runs as it has processes (each a Django process of its own, tens of MB). A process dies with
+    the thread that started it (``PR_SET_PDEATHSIG``): a worker's slot threads live as long as it.
+    """
+
+    def __init__(self, env: dict[str, str], size: int):
+        self.env = env
+        self.size = size
+        self._idle: list[ChildProcess] = []
+        self._free = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+
+    def checkout(self) -> ChildProcess:
+        """A process to run one target in, waiting for one to be free; raises RuntimeError when a
+        new one cannot start."""
+        self._free.acquire()
+        with self._lock:
+            child = self._idle.pop() if self._idle else None
+        try:
+            if child is None or not child.alive():
+                child = ChildProcess(self.env)
+        except BaseException:
+            self._free.release()
+            raise
+        return child
+
+    def checkin(self, child: ChildProcess, *, keep: bool) -> None:
+        if keep:
+            with self._lock:
+                self._idle.append(child)
+        self._free.release()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for child in idle:
+            child.close()
+
+
 class Slot:
     """One concurrency slot of a worker: runs one target at a time.
 
-    Its child process is started on first need and replaced after a timeout or a crash.
+    Webhooks run in the slot's own thread; python and command targets in a process from the
+    pool (its own pool of one process unless the worker shares one between its slots).
     """
 
-    def __init__(self, env: dict[str, str] | None = None, output_limit: int | None = None):
+    def __init__(
+        self, env: dict[str, str] | None = None, output_limit: int | None = None, pool: ChildPool | None = None
+    ):
         self.env = env if env is not None else child_env()
         self.output_limit = output_limit or output_chars()
-        self._child: ChildProcess | None = None
+        self._own_pool = pool is None
+        self.pool = pool or ChildPool(self.env, 1)
+        self._last: ChildProcess | None = None
 
     @property
     def child_pid(self) -> int | None:
-        return self._child.pid if self._child else None
+        """The process the slot's last python or command run used (None: none yet)."""
+        return self._last.pid if self._last else None
 
     def start(self) -> None:
-        """Start the child now rather than at the first run (a worker warms its slots up)."""
-        if self._child is None or not self._child.alive():
-            self._child = ChildProcess(self.env)
+        """Start a process now rather than at the first run that needs one."""
+        child = self.pool.checkout()
+        self._last = child
+        self.pool.checkin(child, keep=True)
 
     def execute(self, job: Job, *, fire_key: str, attempt: int) -> Outcome:
         started = time.monotonic()
@@ -365,11 +416,10 @@ class Slot:
         if job.target_type not in ("python", "command"):
             return Outcome(FAILED, error=f"Unknown target type {job.target_type!r}.")
         try:
-            self.start()
+            child = self.pool.checkout()
         except RuntimeError as error:
             return Outcome(FAILED, error=str(error))
-        assert self._child is not None
-        child = self._child
+        self._last = child
         request = {
             "kind": job.target_type,
             "target": target,
@@ -377,18 +427,22 @@ class Slot:
             "attempt": attempt,
             "output_chars": self.output_limit,
         }
+        keep = False
         try:
             reply = child.run(request, job.timeout_seconds)
         except (EOFError, OSError):
-            self._child = None
             return Outcome(FAILED, error=f"The run's process died ({child.exit_description()}).")
-        if reply is None:
-            self._child = None
-            child.kill()
-            return Outcome(TIMED_OUT, error=f"Timed out after {job.timeout_seconds}s; the run's process was killed.")
-        return Outcome(reply["status"], reply.get("output", ""), reply.get("error", ""))
+        else:
+            if reply is None:
+                child.kill()
+                return Outcome(
+                    TIMED_OUT, error=f"Timed out after {job.timeout_seconds}s; the run's process was killed."
+                )
+            keep = True
+            return Outcome(reply["status"], reply.get("output", ""), reply.get("error", ""))
+        finally:
+            self.pool.checkin(child, keep=keep)
 
     def close(self) -> None:
-        if self._child is not None:
-            self._child.close()
-            self._child = None
+        if self._own_pool:
+            self.pool.close()

@@ -20,7 +20,7 @@ from django.db import connection
 
 from jobs.runqueue import Entry
 from jobscheduler.coordination import WORKERS
-from workers.children import Slot, child_env
+from workers.children import ChildPool, Slot, child_env
 from workers.handler import handle
 from workers.worker import Worker
 
@@ -34,9 +34,11 @@ def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) 
     worker.runqueue.ensure_groups()
     notices = worker.listen()
     worker.recorder.start()
+    pool: ChildPool | None = None
     if slots is None:
         env = child_env(redis_prefix=worker.runqueue.keyspace.prefix, shards=worker.runqueue.shards)
-        slots = [Slot(env) for _ in range(worker.options.concurrency)]
+        pool = ChildPool(env, worker.options.processes)
+        slots = [Slot(env, pool=pool) for _ in range(worker.options.concurrency)]
     work: queue.Queue[Entry | None] = queue.Queue()
     free = threading.Condition()
     busy = [0]
@@ -85,6 +87,8 @@ def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) 
         for thread in threads:
             thread.join()
         worker.recorder.stop()
+        if pool is not None:
+            pool.close()
         notices.close()
         quiet.set()
         keeper.join(timeout=10)

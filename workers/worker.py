@@ -41,7 +41,8 @@ LOOKUP_CACHE_SIZE = 10_000
 
 @dataclass
 class WorkerOptions:
-    concurrency: int = 4
+    concurrency: int = 16  # runs at once (webhooks in flight included)
+    processes: int = 4  # run processes for python and command targets, shared by the slots
     takeover_seconds: float = 30.0
     max_takeovers: int = 3
     retry_cap_seconds: float = 3600.0
@@ -56,6 +57,7 @@ class WorkerOptions:
     def from_settings(cls, **overrides: Any) -> WorkerOptions:
         values: dict[str, Any] = {
             "concurrency": settings.JOBSCHEDULER_WORKER_CONCURRENCY,
+            "processes": settings.JOBSCHEDULER_WORKER_PROCESSES,
             "takeover_seconds": settings.JOBSCHEDULER_WORKER_TAKEOVER_SECONDS,
             "max_takeovers": settings.JOBSCHEDULER_WORKER_MAX_TAKEOVERS,
             "retry_cap_seconds": settings.JOBSCHEDULER_WORKER_RETRY_CAP_SECONDS,

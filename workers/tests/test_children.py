@@ -126,6 +126,27 @@ def test_timeout_kills_a_task_stuck_in_a_c_call_and_the_next_run_gets_a_new_chil
     assert slot.child_pid != stuck_pid
 
 
+def test_slots_share_their_workers_run_processes(user, db):
+    pool = children.ChildPool(children.child_env(), 1)
+    first, second = Slot(pool=pool, output_limit=500), Slot(pool=pool, output_limit=500)
+    try:
+        # Started by this thread: a child dies with the thread that started it (PR_SET_PDEATHSIG),
+        # and a worker's slot threads live as long as the worker.
+        first.start()
+        done: list[str] = []
+        slow = make_job(user, target={"function": "demo.sleep", "kwargs": {"seconds": 1}}, timeout_seconds=10)
+        waiting = threading.Thread(target=lambda: done.append(first.execute(slow, fire_key="s:6", attempt=1).status))
+        waiting.start()
+        time.sleep(0.2)  # the first slot holds the only process: the second waits for it
+        quick = second.execute(make_job(user), fire_key="s:7", attempt=1)
+        assert quick.status == "succeeded", quick.error
+        waiting.join(10)
+        assert done == ["succeeded"]
+        assert first.child_pid == second.child_pid is not None
+    finally:
+        pool.close()
+
+
 def test_a_child_that_dies_mid_run_is_a_failed_run(user, slot):
     slot.start()
     victim = slot.child_pid

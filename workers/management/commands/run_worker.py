@@ -20,16 +20,24 @@ class Command(BaseCommand):
         parser.add_argument(
             "--concurrency", type=int, default=None, help="Runs at once (default JOBSCHEDULER_WORKER_CONCURRENCY)."
         )
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=None,
+            help="Run processes for python and command targets (default JOBSCHEDULER_WORKER_PROCESSES).",
+        )
         parser.add_argument("--name", default=None, help="Consumer and heartbeat name (default host:pid); unique.")
         parser.add_argument("--metrics-port", type=int, default=0, help="Serve Prometheus metrics on this port.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["concurrency"] is not None and not 1 <= options["concurrency"] <= 256:
             raise CommandError("--concurrency must be between 1 and 256.")
+        if options["processes"] is not None and not 1 <= options["processes"] <= 64:
+            raise CommandError("--processes must be between 1 and 64.")
         stop = threading.Event()
         worker = Worker(
             name=options["name"],
-            options=WorkerOptions.from_settings(concurrency=options["concurrency"]),
+            options=WorkerOptions.from_settings(concurrency=options["concurrency"], processes=options["processes"]),
         )
 
         def request_stop(signum: int, frame: Any) -> None:
