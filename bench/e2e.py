@@ -63,7 +63,7 @@ class Scenario:
     target: str  # "http" (webhook to the receiver) or "python" (demo.hello)
     schedules: int  # each fires every second: the offered load in runs/s
     workers: int = 1
-    concurrency: int = 4
+    concurrency: int = 16  # run_worker's default
     old_runs: int = 0  # finished runs already in the collection (a service that has been running)
     profile: bool = False
 
@@ -124,6 +124,17 @@ def descendants(pid: int) -> list[int]:
         found.append(current)
         todo.extend(parents.get(current, []))
     return found
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process in MB (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def machine_busy_seconds() -> float:
@@ -255,6 +266,32 @@ class EndToEnd:
             secret=_demo_secret(),
             timeout_seconds=10,
         )
+
+    def start_to_first_run(self, target: str) -> tuple[float, float]:
+        """Seconds from starting ``run_worker`` to the start of a run waiting for it (a manual run of
+        a ``target`` job, put on the stream first), and the worker's RSS then (MB, run processes included)."""
+        from jobs.models import Run
+        from jobs.services import run_now
+
+        job = self.job_for(Scenario("start", target, 1))
+        key = run_now(job, user=job.owner, runqueue=self.harness.index.runqueue)
+        started = time.time()
+        worker = subprocess.Popen(
+            [sys.executable, "manage.py", "run_worker", "--name", "e2e-start"], cwd=ROOT, env=self.env
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                run = Run.objects.filter(fire_key=key, status=Run.Status.SUCCEEDED).first()
+                if run is not None and run.started_at is not None:
+                    break
+                if time.monotonic() > deadline or worker.poll() is not None:
+                    raise RuntimeError("the first run did not finish")
+                time.sleep(0.02)
+            rss = sum(rss_mb(pid) for pid in descendants(worker.pid))
+            return run.started_at.timestamp() - started, rss
+        finally:
+            self.stop([worker])
 
     def run(self, scenario: Scenario) -> Result:
         from jobs.models import Run
@@ -513,11 +550,10 @@ def _demo_secret() -> str:
 
 # Where a slot thread of the worker spends its time, by the first of these frames on its stack.
 WORKER_STEPS = [
-    ("run_begin (jobs/services.py", "insert the pending run (MongoDB)"),
-    ("run_started (jobs/services.py", "mark it running (MongoDB)"),
-    ("run_finish (jobs/services.py", "record the outcome (MongoDB)"),
-    ("Worker.job (workers/worker.py", "look up the job (MongoDB, cached 1 s)"),
-    ("Worker.schedule_policy (workers/worker.py", "look up the overlap policy (MongoDB, cached 1 s)"),
+    ("Recorder.finish (workers/recorder.py", "wait for the batch that records the run (MongoDB)"),
+    ("run_begin (jobs/services.py", "read a taken-over or manual run's record (MongoDB)"),
+    ("Worker.job (workers/worker.py", "look up the job (MongoDB, cached until it changes)"),
+    ("Worker.schedule_policy (workers/worker.py", "look up the overlap policy (MongoDB, cached until it changes)"),
     ("overlap_enter (jobs/runqueue.py", "overlap bookkeeping (Redis)"),
     ("overlap_leave (jobs/runqueue.py", "overlap bookkeeping (Redis)"),
     ("deliver (jobs/targets/http/transport.py", "the webhook itself (HTTP to the receiver)"),
@@ -599,7 +635,7 @@ def scenarios(light: int, heavy: int, profile: bool) -> list[Scenario]:
         Scenario(f"webhook, {light}/s, 1 worker", "http", light),
         Scenario(f"webhook, {heavy}/s, 1 worker", "http", heavy),
         Scenario(f"webhook, {heavy}/s, 2 workers", "http", heavy, workers=2),
-        Scenario(f"webhook, {heavy}/s, 1 worker, concurrency 16", "http", heavy, concurrency=16),
+        Scenario(f"webhook, {heavy}/s, 1 worker, concurrency 4", "http", heavy, concurrency=4),
         Scenario(f"webhook, {heavy}/s, 1 worker, 5,000 older runs stored", "http", heavy, old_runs=5000),
         Scenario(f"python, {light}/s, 1 worker", "python", light),
         Scenario(f"python, {heavy}/s, 1 worker", "python", heavy),
@@ -622,20 +658,11 @@ def _cpu(result: Result | None, role: str = "SecantusDB") -> str:
     return f"{result.cpu.get(role, float('nan')):.2f}" if result else "?"
 
 
-def _more(base: Result | None, *others: Result | None) -> str:
-    """How much more workers or slots gave than ``base``, in words."""
-    rates = [other.rate for other in others if other]
-    if not base or not rates:
-        return "?"
-    gain = max(rates) / max(base.rate, 1e-9)
-    return "do not help" if gain < 1.15 else f"help (up to {gain:.1f}x)"
-
-
 def findings(results: list[Result], heavy: int, writes: list[tuple[str, float]]) -> list[str]:
     """What the table says, its figures filled in from this run."""
     h = f"{heavy}/s"
     one, two = _find(results, f"webhook, {h}, 1 worker"), _find(results, f"webhook, {h}, 2 workers")
-    slots = _find(results, f"webhook, {h}, 1 worker, concurrency 16")
+    slots = _find(results, f"webhook, {h}, 1 worker, concurrency 4")
     stored = _find(results, f"webhook, {h}, 1 worker, 5,000 older runs stored")
     python_one, python_two = _find(results, f"python, {h}, 1 worker"), _find(results, f"python, {h}, 2 workers")
     lines = ["## What it shows", ""]
@@ -647,26 +674,23 @@ def findings(results: list[Result], heavy: int, writes: list[tuple[str, float]])
                 f"p99 {r.lag_p99:.0f} ms; outcome recorded p50 {r.recorded_p50:.0f} ms."
             )
     lines += [
-        f"- **Capacity**: one worker records about {_rate(one)} webhook runs/s and {_rate(python_one)} python "
-        f"runs/s; two workers {_rate(two)} and {_rate(python_two)}, one worker with 16 slots {_rate(slots)}: "
-        f"more workers or slots {_more(one, two, slots)}. SecantusDB takes the most CPU by far "
-        f"({_cpu(one)}, {_cpu(two)}, {_cpu(slots)} of a core; one worker {_cpu(one, 'workers')}): a Python "
-        "server on two cores shared with everything else, it is the limit here. It serves the workers' "
-        "three writes per run and the scheduler's copy of each fired schedule's counters (one update per "
-        "schedule and second, batched). The webhook and the python task cost little next to recording the "
-        "run. A real MongoDB, which serves requests in parallel, was not measured.",
+        f"- **Capacity**: one worker (16 slots) records about {_rate(one)} webhook runs/s and "
+        f"{_rate(python_one)} python runs/s; two workers {_rate(two)} and {_rate(python_two)}; one worker "
+        f"with 4 slots {_rate(slots)} webhook runs/s. CPU per wall second, one worker / two workers: the "
+        f"workers {_cpu(one, 'workers')} / {_cpu(two, 'workers')}, SecantusDB {_cpu(one)} / {_cpu(two)} "
+        f"(a Python server on the same two cores), the receiver {_cpu(one, 'receiver')} / "
+        f"{_cpu(two, 'receiver')}. A worker records a run in about one write: the attempts that end while "
+        "a batch is written go into the next one (an unordered insert of each with its outcome; a run "
+        "lasting over 50 ms is inserted as running first and updated at its end), plus one indexed "
+        "look-up per read of the stream (which of the attempts read are recorded already: a replay must "
+        "not run again). Slots wait for their batch, so more slots make bigger batches. A real MongoDB, "
+        "which serves requests in parallel, was not measured.",
         f"- **Runs already stored**: with 5,000 older runs in the collection one worker records {_rate(stored)} "
-        "runs/s, as many as with none. The worker records a run in three writes (insert pending; "
-        "compare-and-set to running; compare-and-set to the outcome) and a look-up cached for a second. "
-        "The compare-and-sets go through pymongo with a flat filter `{_id, status}`: the ORM's form, "
+        "webhook runs/s. The writes and look-ups by fire key use indexes (the unique (fire key, attempt) "
+        "index is partial, which a plain query cannot use, so runs have a plain fire-key index too), and "
+        "the compare-and-sets go through pymongo with a flat filter `{_id, status}`: the ORM's form, "
         '`{"$and": [{"_id": ...}, {"status": ...}]}`, makes SecantusDB 0.7.0b3 scan the collection '
-        "(MongoDB's planner uses the `_id` index for both), so each update cost time in proportion to the "
-        "runs stored (the probe below): one worker fell to about 7 runs/s with 5,000 stored (measured "
-        "before the change).",
-        "- **Where a worker's time goes** (profile below): nearly all of a slot's busy time is spent "
-        "waiting on MongoDB round trips: the insert and the two compare-and-set updates, and the "
-        "overlap-policy look-up (cached for a second, but each of N schedules firing every second is "
-        "looked up each time); the webhook itself takes a few per cent.",
+        "(the probe below).",
     ]
     if len(writes) == 3:
         lines.append(
@@ -683,6 +707,7 @@ def write_report(
     results: list[Result],
     probe: list[tuple[int, float, float]],
     writes: list[tuple[str, float]],
+    starts: list[tuple[str, float, float]],
     path: Path,
     command: str,
     load: str,
@@ -702,7 +727,7 @@ def write_report(
         "",
         "Each scenario: N schedules every second (spread over the second) of one job, a signed",
         "webhook to `manage.py demo_receiver` (signature checked) or the python task `demo.hello`;",
-        "one `run_scheduler`; workers of `--concurrency` 4 unless said. Scheduler and workers connect",
+        "one `run_scheduler`; workers of `--concurrency` 16 (the default) unless said. Scheduler and workers connect",
         f"with retryable writes {retry_note}.",
         f"Measured over a window of {results[0].seconds if results else 0} s after a warm-up:",
         "",
@@ -732,6 +757,19 @@ def write_report(
             f"{r.collection_runs:,} | {cpus} |"
         )
     lines += ["", *findings(results, heavy, writes)]
+    if starts:
+        lines += [
+            "## Worker start to first run",
+            "",
+            "A manual run waits on the stream; `run_worker` starts (a new process: Python, Django, the",
+            "connections); seconds until the run's `started_at`, and the worker's resident memory then",
+            "(its run processes included):",
+            "",
+            "| target | start to first run s | worker RSS MB |",
+            "|---|---|---|",
+            *(f"| {target} | {seconds:.2f} | {rss:.0f} |" for target, seconds, rss in starts),
+            "",
+        ]
     if probe:
         lines += [
             "## Probe: one compare-and-set update on SecantusDB, by documents stored",
@@ -778,7 +816,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=12, help="measured window per scenario")
     parser.add_argument("--light", type=int, default=10, help="schedules (runs/s offered) of the light scenarios")
-    parser.add_argument("--heavy", type=int, default=300, help="schedules of the saturating scenarios")
+    parser.add_argument("--heavy", type=int, default=1200, help="schedules of the saturating scenarios")
     parser.add_argument("--profile", action="store_true", help="add a scenario profiled with py-spy")
     parser.add_argument(
         "--retry-writes", action="store_true", help="keep pymongo's retryable writes on (rows then depend on order)"
@@ -806,6 +844,12 @@ def main() -> None:
             )
             for line in result.profile:
                 print("  " + line, flush=True)
+        starts = []
+        if not args.only:
+            for target in ("http", "python"):
+                seconds, rss = e2e.start_to_first_run(target)
+                starts.append((target, seconds, rss))
+                print(f"worker start to first {target} run: {seconds:.2f} s, RSS {rss:.0f} MB", flush=True)
         print("probing one update's cost by documents stored ...", flush=True)
         probe = probe_filters()
         for size, with_and, flat in probe:
@@ -818,7 +862,7 @@ def main() -> None:
         e2e.close()
     load += ", at end " + " / ".join(f"{value:.2f}" for value in os.getloadavg())
     command = ".venv/bin/python bench/e2e.py " + " ".join(sys.argv[1:])
-    write_report(results, probe, writes, args.out, command.strip(), load, args.heavy, args.retry_writes)
+    write_report(results, probe, writes, starts, args.out, command.strip(), load, args.heavy, args.retry_writes)
     print(f"wrote {args.out}")
 
 
