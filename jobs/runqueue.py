@@ -248,6 +248,18 @@ class RunQueue:
             return []  # Redis lost the stream: nobody else holds these entries either
         return [(shard, lost.decode()) for shard, ids in zip(order, replies, strict=True) for lost in ids]
 
+    def holds(self, consumer: str, shard: int, entry_id: str) -> bool:
+        """Whether ``consumer`` holds the entry (it is pending in the group, delivered to it)."""
+        try:
+            pending: Any = self.client.xpending_range(
+                self.stream_key(shard), WORKER_GROUP, min=entry_id, max=entry_id, count=1
+            )
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            return False
+        return bool(pending) and pending[0]["consumer"].decode() == consumer
+
     def ack(self, shard: int, entry_id: str) -> None:
         """Done with an entry: acknowledge and delete it (the stream keeps only open work)."""
         pipe = self.client.pipeline(transaction=True)

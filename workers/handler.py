@@ -151,6 +151,10 @@ def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
 
 
 def _execute(worker: Worker, run: Run, entry: Entry, job: Job, executor: Executor) -> Handled:
+    if not worker.still_holds(entry):
+        # Taken over (or finished) by another worker while this one was held up: theirs now.
+        logger.warning("entry taken over before it ran; not run", extra={"fire_key": entry.fire_key})
+        return Handled.LOST
     if not worker.recorder.started(
         run, worker=worker.name, now=worker.now(), dispatched_at=from_epoch_ms(entry.dispatched_ms)
     ):

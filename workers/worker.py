@@ -80,6 +80,7 @@ class _Owned:
     entry: Entry
     running: bool = False  # registered in the schedule's running set (overlap)
     recorded: bool = True  # its attempt had a run record when it was read
+    read_at: float = 0.0  # the worker's clock when it was read
 
 
 @dataclass
@@ -176,7 +177,9 @@ class Worker:
         recorded = selectors.recorded_attempts([(entry.fire_key, entry.attempt) for entry in entries])
         with self._lock:
             for entry in entries:
-                self._owned[entry.key] = _Owned(entry, recorded=(entry.fire_key, entry.attempt) in recorded)
+                self._owned[entry.key] = _Owned(
+                    entry, recorded=(entry.fire_key, entry.attempt) in recorded, read_at=self.clock()
+                )
                 self._lost.discard(entry.key)
         return entries
 
@@ -224,6 +227,23 @@ class Worker:
         """Another worker took the entry over while this one held it."""
         with self._lock:
             return entry.key in self._lost
+
+    def still_holds(self, entry: Entry) -> bool:
+        """Whether the entry is still this worker's to run, just before it runs it.
+
+        An entry can only be taken over once it has been idle for the takeover time, and reading it
+        and every keep-alive reset that; so one read less than half that time ago is surely still
+        ours. One read longer ago (a slow backlog, or a worker stopped with SIGSTOP and woken) is
+        asked of Redis: if another worker took it, or finished it, this one must not run it.
+        """
+        with self._lock:
+            owned = self._owned.get(entry.key)
+            lost = entry.key in self._lost
+        if lost:
+            return False
+        if owned is not None and self.clock() - owned.read_at < self.options.takeover_seconds / 2:
+            return True
+        return self.runqueue.holds(self.name, entry.shard, entry.entry_id)
 
     def lease_ms(self) -> int:
         return int(self.options.takeover_seconds * 1000)

@@ -587,3 +587,81 @@ def test_an_edit_reaches_a_listening_workers_cache_at_once(user, worker):
             time.sleep(0.01)
     finally:
         notices.close()
+
+
+# --- a worker killed at each step of recording ----------------------------------------------------
+
+
+class Crash(BaseException):
+    """Stands for the worker process dying at this point (nothing after it runs)."""
+
+
+class DiesWhileRunning:
+    def execute(self, job: Job, *, fire_key: str, attempt: int) -> Outcome:
+        raise Crash
+
+
+def test_a_worker_dying_before_its_batch_is_written_leaves_the_attempt_to_the_taker(user, runqueue, clock):
+    runqueue.ensure_groups()
+    schedule = schedule_services.schedule_create(job=make_job(user), kind="fixed", interval_seconds=3600)
+    dispatch(runqueue, schedule, 5000)
+    dying = make_worker(RunQueue(runqueue.keyspace), clock, "dying")
+    with pytest.raises(Crash):
+        handle(dying, read_one(dying), DiesWhileRunning())
+    key = f"{schedule.pk}:5000"
+    assert runs(key) == []  # nothing was written: the attempt is the taker's to run
+    taker = make_worker(runqueue, clock, "taker", takeover_seconds=0)
+    (taken,) = taker.take_over(5)
+    assert handle(taker, taken, Scripted()) == "succeeded"
+    assert [(run.attempt, run.status, run.worker) for run in runs(key)] == [(1, "succeeded", "taker")]
+    assert stream_sizes(runqueue) == (0, 0)
+
+
+def test_a_worker_dying_between_its_batch_and_the_acknowledgement_records_nothing_twice(
+    user, runqueue, clock, monkeypatch
+):
+    runqueue.ensure_groups()
+    schedule = schedule_services.schedule_create(job=make_job(user), kind="fixed", interval_seconds=3600)
+    dispatch(runqueue, schedule, 6000)
+    dying = make_worker(RunQueue(runqueue.keyspace), clock, "dying")
+
+    def die(*args: Any) -> None:
+        raise Crash
+
+    monkeypatch.setattr(dying.runqueue, "ack", die)
+    executor = Scripted()
+    with pytest.raises(Crash):
+        handle(dying, read_one(dying), executor)
+    key = f"{schedule.pk}:6000"
+    assert [(run.attempt, run.status, run.worker) for run in runs(key)] == [(1, "succeeded", "dying")]
+    taker = make_worker(runqueue, clock, "taker", takeover_seconds=0)
+    (taken,) = taker.take_over(5)
+    assert handle(taker, taken, executor) == "duplicate"
+    assert executor.calls == [(key, 1)]  # run once, recorded once
+    assert [(run.attempt, run.status, run.worker) for run in runs(key)] == [(1, "succeeded", "dying")]
+    assert stream_sizes(runqueue) == (0, 0)
+
+
+def test_a_stalled_worker_waking_after_a_takeover_does_not_run_or_record_the_attempt_again(user, runqueue, clock):
+    runqueue.ensure_groups()
+    schedule = schedule_services.schedule_create(job=make_job(user), kind="fixed", interval_seconds=3600)
+    dispatch(runqueue, schedule, 7000)
+    stalled = make_worker(RunQueue(runqueue.keyspace), clock, "stalled")
+    entry = read_one(stalled)  # read, then stopped (SIGSTOP) before it started the run
+    taker = make_worker(runqueue, clock, "taker", takeover_seconds=0)
+    (taken,) = taker.take_over(5)
+    executor = Scripted()
+    assert handle(taker, taken, executor) == "succeeded"
+    clock.now += 60  # it was stopped for longer than the takeover time
+    assert handle(stalled, entry, executor) == "lost"
+    key = f"{schedule.pk}:7000"
+    assert executor.calls == [(key, 1)]  # the taker's run only
+    assert [(run.attempt, run.status, run.worker) for run in runs(key)] == [(1, "succeeded", "taker")]
+
+
+def test_an_entry_read_long_ago_is_run_if_it_is_still_the_workers(user, runqueue, worker, clock):
+    schedule = schedule_services.schedule_create(job=make_job(user), kind="fixed", interval_seconds=3600)
+    dispatch(runqueue, schedule, 8000)
+    entry = read_one(worker)
+    clock.now += 60  # a long backlog: nobody took it over meanwhile
+    assert handle(worker, entry, Scripted()) == "succeeded"
