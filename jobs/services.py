@@ -190,7 +190,11 @@ def run_begin(
     try:
         run.save(force_insert=True)
     except IntegrityError:
-        return Run.objects.get(fire_key=fire_key, attempt=attempt), False
+        existing = selectors.run_of_attempt(fire_key, attempt)
+        if existing is None:  # refused by the index, then deleted: as good as gone; record ours
+            run.save(force_insert=True)
+            return run, True
+        return existing, False
     return run, True
 
 

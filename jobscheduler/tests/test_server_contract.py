@@ -217,3 +217,30 @@ def test_annotate_with_select_related(request: pytest.FixtureRequest, user: User
     make_job(user)
     job = Job.objects.annotate(n=Count("schedules")).select_related("owner").get()
     assert (job.n, job.owner.username) == (0, "alice")
+
+
+def winning_stages(collection: str, query: dict[str, Any]) -> list[str]:
+    """The stages of the plan the server picks for a find with ``query`` (outermost first)."""
+    plan = mongo().command("explain", {"find": collection, "filter": query})["queryPlanner"]["winningPlan"]
+    stages = []
+    while plan:
+        stages.append(plan["stage"])
+        plan = plan.get("inputStage")
+    return stages
+
+
+def test_look_ups_by_fire_key_use_an_index(user: User) -> None:
+    # The unique (fire_key, attempt) index django-mongodb-backend builds is partial, which a plain
+    # query cannot use; runs have a plain fire_key index for these (jobs.selectors, the worker).
+    job = make_job(user)
+    Run.objects.bulk_create([Run(job=job, fire_key=f"s:{n}", attempt=1) for n in range(200)])
+    table = Run._meta.db_table
+    assert "IXSCAN" in winning_stages(table, {"fire_key": "s:7"})
+    assert "IXSCAN" in winning_stages(table, {"fire_key": {"$in": ["s:7", "s:8"]}})
+
+
+def test_a_filter_on_two_fields_uses_an_index(request: pytest.FixtureRequest, user: User) -> None:
+    expect_secantus_gap(request, "0.7.0b3 plans a filter on two fields as a collection scan")
+    job = make_job(user)
+    Run.objects.bulk_create([Run(job=job, fire_key=f"s:{n}", attempt=1) for n in range(200)])
+    assert "IXSCAN" in winning_stages(Run._meta.db_table, {"fire_key": "s:7", "attempt": 1})

@@ -1,0 +1,86 @@
+"""Every query a worker's hot path makes on the runs collection is answered from an index.
+
+The commands are captured as pymongo sends them while a worker handles new runs, then each
+filter is explained on the server the suite uses.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pymongo.monitoring
+import pytest
+from django.db import connection
+
+from jobs.models import Run
+from jobs.services import job_create
+from schedules import services as schedule_services
+from workers.handler import handle
+from workers.tests.test_worker import Clock, Scripted, dispatch, make_worker, read_one
+
+RUNS = Run._meta.db_table
+
+
+class Capture(pymongo.monitoring.CommandListener):
+    """The commands sent to the runs collection while ``on`` is set."""
+
+    def __init__(self) -> None:
+        self.on = threading.Event()
+        self.commands: list[dict[str, Any]] = []
+
+    def started(self, event: pymongo.monitoring.CommandStartedEvent) -> None:
+        if self.on.is_set() and event.command.get(event.command_name) == RUNS:
+            self.commands.append(dict(event.command))
+
+    def succeeded(self, event: pymongo.monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: pymongo.monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+CAPTURE = Capture()
+pymongo.monitoring.register(CAPTURE)  # applies to clients made from now on
+
+
+@pytest.fixture
+def captured(db: Any) -> Iterator[list[dict[str, Any]]]:
+    connection.close()  # the next query opens a client that reports to CAPTURE
+    CAPTURE.commands.clear()
+    CAPTURE.on.set()
+    yield CAPTURE.commands
+    CAPTURE.on.clear()
+
+
+def plan_stages(query: dict[str, Any]) -> list[str]:
+    plan = connection.database.command("explain", {"find": RUNS, "filter": query})["queryPlanner"]["winningPlan"]  # type: ignore[attr-defined]
+    stages = []
+    while plan:
+        stages.append(plan["stage"])
+        plan = plan.get("inputStage")
+    return stages
+
+
+def test_a_workers_hot_path_queries_the_runs_collection_by_index(user, runqueue, captured):
+    runqueue.ensure_groups()
+    job = job_create(owner=user, name="hot", target_type="python", target={"function": "demo.hello"})
+    schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=1)
+    Run.objects.bulk_create([Run(job=job, fire_key=f"old:{n}", attempt=1) for n in range(300)])  # runs stored
+    worker = make_worker(runqueue, Clock())
+    captured.clear()
+    for nominal in (1000, 2000, 3000):
+        dispatch(runqueue, schedule, nominal)
+        assert handle(worker, read_one(worker), Scripted()) == "succeeded"
+    dispatch(runqueue, schedule, 3000)  # a replay: found recorded by the look-up at read
+    assert handle(worker, read_one(worker), Scripted()) == "duplicate"
+    kinds = [next(iter(command)) for command in captured]
+    # New runs: one look-up per read and one insert per batch; the replay tries its insert and
+    # reads the record that refused it (the ORM sends an aggregate), then is acknowledged.
+    assert kinds == ["find", "insert"] * 3 + ["find", "insert", "aggregate"], kinds
+    queries = [command["filter"] for command in captured if "find" in command]
+    queries += [stage["$match"] for command in captured for stage in command.get("pipeline", []) if "$match" in stage]
+    for query in queries:
+        assert list(query) == ["fire_key"], query
+        assert "IXSCAN" in plan_stages(query), query
