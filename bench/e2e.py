@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from engine import CLOCK_TICKS, Harness, machine, percentile, proc_cpu_seconds  # noqa: E402
+from peers.common import proc_rss_mb  # noqa: E402
 
 from devtools.servers import free_port, port_open  # noqa: E402
 
@@ -124,17 +125,6 @@ def descendants(pid: int) -> list[int]:
         found.append(current)
         todo.extend(parents.get(current, []))
     return found
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of one process in MB (0 if it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def machine_busy_seconds() -> float:
@@ -289,7 +279,7 @@ class EndToEnd:
                 if time.monotonic() > deadline or worker.poll() is not None:
                     raise RuntimeError("the first run did not finish")
                 time.sleep(0.02)
-            rss = sum(rss_mb(pid) for pid in descendants(worker.pid))
+            rss = sum(proc_rss_mb(pid) for pid in descendants(worker.pid))
             return run.finished_at.timestamp() - started, rss
         finally:
             self.stop([worker])

@@ -176,13 +176,12 @@ def run_begin(
 ) -> tuple[Run, bool]:
     """Record a run attempt as pending; returns (run, created). An attempt already recorded
     (a replayed entry, a held or taken-over run, a manual run) is returned as it stands."""
-    run = Run(
-        job_id=ObjectId(job_id),
-        schedule_id=ObjectId(schedule_id) if schedule_id else None,
+    run = run_draft(
+        job_id=job_id,
+        schedule_id=schedule_id,
         fire_key=fire_key,
         attempt=attempt,
         trigger=trigger,
-        status=Run.Status.PENDING,
         nominal_time=nominal_time,
         dispatched_at=dispatched_at,
         worker=worker,
