@@ -113,7 +113,8 @@ def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
         # A taken-over entry may have been started, or finished, by the worker that held it;
         # a manual run and a held one have a pending record; a replayed one is recorded
         # already (worker.read looked): read what is recorded and go on from there.
-        run, created = services.run_begin(**attempt)
+        recorded = selectors.run_of_attempt(entry.fire_key, entry.attempt) if worker.was_recorded(entry) else None
+        run, created = (recorded, False) if recorded is not None else services.run_begin(**attempt)
         if not created:
             verdict = _recorded_already(worker, run, entry, job)
             if verdict is not None:

@@ -76,9 +76,9 @@ def test_a_workers_hot_path_queries_the_runs_collection_by_index(user, runqueue,
     dispatch(runqueue, schedule, 3000)  # a replay: found recorded by the look-up at read
     assert handle(worker, read_one(worker), Scripted()) == "duplicate"
     kinds = [next(iter(command)) for command in captured]
-    # New runs: one look-up per read and one insert per batch; the replay tries its insert and
-    # reads the record that refused it (the ORM sends an aggregate), then is acknowledged.
-    assert kinds == ["find", "insert"] * 3 + ["find", "insert", "aggregate"], kinds
+    # New runs: one look-up per read and one insert per batch; the replay, found recorded at
+    # read, has its record read (the ORM sends an aggregate) and is acknowledged.
+    assert kinds == ["find", "insert"] * 3 + ["find", "aggregate"], kinds
     queries = [command["filter"] for command in captured if "find" in command]
     queries += [stage["$match"] for command in captured for stage in command.get("pipeline", []) if "$match" in stage]
     for query in queries:
