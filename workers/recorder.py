@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jobs import services
+from jobs import selectors, services
 from jobs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -171,12 +171,18 @@ class Recorder:
         finished: list[tuple[_Tracked, bool]] = []
         for tracked, done in zip(inserts, inserted, strict=True):
             if not done:
-                # Recorded already: a pending record of this attempt (a manual run) is ours to
-                # take on; anything else stands, and this attempt's outcome is void.
-                taken = services.run_by_attempt_compare_and_set(
-                    tracked.run, {"status": Run.Status.PENDING}, self._fields(tracked)
-                )
-                done = taken is not None
+                # Recorded already. By this very write, if a pass that failed midway (a lost
+                # connection) inserted it before; a pending record of the attempt (a manual run)
+                # is ours to take on; anything else stands, and this attempt's outcome is void.
+                existing = selectors.run_of_attempt(tracked.run.fire_key, tracked.run.attempt)
+                if existing is not None and existing.pk == tracked.run.pk:
+                    tracked.run._state.adding = False
+                    done = True
+                else:
+                    taken = services.run_by_attempt_compare_and_set(
+                        tracked.run, {"status": Run.Status.PENDING}, self._fields(tracked)
+                    )
+                    done = taken is not None
             if tracked.outcome is not None or not done:
                 finished.append((tracked, done))
         finished += list(zip(updates, applied, strict=True))

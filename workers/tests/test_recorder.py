@@ -148,3 +148,22 @@ def test_without_its_thread_a_recorder_writes_at_once(job):
     writer.started(run, worker="w1", now=T0, dispatched_at=T0)
     assert writer.finish(run, status="succeeded", now=T0)
     assert Run.objects.get(pk=run.pk).status == "succeeded"
+
+
+def test_a_pass_that_failed_after_inserting_is_not_taken_for_a_duplicate(job, recorder, monkeypatch):
+    writer = recorder(insert_after=60)
+    run = draft(job)
+    writer.started(run, worker="w1", now=T0, dispatched_at=T0)
+    inserted = services.runs_insert_many
+
+    def insert_then_lose_the_connection(runs: Any) -> list[bool]:
+        inserted(runs)
+        monkeypatch.setattr(services, "runs_insert_many", inserted)  # the next pass goes through
+        for written in runs:
+            written._state.adding = True  # as far as this pass knows, nothing was written
+        raise ConnectionError("lost")
+
+    monkeypatch.setattr(services, "runs_insert_many", insert_then_lose_the_connection)
+    # The thread logs the failed pass and tries again: the record it finds is its own.
+    assert writer.finish(run, status="succeeded", now=T0)
+    assert Run.objects.get(pk=run.pk).status == "succeeded"
