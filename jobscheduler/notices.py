@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -87,5 +88,12 @@ class ChangeListener:
         return changed
 
     def close(self) -> None:
+        """Unsubscribe and end the listening thread (a dropped connection alone is reconnected
+        and resubscribed by redis-py, and would keep both alive)."""
         self._closed = True
-        self._client.connection_pool.disconnect()  # wakes the listening thread, which then ends
+        with contextlib.suppress(redis.RedisError, OSError):
+            self._pubsub.unsubscribe()  # the listening thread's listen() ends with its last channel
+        self._thread.join(timeout=2)
+        with contextlib.suppress(redis.RedisError, OSError):
+            self._pubsub.close()
+        self._client.connection_pool.disconnect()  # wakes the thread if it still waits, which then ends
