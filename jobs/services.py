@@ -163,33 +163,14 @@ def runs_record(runs: list[Run]) -> int:
         return created
 
 
-def run_begin(
-    *,
-    job_id: Any,
-    schedule_id: Any,
-    fire_key: str,
-    attempt: int,
-    trigger: str,
-    nominal_time: datetime | None,
-    dispatched_at: datetime,
-    worker: str,
-) -> tuple[Run, bool]:
-    """Record a run attempt as pending; returns (run, created). An attempt already recorded
-    (a replayed entry, a held or taken-over run, a manual run) is returned as it stands."""
-    run = run_draft(
-        job_id=job_id,
-        schedule_id=schedule_id,
-        fire_key=fire_key,
-        attempt=attempt,
-        trigger=trigger,
-        nominal_time=nominal_time,
-        dispatched_at=dispatched_at,
-        worker=worker,
-    )
+def run_begin(run: Run) -> tuple[Run, bool]:
+    """Record a drafted attempt (``run_draft``) as pending; returns (run, created). An attempt
+    already recorded (a replayed entry, a held or taken-over run, a manual run) is returned as
+    it stands."""
     try:
         run.save(force_insert=True)
     except IntegrityError:
-        existing = selectors.run_of_attempt(fire_key, attempt)
+        existing = selectors.run_of_attempt(run.fire_key, run.attempt)
         if existing is None:  # refused by the index, then deleted: as good as gone; record ours
             run.save(force_insert=True)
             return run, True

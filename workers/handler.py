@@ -114,7 +114,7 @@ def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
         # a manual run and a held one have a pending record; a replayed one is recorded
         # already (worker.read looked): read what is recorded and go on from there.
         recorded = selectors.run_of_attempt(entry.fire_key, entry.attempt) if worker.was_recorded(entry) else None
-        run, created = (recorded, False) if recorded is not None else services.run_begin(**attempt)
+        run, created = (recorded, False) if recorded is not None else services.run_begin(services.run_draft(**attempt))
         if not created:
             verdict = _recorded_already(worker, run, entry, job)
             if verdict is not None:

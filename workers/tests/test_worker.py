@@ -406,14 +406,16 @@ def start_and_die(runqueue: RunQueue, user: Any, job: Job, name: str = "dead") -
     dead = make_worker(runqueue, Clock(), name=name)
     entry = read_one(dead)
     run, _ = services.run_begin(
-        job_id=entry.job_id,
-        schedule_id="",
-        fire_key=key,
-        attempt=1,
-        trigger="manual",
-        nominal_time=None,
-        dispatched_at=services.timezone.now(),
-        worker=name,
+        services.run_draft(
+            job_id=entry.job_id,
+            schedule_id="",
+            fire_key=key,
+            attempt=1,
+            trigger="manual",
+            nominal_time=None,
+            dispatched_at=services.timezone.now(),
+            worker=name,
+        )
     )
     assert services.run_started(run, worker=name, now=services.timezone.now())
     return key
@@ -450,14 +452,16 @@ def test_takeovers_are_bounded(user, runqueue, clock):
     dead = make_worker(runqueue, Clock(), name="dead")
     entry = read_one(dead)
     run, _ = services.run_begin(
-        job_id=entry.job_id,
-        schedule_id="",
-        fire_key=key,
-        attempt=1,
-        trigger="manual",
-        nominal_time=None,
-        dispatched_at=services.timezone.now(),
-        worker="dead",
+        services.run_draft(
+            job_id=entry.job_id,
+            schedule_id="",
+            fire_key=key,
+            attempt=1,
+            trigger="manual",
+            nominal_time=None,
+            dispatched_at=services.timezone.now(),
+            worker="dead",
+        )
     )
     services.run_started(run, worker="dead", now=services.timezone.now())
     other = make_worker(runqueue, clock, name="w2", takeover_seconds=0, max_takeovers=3)
