@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from jobs import targets
+from jobs.permissions import JOB_PERMISSIONS
+from jobscheduler.bounds import MAX_DURATION_SECONDS, out_of_bounds
 
 
 class Job(models.Model):
@@ -43,6 +45,7 @@ class Job(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["owner", "name"], name="job_name_unique_per_owner")]
+        permissions = JOB_PERMISSIONS
 
     def __str__(self) -> str:
         return self.name
@@ -51,6 +54,7 @@ class Job(models.Model):
         errors: dict[str, str] = {}
         if not 1 <= self.timeout_seconds <= 86_400:
             errors["timeout_seconds"] = "Must be between 1 second and 1 day."
+        errors.update(out_of_bounds({"retry_backoff_seconds": self.retry_backoff_seconds}, MAX_DURATION_SECONDS))
         if not 1 <= self.max_attempts <= 20:
             errors["max_attempts"] = "Must be between 1 and 20."
         if self.pause_schedules_after_failures is not None and not 1 <= self.pause_schedules_after_failures <= 100:

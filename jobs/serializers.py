@@ -9,11 +9,11 @@ from rest_framework import serializers
 from jobs import services
 from jobs.models import Job, Run
 from jobscheduler.api import (
-    MAX_DURATION_SECONDS,
     ApiModelSerializer,
     ObjectIdRelatedField,
     check_json_document,
 )
+from jobscheduler.bounds import MAX_DURATION_SECONDS
 
 
 class JobSerializer(ApiModelSerializer):

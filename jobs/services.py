@@ -21,7 +21,7 @@ from django.utils import timezone
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
-from jobs import selectors
+from jobs import limits, permissions, selectors
 from jobs.models import Job, Run
 from jobs.runqueue import Entry, RunQueue
 from jobs.signals import job_deleting, job_enabled_changed
@@ -58,25 +58,36 @@ def _check_name_free(job: Job) -> None:
         raise ValidationError({"name": "You already have a job with this name."})
 
 
-def job_create(*, owner: User, **fields: Any) -> Job:
+def job_create(*, owner: User, by: User | None = None, **fields: Any) -> Job:
+    """Create a job for ``owner``; ``by`` (the owner unless given) must be allowed its target
+    type (jobs.permissions), and the owner must be under the per-owner limit."""
     job = Job(owner=owner)
     _apply(job, fields)
     job.full_clean(validate_constraints=False)
+    permissions.check_target(by or owner, job.target_type, job.target)
+    limits.check_job_count(owner)
     _check_name_free(job)
     job.save()
     return job
 
 
-def job_update(job: Job, *, now: Callable[[], datetime] = timezone.now, **fields: Any) -> Job:
+def job_update(job: Job, *, by: User | None = None, now: Callable[[], datetime] = timezone.now, **fields: Any) -> Job:
     """Save changes to a job; enabling or disabling it starts or stops its schedules.
 
-    A disabled job's schedules have no next time (nothing is dispatched for them); enabled
-    again, they go on from ``now``, and the times in between are not misfires.
+    A changed target is held to the permissions of ``by`` (the job's owner unless given); an
+    unchanged one is not judged again. A disabled job's schedules have no next time (nothing
+    is dispatched for them); enabled again, they go on from ``now``, and the times in between
+    are not misfires.
     """
     # As stored, not as held: the admin's form has set the new values on ``job`` already.
-    was_enabled = Job.objects.filter(pk=job.pk).values_list("enabled", flat=True).first()
+    stored: dict[str, Any] = dict(
+        Job.objects.filter(pk=job.pk).values("enabled", "target_type", "target").first() or {}
+    )
+    was_enabled = stored.get("enabled")
     _apply(job, fields)
     job.full_clean(validate_constraints=False)
+    if (job.target_type, job.target) != (stored.get("target_type"), stored.get("target")):
+        permissions.check_target(by or job.owner, job.target_type, job.target)
     _check_name_free(job)
     job.save()
     _announce(job)

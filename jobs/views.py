@@ -60,7 +60,9 @@ class JobViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         serializer.instance = services.job_create(owner=owner, **serializer.validated_data)
 
     def perform_update(self, serializer: Any) -> None:
-        serializer.instance = services.job_update(serializer.instance, **serializer.validated_data)
+        serializer.instance = services.job_update(
+            serializer.instance, by=cast(User, self.request.user), **serializer.validated_data
+        )
 
     def perform_destroy(self, instance: Job) -> None:
         services.job_delete(instance)

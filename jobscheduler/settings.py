@@ -168,6 +168,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": os.environ.get("JOBSCHEDULER_THROTTLE_ANON", "60/min"),
         "user": os.environ.get("JOBSCHEDULER_THROTTLE_USER", "6000/min"),
+        "preview": os.environ.get("JOBSCHEDULER_THROTTLE_PREVIEW", "60/min"),
     },
     "EXCEPTION_HANDLER": "jobscheduler.api.exception_handler",
 }
@@ -210,10 +211,22 @@ JOBSCHEDULER_WEBHOOK_EXCERPT_CHARS = int(os.environ.get("JOBSCHEDULER_WEBHOOK_EX
 # A PEM CA bundle that verifies https receivers instead of the system's (e.g. an internal CA).
 JOBSCHEDULER_WEBHOOK_CA_FILE = os.environ.get("JOBSCHEDULER_WEBHOOK_CA_FILE", "")
 
-# Management commands jobs may run (command targets), comma-separated names.
-JOBSCHEDULER_ALLOWED_COMMANDS = env_list("JOBSCHEDULER_ALLOWED_COMMANDS")
+# Management commands jobs may run (command targets) and the arguments each may take: a JSON
+# object {"purge_runs": {"--days": {"type": "int", "min": 7}}, "clearsessions": []}, or
+# comma-separated names, each then allowed without arguments. See jobs/targets/command.py.
+JOBSCHEDULER_ALLOWED_COMMANDS = os.environ.get("JOBSCHEDULER_ALLOWED_COMMANDS", "")
+
+# Per-owner limits (superusers are not limited): jobs and schedules one owner may have (0: no
+# limit), and the shortest time between two occurrences of a schedule, in seconds.
+JOBSCHEDULER_MAX_JOBS_PER_OWNER = int(os.environ.get("JOBSCHEDULER_MAX_JOBS_PER_OWNER", "1000"))
+JOBSCHEDULER_MAX_SCHEDULES_PER_OWNER = int(os.environ.get("JOBSCHEDULER_MAX_SCHEDULES_PER_OWNER", "10000"))
+JOBSCHEDULER_MIN_INTERVAL_SECONDS = int(os.environ.get("JOBSCHEDULER_MIN_INTERVAL_SECONDS", "1"))
 
 # --- Workers (run_worker) and run history ------------------------------------------------
+# Run processes (python and command targets) see only an allow-list of the worker's
+# environment (workers/isolation.py); these names are passed on too, e.g. DJANGO_SECRET_KEY
+# for tasks that sign things the web app checks.
+JOBSCHEDULER_CHILD_ENV = env_list("JOBSCHEDULER_CHILD_ENV")
 # Runs one worker process executes at once (each python/command run in its own child process).
 JOBSCHEDULER_WORKER_CONCURRENCY = int(os.environ.get("JOBSCHEDULER_WORKER_CONCURRENCY", "16"))
 # Run processes one worker keeps for python and command targets (webhooks need none).
