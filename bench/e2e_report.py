@@ -254,16 +254,18 @@ def _figure(value: float | None, spec: str) -> str:
 
 def peers_section(lines: Sequence[Line], peers: Sequence[dict[str, Any]], chart: str | None, heavy: int) -> list[str]:
     tasks = peers[0]["tasks"] if peers else 0
+    in_memory = any(peer.get("database", "").startswith("/dev/shm/") for peer in peers)
+    sqlite = "on /dev/shm, memory-backed as our SecantusDB is" if in_memory else "in the run's folder on disk"
     out = [
         "## Beside Celery, RQ and django-q2 (same run, same machine)",
         "",
         "The peers run the same no-op (a function returning a short greeting, as `demo.hello` does) with",
         "their real workers: `celery worker -c 2` (prefork) on a Redis broker with results ignored, a Redis",
-        "result backend, or django-celery-results (SQLite in the run's folder: no server to set up, so the",
+        f"result backend, or django-celery-results (SQLite {sqlite}: no server to set up, so the",
         "command below reruns anywhere; the row therefore measures SQLite's file lock, not PostgreSQL);",
         "two `rq worker --burst` (RQ's default Worker, which forks a work horse per job, as `rq worker`",
         "deploys; burst only lets it exit once the queue is empty); a django-q2 cluster of 2 workers on its",
-        "Redis broker (results kept in SQLite, pruned to its `save_limit` of 250). Each gets a private",
+        "Redis broker (results kept in the same SQLite, pruned to its `save_limit` of 250). Each gets a private",
         f"redis-server; {tasks:,} tasks are enqueued up front through its API by a process that exits before",
         "the workers start. Every task appends its time to a file of its process (one `os.write`), so",
         "completions are counted alike for every peer; **done/s** is the completions between the 10th and",
