@@ -12,6 +12,11 @@ from jobs import targets
 from jobs.permissions import JOB_PERMISSIONS
 from jobscheduler.bounds import MAX_DURATION_SECONDS, out_of_bounds
 
+# Set on an instance by the services around their own writes (jobs and schedules alike): the
+# model signals' receivers then leave the follow-up (notices, the mirror) to the service, and
+# act only on saves made around the services (a shell, a script).
+SAVED_BY_SERVICE = "_saved_by_service"
+
 
 class Job(models.Model):
     class TargetType(models.TextChoices):

@@ -22,7 +22,7 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
 from jobs import limits, permissions, selectors
-from jobs.models import Job, Run
+from jobs.models import SAVED_BY_SERVICE, Job, Run
 from jobs.runqueue import Entry, RunQueue
 from jobs.signals import job_deleting, job_enabled_changed
 from jobscheduler import mongo
@@ -67,6 +67,7 @@ def job_create(*, owner: User, by: User | None = None, **fields: Any) -> Job:
     permissions.check_target(by or owner, job.target_type, job.target)
     limits.check_job_count(owner)
     _check_name_free(job)
+    setattr(job, SAVED_BY_SERVICE, True)
     job.save()
     return job
 
@@ -89,6 +90,7 @@ def job_update(job: Job, *, by: User | None = None, now: Callable[[], datetime] 
     if (job.target_type, job.target) != (stored.get("target_type"), stored.get("target")):
         permissions.check_target(by or job.owner, job.target_type, job.target)
     _check_name_free(job)
+    setattr(job, SAVED_BY_SERVICE, True)
     job.save()
     _announce(job)
     if job.enabled != was_enabled:
@@ -100,8 +102,16 @@ def job_delete(job: Job) -> None:
     """Delete a job; its schedules are unscheduled first (schedules.receivers)."""
     job_deleting.send(sender=Job, job=job)
     job_id = job.pk
+    setattr(job, SAVED_BY_SERVICE, True)
     job.delete()
     _announce(job, job_id)
+
+
+def job_saved_outside_services(job: Job, was_enabled: bool | None) -> None:
+    """After a save made around the services: what job_update does after its own save."""
+    _announce(job)
+    if was_enabled is not None and job.enabled != was_enabled:
+        job_enabled_changed.send(sender=Job, job=job, now=timezone.now)
 
 
 def _announce(job: Job, job_id: Any = None) -> None:

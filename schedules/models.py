@@ -6,12 +6,28 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.dispatch import Signal
 
 from jobscheduler.bounds import MAX_COUNT, MAX_DURATION_SECONDS, out_of_bounds
 from schedules import kinds
 
 MAX_JITTER_SECONDS = 3600
 PAUSE_REASON_CHARS = 500
+
+
+# Sent after a QuerySet.update() or bulk_update() of schedules (outside the services), with
+# the ids it touched; schedules/receivers.py brings their mirror in step.
+schedules_updated = Signal()
+
+
+class ScheduleQuerySet(models.QuerySet["Schedule"]):
+    def update(self, **kwargs: Any) -> int:
+        """Update in MongoDB, then have the Redis mirror follow (schedules_updated)."""
+        ids = list(self.values_list("pk", flat=True))
+        count = super().update(**kwargs)
+        if ids:
+            schedules_updated.send(sender=Schedule, ids=ids)
+        return count
 
 
 class Schedule(models.Model):
@@ -54,6 +70,8 @@ class Schedule(models.Model):
     generation = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScheduleQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at"]

@@ -19,7 +19,7 @@ from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
 from jobs import limits
-from jobs.models import Job
+from jobs.models import SAVED_BY_SERVICE, Job
 from jobscheduler import mongo
 from schedules import metrics, selectors
 from schedules.due_index import DueIndex, get_due_index
@@ -110,6 +110,7 @@ def _save(schedule: Schedule, now: datetime) -> Schedule:
     _prepare(schedule, now)
     if not schedule.paused:
         schedule.pause_reason = ""
+    setattr(schedule, SAVED_BY_SERVICE, True)
     schedule.save()
     get_due_index().upsert(schedule)
     return schedule
@@ -251,6 +252,60 @@ def _follow(chunk: list[Schedule], moment: datetime) -> int:
     return len(chunk)
 
 
+# --- edits made around the services (schedules/receivers.py calls these) -------------------
+
+
+def prepare_unvalidated(schedule: Schedule, now: datetime) -> None:
+    """Before a save made outside the services (a shell, a script): what _prepare does but
+    validation, so the mirror that follows is current. A next time that cannot be computed
+    is left as it is; the engine pauses such a schedule with the reason."""
+    kind = KINDS.get(schedule.kind)
+    if kind is not None and schedule.anchor is None:
+        schedule.anchor = kind.default_anchor(schedule, now)
+    schedule.generation += 1
+    try:
+        schedule.next_run_at = _next_run_at(schedule, now)
+    except Exception:
+        logger.warning("could not compute the next time of a schedule saved outside the services", exc_info=True)
+
+
+def mirror_unvalidated(schedules: list[Schedule]) -> None:
+    """Mirror schedules saved outside the services; one that cannot be mirrored is paused."""
+    broken: dict[str, str] = {}
+
+    def refuse(schedule: Schedule, error: Exception) -> None:
+        broken[str(schedule.pk)] = f"The scheduler could not compute this schedule: {type(error).__name__}: {error}"
+
+    get_due_index().upsert_many(schedules, on_error=refuse)
+    if broken:
+        schedules_quarantine(broken)
+
+
+def schedules_resync(ids: Iterable[Any], *, now: Callable[[], datetime] = timezone.now, batch: int = 1000) -> int:
+    """After a QuerySet.update() of schedules: their next times and generations again, mirrored."""
+    moment = now()
+    done = 0
+    pending = list(ids)
+    for start in range(0, len(pending), batch):
+        chunk = list(Schedule.objects.filter(pk__in=pending[start : start + batch]).select_related("job"))
+        computable = []
+        broken: dict[str, str] = {}
+        for schedule in chunk:
+            try:
+                _next_run_at(schedule, moment)
+            except Exception as error:
+                broken[str(schedule.pk)] = (
+                    f"The scheduler could not compute this schedule: {type(error).__name__}: {error}"
+                )
+            else:
+                computable.append(schedule)
+        if broken:
+            schedules_quarantine(broken)
+        if computable:
+            done += _follow(computable, moment)
+    return done
+
+
 def schedules_quarantine(problems: dict[str, str], index: DueIndex | None = None) -> None:
     """Stop schedules the engine could not compute: out of the mirror, and paused in MongoDB with
     the reason, where the API and the admin show it; a user resumes one once it is fixed.
@@ -290,6 +345,7 @@ def schedules_quarantine(problems: dict[str, str], index: DueIndex | None = None
 
 def schedule_delete(schedule: Schedule) -> None:
     schedule_id = str(schedule.pk)
+    setattr(schedule, SAVED_BY_SERVICE, True)
     schedule.delete()
     get_due_index().remove(schedule_id)
 
