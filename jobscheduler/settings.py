@@ -25,6 +25,15 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_ports(name: str) -> list[int]:
+    ports: list[int] = []
+    for item in env_list(name):
+        if not item.isdigit() or not 1 <= int(item) <= 65535:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not a port number (1-65535).")
+        ports.append(int(item))
+    return ports
+
+
 DEBUG = env_bool("DJANGO_DEBUG")
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
@@ -204,7 +213,10 @@ LOGGING = {
 # public: host names (".example.com" for the domain and its subdomains; every address the
 # name resolves to is then trusted) or CIDR networks ("10.1.0.0/16", "127.0.0.1"). Empty:
 # public addresses only.
+# Cloud metadata, link-local and unspecified addresses stay refused whatever this names.
 JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS = env_list("JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS")
+# Ports webhooks may go to (checked when a job is saved and at each delivery); empty: any.
+JOBSCHEDULER_WEBHOOK_ALLOWED_PORTS = env_ports("JOBSCHEDULER_WEBHOOK_ALLOWED_PORTS")
 # How much of a receiver's response body a run keeps, in characters (at most 4 bytes each are read).
 JOBSCHEDULER_WEBHOOK_EXCERPT_CHARS = int(os.environ.get("JOBSCHEDULER_WEBHOOK_EXCERPT_CHARS", "2000"))
 # A PEM CA bundle that verifies https receivers instead of the system's (e.g. an internal CA).

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from jobs.targets.http.addresses import HOST_NAME, IPAddress, parse_ipv4_literal
+from jobs.targets.http.addresses import HOST_NAME, IPAddress, parse_ipv4_literal, port_refusal
 from jobs.targets.http.signing import sign
 
 FIELDS = frozenset({"url", "method", "headers", "body"})
@@ -150,6 +150,9 @@ def build(job_target: dict[str, Any], *, fire_key: str, attempt: int, secret: st
     if not isinstance(body, str):
         raise InvalidTarget("body must be a string")
     destination = parse_url(job_target.get("url"))
+    refused_port = port_refusal(destination.port)
+    if refused_port:
+        raise InvalidTarget(refused_port)
     headers = job_headers(job_target.get("headers") or {})
     present = {name.lower() for name in headers}
     if "user-agent" not in present:
@@ -179,9 +182,12 @@ def clean(target: dict[str, Any]) -> str | None:
     more leniently.
     """
     try:
-        parse_url(target.get("url"))
+        destination = parse_url(target.get("url"))
     except InvalidTarget as exc:
         return _sentence(exc)
+    refused_port = port_refusal(destination.port)  # the URL's port, or its scheme's default
+    if refused_port:
+        return _sentence(InvalidTarget(refused_port))
     # Addresses are judged when delivering, on each one dialled (names resolve only then).
     # Refusing literal addresses at save time belongs here: the Destination's ``literal``
     # through addresses.vetted() with the allow-list, as transport calls it.
