@@ -6,6 +6,7 @@ secret key is required.
 """
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +24,13 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    value = os.environ.get(name, "").strip() or str(default)
+    if not value.isdigit() or int(value) < minimum:
+        raise ImproperlyConfigured(f"{name}: {value!r} is not a whole number >= {minimum}.")
+    return int(value)
 
 
 def env_ports(name: str) -> list[int]:
@@ -188,7 +196,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SERVE_PERMISSIONS": ["jobscheduler.api.ApiDocsPermission"],
 }
+# /api/schema/ and /api/docs/ for anyone (on) or signed-in users only (off, the default): the
+# schema maps every endpoint and parameter for a scanner, and the API's users have a login.
+JOBSCHEDULER_PUBLIC_API_DOCS = env_bool("JOBSCHEDULER_PUBLIC_API_DOCS")
+# When set, /metrics answers only "Authorization: Bearer <this>" (401 otherwise); unset, it is
+# open to whoever reaches it (keep it off the public network, as most Prometheus setups do).
+JOBSCHEDULER_METRICS_TOKEN = os.environ.get("JOBSCHEDULER_METRICS_TOKEN", "")
 
 # --- Security when not debugging ---------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -197,6 +212,31 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+
+# --- HTTPS in production, and the proxy in front -------------------------------------------
+# Off by default: only the operator knows the service is reached over https (a redirect loop
+# or a year of HSTS on a plain-http install is worse than nothing). `check --deploy` says so.
+SECURE_SSL_REDIRECT = env_bool("JOBSCHEDULER_SECURE_SSL_REDIRECT")
+# Probes and scrapes dial the container over plain http (compose's healthcheck, kubelets,
+# Prometheus); they stay unredirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("JOBSCHEDULER_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("JOBSCHEDULER_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_bool("JOBSCHEDULER_HSTS_PRELOAD")
+# The header a TLS-terminating proxy sets to "https" (e.g. X-Forwarded-Proto). Set it only
+# when that proxy always sets or overwrites it: a client could send it too.
+_proxy_ssl_header = os.environ.get("JOBSCHEDULER_PROXY_SSL_HEADER", "").strip()
+if _proxy_ssl_header and not re.fullmatch(r"[A-Za-z0-9-]+", _proxy_ssl_header):
+    raise ImproperlyConfigured(f"JOBSCHEDULER_PROXY_SSL_HEADER: {_proxy_ssl_header!r} is not a header name.")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+# Proxies in front that append to X-Forwarded-For. 0 (default): the header is ignored and the
+# client is the connection's address; N: the N-th address from the right, the one the
+# outermost trusted proxy saw. Throttles (DRF's NUM_PROXIES) and the admin login's lockout
+# (jobscheduler.client_address) both read it.
+JOBSCHEDULER_TRUSTED_PROXY_COUNT = env_int("JOBSCHEDULER_TRUSTED_PROXY_COUNT", 0)
+REST_FRAMEWORK["NUM_PROXIES"] = JOBSCHEDULER_TRUSTED_PROXY_COUNT
 
 # --- Logging: one JSON object per line ---------------------------------------------------
 LOGGING = {
