@@ -7,6 +7,7 @@ secret key is required.
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_mongodb_backend",
+    "jobscheduler.apps.MongoAxesConfig",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -84,6 +86,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "jobscheduler.urls"
@@ -121,6 +125,7 @@ MIGRATION_MODULES = {
     "admin": "mongo_migrations.admin",
     "auth": "mongo_migrations.auth",
     "contenttypes": "mongo_migrations.contenttypes",
+    "axes": "mongo_migrations.axes",
 }
 
 # --- Redis: the rebuildable schedule index -----------------------------------------------
@@ -141,7 +146,21 @@ JOBSCHEDULER_REDIS_PREFIX = os.environ.get("JOBSCHEDULER_REDIS_PREFIX", "js")
 JOBSCHEDULER_SHARDS = int(os.environ.get("JOBSCHEDULER_SHARDS", "16"))
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
-AUTHENTICATION_BACKENDS = ["jobscheduler.auth.ModelBackend"]
+# AxesStandaloneBackend first: it refuses a locked-out username and address before the
+# password is even checked.
+AUTHENTICATION_BACKENDS = ["jobscheduler.auth.LoginLockoutBackend", "jobscheduler.auth.ModelBackend"]
+
+# --- Login lockout (django-axes; attempts are records in MongoDB) -----------------------
+# After this many failed logins for one username from one address, that pair is locked out
+# for the cool-off; a success before then clears the count. Other users and addresses are
+# unaffected, so an attacker cannot lock the real admin out from elsewhere.
+AXES_FAILURE_LIMIT = env_int("JOBSCHEDULER_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("JOBSCHEDULER_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The same client address the API throttles use (JOBSCHEDULER_TRUSTED_PROXY_COUNT).
+AXES_CLIENT_IP_CALLABLE = "jobscheduler.client_address.client_ip"
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
