@@ -276,6 +276,9 @@ LOGGING = {
 JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS = env_list("JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS")
 # Ports webhooks may go to (checked when a job is saved and at each delivery); empty: any.
 JOBSCHEDULER_WEBHOOK_ALLOWED_PORTS = env_ports("JOBSCHEDULER_WEBHOOK_ALLOWED_PORTS")
+# When a webhook job's secret is replaced (rotate-secret, or a new one set), the old one keeps
+# signing deliveries beside the new for this long, so receivers can switch without a gap.
+JOBSCHEDULER_WEBHOOK_SECRET_OVERLAP_HOURS = float(os.environ.get("JOBSCHEDULER_WEBHOOK_SECRET_OVERLAP_HOURS", "24"))
 # How much of a receiver's response body a run keeps, in characters (at most 4 bytes each are read).
 JOBSCHEDULER_WEBHOOK_EXCERPT_CHARS = int(os.environ.get("JOBSCHEDULER_WEBHOOK_EXCERPT_CHARS", "2000"))
 # A PEM CA bundle that verifies https receivers instead of the system's (e.g. an internal CA).
