@@ -28,7 +28,10 @@ class JobForm(forms.ModelForm):
     secret = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="HMAC key for webhook signatures. Leave blank to keep the current one.",
+        help_text=(
+            "HMAC key for webhook signatures. Leave blank to keep the current one; a new webhook job "
+            "left blank gets a generated one, which POST /api/jobs/{id}/rotate-secret/ replaces and shows."
+        ),
     )
 
     class Meta:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -41,8 +42,13 @@ class Job(models.Model):
         blank=True,
         help_text="Pause a schedule once this many of its runs in a row failed (after retries). Blank: never.",
     )
-    # HMAC key for webhook signatures; write-only through the API.
+    # HMAC key for webhook signatures; write-only through the API. Webhook jobs created without
+    # one get a generated Standard Webhooks secret (jobs.services.job_create).
     secret = models.CharField(max_length=200, blank=True)
+    # The secret before the last rotation: deliveries are signed with it too until it expires,
+    # so receivers can switch to the new one at their own pace.
+    previous_secret = models.CharField(max_length=200, blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -54,6 +60,14 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets a delivery at ``now`` is signed with: the current one, then the previous until it expires."""
+        keys = [self.secret] if self.secret else []
+        expires = self.previous_secret_expires_at
+        if self.previous_secret and expires is not None and now < expires:
+            keys.append(self.previous_secret)
+        return keys
 
     def clean(self) -> None:
         errors: dict[str, str] = {}

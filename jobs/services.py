@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError
@@ -25,6 +26,7 @@ from jobs import limits, permissions, selectors
 from jobs.models import SAVED_BY_SERVICE, Job, Run
 from jobs.runqueue import Entry, RunQueue
 from jobs.signals import job_deleting, job_enabled_changed
+from jobs.targets.http import signing
 from jobscheduler import mongo
 from jobscheduler.epoch import to_epoch_ms
 from jobscheduler.keyspace import default_keyspace
@@ -59,9 +61,15 @@ def _check_name_free(job: Job) -> None:
 
 
 def job_create(*, owner: User, by: User | None = None, **fields: Any) -> Job:
-    """Create a job for ``owner``; ``by`` (the owner unless given) must be allowed its target
-    type (jobs.permissions), and the owner must be under the per-owner limit."""
+    """Validate and save a new job for ``owner``; a webhook job given no secret gets a generated one.
+
+    ``by`` (the owner unless given) must be allowed its target type (jobs.permissions), and
+    the owner must be under the per-owner limit. The caller shows a generated ``job.secret``
+    to the creator once (the API's create response); it is never read back afterwards.
+    """
     job = Job(owner=owner)
+    if fields.get("target_type") == Job.TargetType.HTTP and not fields.get("secret"):
+        fields = {**fields, "secret": signing.generate_secret()}
     _apply(job, fields)
     job.full_clean(validate_constraints=False)
     permissions.check_target(by or owner, job.target_type, job.target)
@@ -82,10 +90,11 @@ def job_update(job: Job, *, by: User | None = None, now: Callable[[], datetime] 
     """
     # As stored, not as held: the admin's form has set the new values on ``job`` already.
     stored: dict[str, Any] = dict(
-        Job.objects.filter(pk=job.pk).values("enabled", "target_type", "target").first() or {}
+        Job.objects.filter(pk=job.pk).values("enabled", "target_type", "target", "secret").first() or {}
     )
-    was_enabled = stored.get("enabled")
+    was_enabled, stored_secret = stored.get("enabled"), stored.get("secret", "")
     _apply(job, fields)
+    _keep_previous_secret(job, stored_secret, now())
     job.full_clean(validate_constraints=False)
     if (job.target_type, job.target) != (stored.get("target_type"), stored.get("target")):
         permissions.check_target(by or job.owner, job.target_type, job.target)
@@ -96,6 +105,29 @@ def job_update(job: Job, *, by: User | None = None, now: Callable[[], datetime] 
     if job.enabled != was_enabled:
         job_enabled_changed.send(sender=Job, job=job, now=now)
     return job
+
+
+def job_rotate_secret(job: Job, *, now: Callable[[], datetime] = timezone.now) -> str:
+    """Give ``job`` a new generated webhook secret and return it (to be shown once).
+
+    The old one keeps signing deliveries, beside the new, for
+    ``JOBSCHEDULER_WEBHOOK_SECRET_OVERLAP_HOURS``: receivers move to the new one meanwhile.
+    """
+    if job.target_type != Job.TargetType.HTTP:
+        raise ValidationError({"secret": "Only webhook (http) jobs sign their deliveries."})
+    new_secret = signing.generate_secret()
+    job_update(job, now=now, secret=new_secret)
+    return new_secret
+
+
+def _keep_previous_secret(job: Job, stored_secret: str, moment: datetime) -> None:
+    """A replaced secret stays valid for the overlap; a cleared one (no signing) ends it at once."""
+    if not job.secret:
+        job.previous_secret, job.previous_secret_expires_at = "", None
+    elif stored_secret and job.secret != stored_secret:
+        hours = float(getattr(settings, "JOBSCHEDULER_WEBHOOK_SECRET_OVERLAP_HOURS", 24))
+        job.previous_secret = stored_secret
+        job.previous_secret_expires_at = moment + timedelta(hours=hours) if hours > 0 else None
 
 
 def job_delete(job: Job) -> None:

@@ -19,8 +19,9 @@ from django.db import models
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import exceptions, serializers
+from rest_framework import exceptions, permissions, serializers
 from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -39,6 +40,19 @@ _INT64 = (-(2**63), 2**63 - 1)
 MAX_JSON_DEPTH = 32
 # A '+' in a query string decodes to a space: "...T02:30:00 01:00" meant "+01:00".
 _PLUS_AS_SPACE = re.compile(r"^(\S+T\S+) (\d{2}:?\d{2})$")
+
+
+class ApiDocsPermission(permissions.BasePermission):
+    """The OpenAPI schema and docs page: for anyone with ``JOBSCHEDULER_PUBLIC_API_DOCS``, else signed-in users.
+
+    Read per request (drf-spectacular fixes its views' permissions at import), so the
+    setting can be changed in tests and is the one place that decides.
+    """
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if getattr(settings, "JOBSCHEDULER_PUBLIC_API_DOCS", False):
+            return True
+        return bool(request.user and request.user.is_authenticated)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

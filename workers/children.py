@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.utils import timezone
 
 from jobs import targets
 from workers.isolation import Redactor, run_environment
@@ -406,7 +407,9 @@ class Slot:
     def _deliver(self, job: Job, *, fire_key: str, attempt: int) -> Outcome:
         from jobs.targets.http import deliver
 
-        result = deliver(job.target, fire_key=fire_key, attempt=attempt, secret=job.secret, timeout=job.timeout_seconds)
+        # Signed with the current secret and, while a rotation overlaps, the previous one too.
+        secrets = job.signing_secrets(timezone.now())
+        result = deliver(job.target, fire_key=fire_key, attempt=attempt, secret=secrets, timeout=job.timeout_seconds)
         shown = f"HTTP {result.status_code}" if result.status_code is not None else ""
         if result.response_excerpt:
             shown = f"{shown}\n{result.response_excerpt}" if shown else result.response_excerpt
