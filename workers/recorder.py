@@ -139,6 +139,9 @@ class Recorder:
         with self._lock:
             inserts: list[_Tracked] = []
             updates: list[_Tracked] = []
+            # Whether each insert carries the run's outcome: one that arrives while its
+            # "running" insert is in flight is written by the next pass, as an update.
+            carried: list[bool] = []
             for tracked in self._tracked.values():
                 if tracked.inserting:
                     continue
@@ -150,6 +153,7 @@ class Recorder:
                         for name, value in tracked.outcome.items():
                             setattr(tracked.run, name, value)
                     inserts.append(tracked)
+                    carried.append(tracked.outcome is not None)
                 elif not tracked.run._state.adding and tracked.outcome is not None:
                     tracked.inserting = True
                     updates.append(tracked)
@@ -169,7 +173,7 @@ class Recorder:
                     tracked.inserting = False
             raise
         finished: list[tuple[_Tracked, bool]] = []
-        for tracked, done in zip(inserts, inserted, strict=True):
+        for tracked, done, with_outcome in zip(inserts, inserted, carried, strict=True):
             if not done:
                 # Recorded already. By this very write, if a pass that failed midway (a lost
                 # connection) inserted it before; a pending record of the attempt (a manual run)
@@ -183,7 +187,7 @@ class Recorder:
                         tracked.run, {"status": Run.Status.PENDING}, self._fields(tracked)
                     )
                     done = taken is not None
-            if tracked.outcome is not None or not done:
+            if with_outcome or not done:
                 finished.append((tracked, done))
         finished += list(zip(updates, applied, strict=True))
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -167,3 +168,31 @@ def test_a_pass_that_failed_after_inserting_is_not_taken_for_a_duplicate(job, re
     # The thread logs the failed pass and tries again: the record it finds is its own.
     assert writer.finish(run, status="succeeded", now=T0)
     assert Run.objects.get(pk=run.pk).status == "succeeded"
+
+
+def test_an_outcome_arriving_while_its_running_insert_is_in_flight_is_written(job, recorder, monkeypatch):
+    # The run crosses insert_after and its "running" insert goes out; it finishes before that
+    # insert returns. The outcome must be written by the next pass, not taken as written.
+    writer = recorder(insert_after=0.05)
+    run = draft(job)
+    in_flight, release = threading.Event(), threading.Event()
+    original = services.runs_insert_many
+
+    def slow_insert(runs):
+        if runs:
+            in_flight.set()
+            release.wait(5)
+        return original(runs)
+
+    monkeypatch.setattr(services, "runs_insert_many", slow_insert)
+    writer.started(run, worker="w1", now=T0, dispatched_at=T0)
+    assert in_flight.wait(5)
+    finishing = threading.Thread(
+        target=lambda: writer.finish(run, status="succeeded", now=T0 + timedelta(seconds=1), output="done")
+    )
+    finishing.start()
+    time.sleep(0.2)  # finish() has handed its outcome over while the insert is held
+    release.set()
+    finishing.join(10)
+    (stored,) = Run.objects.filter(fire_key="s:1000")
+    assert (stored.status, stored.output) == ("succeeded", "done")
