@@ -15,7 +15,7 @@ def allowed_commands() -> list[str]:
 
 def clean(target: dict[str, Any]) -> str | None:
     name = target.get("command")
-    if name not in allowed_commands():
+    if not isinstance(name, str) or name not in allowed_commands():
         return f"Command {name!r} is not in JOBSCHEDULER_ALLOWED_COMMANDS."
     args = target.get("args", [])
     if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
