@@ -14,6 +14,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from devtools.pytest_servers import delete_keys_with_prefix
+from jobs.permissions import JOB_PERMISSIONS
 from jobs.runqueue import RunQueue
 from jobscheduler.coordination import Coordination
 from jobscheduler.keyspace import Keyspace, use_keyspace
@@ -52,14 +53,29 @@ def coordination(keyspace: Keyspace) -> Coordination:
     return Coordination(keyspace)
 
 
+def trust_with_every_target(person: User) -> User:
+    """Grant ``person`` the target permissions (jobs.permissions) an operator gives trusted users."""
+    from django.contrib.auth.models import Permission
+
+    codenames = [codename for codename, _ in JOB_PERMISSIONS]
+    person.user_permissions.add(*Permission.objects.filter(content_type__app_label="jobs", codename__in=codenames))
+    return person
+
+
 @pytest.fixture
 def user(db: Any) -> User:
-    return User.objects.create_user("alice", "alice@example.com", "alice-password-1")
+    """A user trusted with every target type; ``plain_user`` holds no permission at all."""
+    return trust_with_every_target(User.objects.create_user("alice", "alice@example.com", "alice-password-1"))
 
 
 @pytest.fixture
 def other_user(db: Any) -> User:
-    return User.objects.create_user("bob", "bob@example.com", "bob-password-1")
+    return trust_with_every_target(User.objects.create_user("bob", "bob@example.com", "bob-password-1"))
+
+
+@pytest.fixture
+def plain_user(db: Any) -> User:
+    return User.objects.create_user("mallory", "mallory@example.com", "mallory-password-1")
 
 
 @pytest.fixture

@@ -10,8 +10,10 @@ on its own, not through ``jobs.targets.http``, whose signing it is there to chec
 ``whsec_`` secret's base64 payload (any other secret: its UTF-8 bytes, as the worker signs
 it); the expected signature is base64(HMAC-SHA256(key, "{webhook-id}.{webhook-timestamp}.{body}")),
 compared in constant time with each ``v1,`` entry of the space-separated ``webhook-signature``;
-a timestamp more than five minutes from now, either way, is refused so that a captured
-delivery cannot be replayed later.
+during a rotation the sender puts one entry per secret there, and the receiver may hold
+several secrets itself: any entry matching any secret accepts the delivery. A timestamp more
+than five minutes from now, either way, is refused so that a captured delivery cannot be
+replayed later.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
@@ -68,8 +70,11 @@ def signing_key(secret: str) -> bytes:
     return secret.encode()
 
 
-def verify(secret: str, headers: Headers, body: bytes, *, now: float) -> Verdict:
-    """Judge one delivery received at ``now`` (epoch seconds): accept it or say why not."""
+def verify(secret: str | Sequence[str], headers: Headers, body: bytes, *, now: float) -> Verdict:
+    """Judge one delivery received at ``now`` (epoch seconds): accept it or say why not.
+
+    ``secret`` may be several (old and new while one is rotated): any of them will do.
+    """
     msg_id = headers.get("webhook-id")
     timestamp = headers.get("webhook-timestamp")
     signatures = headers.get("webhook-signature")
@@ -83,7 +88,8 @@ def verify(secret: str, headers: Headers, body: bytes, *, now: float) -> Verdict
     if age < -TOLERANCE_SECONDS:
         return Verdict(401, f"timestamp too far in the future ({-age:.0f} s)")
     signed = f"{msg_id}.{timestamp}.".encode() + body
-    expected = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
+    keys = [secret] if isinstance(secret, str) else list(secret)
+    expected = [hmac.new(signing_key(key), signed, hashlib.sha256).digest() for key in keys]
     for candidate in signatures.split():
         version, _, value = candidate.partition(",")
         if version != "v1":
@@ -92,7 +98,7 @@ def verify(secret: str, headers: Headers, body: bytes, *, now: float) -> Verdict
             given = base64.b64decode(value, validate=True)
         except binascii.Error:
             continue
-        if hmac.compare_digest(given, expected):
+        if any(hmac.compare_digest(given, digest) for digest in expected):
             return Verdict(200, "")
     return Verdict(401, "no v1 signature matches")
 
@@ -103,10 +109,19 @@ class Receiver(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, port: int, *, secret: str, out: TextIO, clock: Callable[[], float] = time.time, path: str = PATH
+        self,
+        port: int,
+        *,
+        secret: str | Sequence[str],
+        out: TextIO,
+        clock: Callable[[], float] = time.time,
+        path: str = PATH,
     ):
-        signing_key(secret)  # a malformed secret fails at start, not at the first delivery
-        self.secret = secret
+        self.secrets = [secret] if isinstance(secret, str) else list(secret)
+        if not self.secrets:
+            raise ValueError("no secret to verify with")
+        for key in self.secrets:
+            signing_key(key)  # a malformed secret fails at start, not at the first delivery
         self.out = out
         self.clock = clock
         self.path = path
@@ -176,7 +191,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True  # the body is left unread
             return Verdict(413 if length > 0 else 400, "bad or too large Content-Length"), b""
         body = self.rfile.read(length)
-        return verify(self.server.secret, self.headers, body, now=received), body
+        return verify(self.server.secrets, self.headers, body, now=received), body
 
     def _answer(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()

@@ -16,6 +16,14 @@ def echo(**kwargs: Any) -> dict[str, Any]:
     return kwargs
 
 
+@task("demo.environment")
+def environment(names: list[str]) -> dict[str, str | None]:
+    """The value of each named variable as a run process sees it: shows what it is not given."""
+    import os
+
+    return {name: os.environ.get(name) for name in names}
+
+
 @task("demo.sleep")
 def sleep(seconds: float = 1.0) -> str:
     """Sleeps (at most an hour): shows timeouts, takeovers and overlap at work."""

@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from jobs import selectors, services
+from jobs import permissions, selectors, services
 from jobs.models import Job, Run
 from jobscheduler.admin_tools import admin_user, editable_values, take_saved_state
 
@@ -28,7 +28,10 @@ class JobForm(forms.ModelForm):
     secret = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="HMAC key for webhook signatures. Leave blank to keep the current one.",
+        help_text=(
+            "HMAC key for webhook signatures. Leave blank to keep the current one; a new webhook job "
+            "left blank gets a generated one, which POST /api/jobs/{id}/rotate-secret/ replaces and shows."
+        ),
     )
 
     class Meta:
@@ -55,6 +58,13 @@ class JobForm(forms.ModelForm):
             and selectors.job_name_taken(owner_id, name, excluding=self.instance.pk)
         ):
             self.add_error("name", "This owner already has a job with this name.")
+        # The service checks it again at save; here it is a form error rather than a 403 page.
+        target_type, target = cleaned.get("target_type"), cleaned.get("target")
+        changed = not self.instance.pk or {"target_type", "target"} & set(self.changed_data)
+        if self.request_user is not None and target_type and changed:
+            problem = permissions.target_refusal(self.request_user, target_type, target)
+            if problem:
+                self.add_error("target_type", problem)
         return cleaned
 
 
@@ -129,10 +139,10 @@ class JobAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Job, form: forms.ModelForm, change: bool) -> None:
         fields = editable_values(form, services.EDITABLE_FIELDS)
         if change:
-            services.job_update(obj, **fields)
+            services.job_update(obj, by=admin_user(request), **fields)
         else:
             owner = form.cleaned_data.get("owner") or admin_user(request)
-            take_saved_state(obj, services.job_create(owner=owner, **fields))
+            take_saved_state(obj, services.job_create(owner=owner, by=admin_user(request), **fields))
 
     def delete_model(self, request: HttpRequest, obj: Job) -> None:
         services.job_delete(obj)

@@ -11,4 +11,6 @@ class JobsConfig(AppConfig):
         # Register every app's @task functions, as the admin registers admin.py modules.
         from django.utils.module_loading import autodiscover_modules
 
+        from jobs import checks, receivers  # noqa: F401  (register the system checks, model receivers)
+
         autodiscover_modules("tasks")

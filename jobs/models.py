@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -9,6 +10,13 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from jobs import targets
+from jobs.permissions import JOB_PERMISSIONS
+from jobscheduler.bounds import MAX_DURATION_SECONDS, out_of_bounds
+
+# Set on an instance by the services around their own writes (jobs and schedules alike): the
+# model signals' receivers then leave the follow-up (notices, the mirror) to the service, and
+# act only on saves made around the services (a shell, a script).
+SAVED_BY_SERVICE = "_saved_by_service"
 
 
 class Job(models.Model):
@@ -34,8 +42,13 @@ class Job(models.Model):
         blank=True,
         help_text="Pause a schedule once this many of its runs in a row failed (after retries). Blank: never.",
     )
-    # HMAC key for webhook signatures; write-only through the API.
+    # HMAC key for webhook signatures; write-only through the API. Webhook jobs created without
+    # one get a generated Standard Webhooks secret (jobs.services.job_create).
     secret = models.CharField(max_length=200, blank=True)
+    # The secret before the last rotation: deliveries are signed with it too until it expires,
+    # so receivers can switch to the new one at their own pace.
+    previous_secret = models.CharField(max_length=200, blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -43,14 +56,24 @@ class Job(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["owner", "name"], name="job_name_unique_per_owner")]
+        permissions = JOB_PERMISSIONS
 
     def __str__(self) -> str:
         return self.name
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets a delivery at ``now`` is signed with: the current one, then the previous until it expires."""
+        keys = [self.secret] if self.secret else []
+        expires = self.previous_secret_expires_at
+        if self.previous_secret and expires is not None and now < expires:
+            keys.append(self.previous_secret)
+        return keys
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
         if not 1 <= self.timeout_seconds <= 86_400:
             errors["timeout_seconds"] = "Must be between 1 second and 1 day."
+        errors.update(out_of_bounds({"retry_backoff_seconds": self.retry_backoff_seconds}, MAX_DURATION_SECONDS))
         if not 1 <= self.max_attempts <= 20:
             errors["max_attempts"] = "Must be between 1 and 20."
         if self.pause_schedules_after_failures is not None and not 1 <= self.pause_schedules_after_failures <= 100:

@@ -11,11 +11,11 @@ from jobs import services
 from jobs.models import Job, Run
 from jobs.targets.http import HTTP_METHODS, MAX_BODY_CHARS
 from jobscheduler.api import (
-    MAX_DURATION_SECONDS,
     ApiModelSerializer,
     ObjectIdRelatedField,
     check_json_document,
 )
+from jobscheduler.bounds import MAX_DURATION_SECONDS
 
 
 # The shape of ``target`` for each target_type, for the OpenAPI document only: jobs.targets

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError
@@ -21,10 +22,11 @@ from django.utils import timezone
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
-from jobs import selectors
-from jobs.models import Job, Run
+from jobs import limits, permissions, selectors
+from jobs.models import SAVED_BY_SERVICE, Job, Run
 from jobs.runqueue import Entry, RunQueue
 from jobs.signals import job_deleting, job_enabled_changed
+from jobs.targets.http import signing
 from jobscheduler import mongo
 from jobscheduler.epoch import to_epoch_ms
 from jobscheduler.keyspace import default_keyspace
@@ -58,26 +60,46 @@ def _check_name_free(job: Job) -> None:
         raise ValidationError({"name": "You already have a job with this name."})
 
 
-def job_create(*, owner: User, **fields: Any) -> Job:
+def job_create(*, owner: User, by: User | None = None, **fields: Any) -> Job:
+    """Validate and save a new job for ``owner``; a webhook job given no secret gets a generated one.
+
+    ``by`` (the owner unless given) must be allowed its target type (jobs.permissions), and
+    the owner must be under the per-owner limit. The caller shows a generated ``job.secret``
+    to the creator once (the API's create response); it is never read back afterwards.
+    """
     job = Job(owner=owner)
+    if fields.get("target_type") == Job.TargetType.HTTP and not fields.get("secret"):
+        fields = {**fields, "secret": signing.generate_secret()}
     _apply(job, fields)
     job.full_clean(validate_constraints=False)
+    permissions.check_target(by or owner, job.target_type, job.target)
+    limits.check_job_count(owner)
     _check_name_free(job)
+    setattr(job, SAVED_BY_SERVICE, True)
     job.save()
     return job
 
 
-def job_update(job: Job, *, now: Callable[[], datetime] = timezone.now, **fields: Any) -> Job:
+def job_update(job: Job, *, by: User | None = None, now: Callable[[], datetime] = timezone.now, **fields: Any) -> Job:
     """Save changes to a job; enabling or disabling it starts or stops its schedules.
 
-    A disabled job's schedules have no next time (nothing is dispatched for them); enabled
-    again, they go on from ``now``, and the times in between are not misfires.
+    A changed target is held to the permissions of ``by`` (the job's owner unless given); an
+    unchanged one is not judged again. A disabled job's schedules have no next time (nothing
+    is dispatched for them); enabled again, they go on from ``now``, and the times in between
+    are not misfires.
     """
     # As stored, not as held: the admin's form has set the new values on ``job`` already.
-    was_enabled = Job.objects.filter(pk=job.pk).values_list("enabled", flat=True).first()
+    stored: dict[str, Any] = dict(
+        Job.objects.filter(pk=job.pk).values("enabled", "target_type", "target", "secret").first() or {}
+    )
+    was_enabled, stored_secret = stored.get("enabled"), stored.get("secret", "")
     _apply(job, fields)
+    _keep_previous_secret(job, stored_secret, now())
     job.full_clean(validate_constraints=False)
+    if (job.target_type, job.target) != (stored.get("target_type"), stored.get("target")):
+        permissions.check_target(by or job.owner, job.target_type, job.target)
     _check_name_free(job)
+    setattr(job, SAVED_BY_SERVICE, True)
     job.save()
     _announce(job)
     if job.enabled != was_enabled:
@@ -85,12 +107,43 @@ def job_update(job: Job, *, now: Callable[[], datetime] = timezone.now, **fields
     return job
 
 
+def job_rotate_secret(job: Job, *, now: Callable[[], datetime] = timezone.now) -> str:
+    """Give ``job`` a new generated webhook secret and return it (to be shown once).
+
+    The old one keeps signing deliveries, beside the new, for
+    ``JOBSCHEDULER_WEBHOOK_SECRET_OVERLAP_HOURS``: receivers move to the new one meanwhile.
+    """
+    if job.target_type != Job.TargetType.HTTP:
+        raise ValidationError({"secret": "Only webhook (http) jobs sign their deliveries."})
+    new_secret = signing.generate_secret()
+    job_update(job, now=now, secret=new_secret)
+    return new_secret
+
+
+def _keep_previous_secret(job: Job, stored_secret: str, moment: datetime) -> None:
+    """A replaced secret stays valid for the overlap; a cleared one (no signing) ends it at once."""
+    if not job.secret:
+        job.previous_secret, job.previous_secret_expires_at = "", None
+    elif stored_secret and job.secret != stored_secret:
+        hours = float(getattr(settings, "JOBSCHEDULER_WEBHOOK_SECRET_OVERLAP_HOURS", 24))
+        job.previous_secret = stored_secret
+        job.previous_secret_expires_at = moment + timedelta(hours=hours) if hours > 0 else None
+
+
 def job_delete(job: Job) -> None:
     """Delete a job; its schedules are unscheduled first (schedules.receivers)."""
     job_deleting.send(sender=Job, job=job)
     job_id = job.pk
+    setattr(job, SAVED_BY_SERVICE, True)
     job.delete()
     _announce(job, job_id)
+
+
+def job_saved_outside_services(job: Job, was_enabled: bool | None) -> None:
+    """After a save made around the services: what job_update does after its own save."""
+    _announce(job)
+    if was_enabled is not None and job.enabled != was_enabled:
+        job_enabled_changed.send(sender=Job, job=job, now=timezone.now)
 
 
 def _announce(job: Job, job_id: Any = None) -> None:

@@ -31,6 +31,26 @@ _RUN_NOW_REQUEST = inline_serializer(
     fields={"schedule": serializers.CharField(required=False, help_text="Run it for this schedule of the job.")},
 )
 _RUN_NOW_ACCEPTED = inline_serializer("RunNowAccepted", fields={"fire_key": serializers.CharField()})
+_SECRET_HELP = "The webhook signing secret (whsec_...), shown this once: store it with the receiver."  # noqa: S105
+_SECRET_ROTATED = inline_serializer(
+    "SecretRotated",
+    fields={
+        "secret": serializers.CharField(help_text=_SECRET_HELP),
+        "previous_secret_expires_at": serializers.DateTimeField(
+            allow_null=True, help_text="Until then deliveries carry a signature with the previous secret too."
+        ),
+    },
+)
+
+
+class JobCreatedSerializer(JobSerializer):
+    """The create response's shape (for the schema): a job, plus the secret generated for it."""
+
+    secret = serializers.CharField(
+        read_only=True,
+        required=False,
+        help_text=f"Only when generated (a webhook job created without one). {_SECRET_HELP}",
+    )
 
 
 class JobFilter(django_filters.FilterSet):
@@ -51,17 +71,32 @@ class JobViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     filterset_class = JobFilter
     search_fields = ("name", "description")
     ordering_fields = ("name", "created_at", "updated_at")
+    _generated_secret = ""  # set by perform_create for create() to show once
 
     def get_queryset(self) -> QuerySet[Job]:
         return selectors.jobs_visible_to(self.request.user)
 
+    @extend_schema(responses={201: JobCreatedSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Create a job; a webhook job sent without ``secret`` gets a generated one, shown in this response only."""
+        self._generated_secret = ""
+        response = super().create(request, *args, **kwargs)
+        if self._generated_secret:
+            response.data["secret"] = self._generated_secret
+        return response
+
     def perform_create(self, serializer: Any) -> None:
         # IsAuthenticated let only a real user this far.
         owner = cast(User, self.request.user)
-        serializer.instance = services.job_create(owner=owner, **serializer.validated_data)
+        job = services.job_create(owner=owner, **serializer.validated_data)
+        if job.secret and not serializer.validated_data.get("secret"):
+            self._generated_secret = job.secret
+        serializer.instance = job
 
     def perform_update(self, serializer: Any) -> None:
-        serializer.instance = services.job_update(serializer.instance, **serializer.validated_data)
+        serializer.instance = services.job_update(
+            serializer.instance, by=cast(User, self.request.user), **serializer.validated_data
+        )
 
     def perform_destroy(self, instance: Job) -> None:
         services.job_delete(instance)
@@ -88,6 +123,20 @@ class JobViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
                 raise serializers.ValidationError({"schedule": ["Not a schedule of this job."]})
         fire_key = services.run_now(job, schedule=schedule, user=request.user)
         return Response({"fire_key": fire_key}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={200: _SECRET_ROTATED})
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
+        """Give the job a new generated webhook secret, shown in this response only.
+
+        The previous secret keeps signing deliveries beside the new one (two ``v1,`` entries in
+        ``webhook-signature``) for ``JOBSCHEDULER_WEBHOOK_SECRET_OVERLAP_HOURS``.
+        """
+        job = self.get_object()  # another user's job is still a 404
+        secret = services.job_rotate_secret(job)
+        expires = job.previous_secret_expires_at
+        shown = serializers.DateTimeField().to_representation(expires) if expires else None
+        return Response({"secret": secret, "previous_secret_expires_at": shown})
 
 
 class RunFilter(django_filters.FilterSet):

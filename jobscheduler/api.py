@@ -19,9 +19,11 @@ from django.db import models
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import exceptions, serializers
+from rest_framework import exceptions, permissions, serializers
 from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 # Router lookups accept only ObjectId text, so a malformed id is a plain 404 and never
@@ -32,17 +34,25 @@ OBJECT_ID_PATTERN = "[0-9a-fA-F]{24}"
 # what datetime can represent while looking a thousand occurrences ahead.
 EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime(3000, 1, 1, tzinfo=UTC)
-# Durations and counts are bounded so that times computed from them stay representable (a
-# preview of 1000 occurrences after LATEST_TIME ends before the year 9999) and every number
-# fits a BSON int64 and a Lua double exactly.
-MAX_DURATION_SECONDS = 5 * 366 * 86_400
-MAX_COUNT = 2**31 - 1
 # BSON refuses integers outside int64 and documents nested deeper than 100 levels; JSON
 # targets stay well inside that.
 _INT64 = (-(2**63), 2**63 - 1)
 MAX_JSON_DEPTH = 32
 # A '+' in a query string decodes to a space: "...T02:30:00 01:00" meant "+01:00".
 _PLUS_AS_SPACE = re.compile(r"^(\S+T\S+) (\d{2}:?\d{2})$")
+
+
+class ApiDocsPermission(permissions.BasePermission):
+    """The OpenAPI schema and docs page: for anyone with ``JOBSCHEDULER_PUBLIC_API_DOCS``, else signed-in users.
+
+    Read per request (drf-spectacular fixes its views' permissions at import), so the
+    setting can be changed in tests and is the one place that decides.
+    """
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if getattr(settings, "JOBSCHEDULER_PUBLIC_API_DOCS", False):
+            return True
+        return bool(request.user and request.user.is_authenticated)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -96,6 +106,13 @@ def document_error_responses(result: dict[str, Any], generator: Any, request: An
             for status, response in errors.items():
                 responses.setdefault(status, response)
     return result
+
+
+class PreviewRateThrottle(UserRateThrottle):
+    """Previews per user (``JOBSCHEDULER_THROTTLE_PREVIEW``): one of 1,000 occurrences costs
+    a fifth of a CPU-second, far more than any other request."""
+
+    scope = "preview"
 
 
 def _too_big_message() -> str:

@@ -1,5 +1,6 @@
 """Django's contrib apps configured with ObjectId primary keys for MongoDB."""
 
+from axes.apps import AppConfig as AxesConfig
 from django.contrib.admin.apps import AdminConfig
 from django.contrib.auth.apps import AuthConfig
 from django.contrib.contenttypes.apps import ContentTypesConfig
@@ -17,4 +18,10 @@ class MongoAuthConfig(AuthConfig):
 
 
 class MongoContentTypesConfig(ContentTypesConfig):
+    default_auto_field = OBJECT_ID_FIELD
+
+
+class MongoAxesConfig(AxesConfig):
+    """django-axes (the admin login's lockout), its attempts stored in MongoDB."""
+
     default_auto_field = OBJECT_ID_FIELD

@@ -1,4 +1,6 @@
-"""Django's ModelBackend, loading permissions without projecting across a join.
+"""Authentication backends: the login lockout's, and Django's ModelBackend loading permissions without a join.
+
+``ModelBackend``:
 
 Django reads ``content_type__app_label`` through ``values_list``, which becomes a
 ``$lookup`` plus a nested ``$project``. SecantusDB 0.7.0b3 (the local and test server)
@@ -9,6 +11,7 @@ give the same set on every server.
 
 from typing import Any
 
+from axes.backends import AxesStandaloneBackend
 from django.contrib.auth.backends import ModelBackend as DjangoModelBackend
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
@@ -30,3 +33,19 @@ class ModelBackend(DjangoModelBackend):
             )
             setattr(user_obj, cache_name, {f"{apps[type_id]}.{codename}" for type_id, codename in pairs})
         return set(getattr(user_obj, cache_name))
+
+
+class LoginLockoutBackend(AxesStandaloneBackend):
+    """django-axes' check that refuses a locked-out username and address before any password.
+
+    ``authenticate()`` without a request comes from code (a management command, a test), not
+    from a login form: there is no client address to lock out, so it passes through instead
+    of raising as django-axes does.
+    """
+
+    def authenticate(
+        self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any
+    ) -> None:
+        if request is None:
+            return None
+        return super().authenticate(request, username, password, **kwargs)  # type: ignore[no-any-return]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
@@ -57,7 +59,21 @@ def readyz(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"status": "ok", "checks": dict.fromkeys(CHECKS, "ok")})
 
 
+def _scraper_allowed(request: HttpRequest) -> bool:
+    """True without ``JOBSCHEDULER_METRICS_TOKEN``; with it, only for ``Authorization: Bearer <it>``."""
+    token: str = getattr(settings, "JOBSCHEDULER_METRICS_TOKEN", "")
+    if not token:
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # Constant time, so the token cannot be guessed a character at a time from response times.
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 @require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format, from the default registry the engine's metrics register with."""
+    if not _scraper_allowed(request):
+        response = HttpResponse("Unauthorized: send Authorization: Bearer <JOBSCHEDULER_METRICS_TOKEN>.\n", status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

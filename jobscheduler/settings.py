@@ -6,6 +6,8 @@ secret key is required.
 """
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +25,22 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    value = os.environ.get(name, "").strip() or str(default)
+    if not value.isdigit() or int(value) < minimum:
+        raise ImproperlyConfigured(f"{name}: {value!r} is not a whole number >= {minimum}.")
+    return int(value)
+
+
+def env_ports(name: str) -> list[int]:
+    ports: list[int] = []
+    for item in env_list(name):
+        if not item.isdigit() or not 1 <= int(item) <= 65535:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not a port number (1-65535).")
+        ports.append(int(item))
+    return ports
 
 
 DEBUG = env_bool("DJANGO_DEBUG")
@@ -44,6 +62,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_mongodb_backend",
+    "jobscheduler.apps.MongoAxesConfig",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -67,6 +86,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "jobscheduler.urls"
@@ -104,6 +125,7 @@ MIGRATION_MODULES = {
     "admin": "mongo_migrations.admin",
     "auth": "mongo_migrations.auth",
     "contenttypes": "mongo_migrations.contenttypes",
+    "axes": "mongo_migrations.axes",
 }
 
 # --- Redis: the rebuildable schedule index -----------------------------------------------
@@ -124,7 +146,21 @@ JOBSCHEDULER_REDIS_PREFIX = os.environ.get("JOBSCHEDULER_REDIS_PREFIX", "js")
 JOBSCHEDULER_SHARDS = int(os.environ.get("JOBSCHEDULER_SHARDS", "16"))
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
-AUTHENTICATION_BACKENDS = ["jobscheduler.auth.ModelBackend"]
+# AxesStandaloneBackend first: it refuses a locked-out username and address before the
+# password is even checked.
+AUTHENTICATION_BACKENDS = ["jobscheduler.auth.LoginLockoutBackend", "jobscheduler.auth.ModelBackend"]
+
+# --- Login lockout (django-axes; attempts are records in MongoDB) -----------------------
+# After this many failed logins for one username from one address, that pair is locked out
+# for the cool-off; a success before then clears the count. Other users and addresses are
+# unaffected, so an attacker cannot lock the real admin out from elsewhere.
+AXES_FAILURE_LIMIT = env_int("JOBSCHEDULER_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("JOBSCHEDULER_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The same client address the API throttles use (JOBSCHEDULER_TRUSTED_PROXY_COUNT).
+AXES_CLIENT_IP_CALLABLE = "jobscheduler.client_address.client_ip"
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -168,6 +204,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": os.environ.get("JOBSCHEDULER_THROTTLE_ANON", "60/min"),
         "user": os.environ.get("JOBSCHEDULER_THROTTLE_USER", "6000/min"),
+        "preview": os.environ.get("JOBSCHEDULER_THROTTLE_PREVIEW", "60/min"),
     },
     "EXCEPTION_HANDLER": "jobscheduler.api.exception_handler",
 }
@@ -183,7 +220,14 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "jobscheduler.api.document_error_responses",
     ],
+    "SERVE_PERMISSIONS": ["jobscheduler.api.ApiDocsPermission"],
 }
+# /api/schema/ and /api/docs/ for anyone (on) or signed-in users only (off, the default): the
+# schema maps every endpoint and parameter for a scanner, and the API's users have a login.
+JOBSCHEDULER_PUBLIC_API_DOCS = env_bool("JOBSCHEDULER_PUBLIC_API_DOCS")
+# When set, /metrics answers only "Authorization: Bearer <this>" (401 otherwise); unset, it is
+# open to whoever reaches it (keep it off the public network, as most Prometheus setups do).
+JOBSCHEDULER_METRICS_TOKEN = os.environ.get("JOBSCHEDULER_METRICS_TOKEN", "")
 
 # --- Security when not debugging ---------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -192,6 +236,31 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+
+# --- HTTPS in production, and the proxy in front -------------------------------------------
+# Off by default: only the operator knows the service is reached over https (a redirect loop
+# or a year of HSTS on a plain-http install is worse than nothing). `check --deploy` says so.
+SECURE_SSL_REDIRECT = env_bool("JOBSCHEDULER_SECURE_SSL_REDIRECT")
+# Probes and scrapes dial the container over plain http (compose's healthcheck, kubelets,
+# Prometheus); they stay unredirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("JOBSCHEDULER_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("JOBSCHEDULER_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_bool("JOBSCHEDULER_HSTS_PRELOAD")
+# The header a TLS-terminating proxy sets to "https" (e.g. X-Forwarded-Proto). Set it only
+# when that proxy always sets or overwrites it: a client could send it too.
+_proxy_ssl_header = os.environ.get("JOBSCHEDULER_PROXY_SSL_HEADER", "").strip()
+if _proxy_ssl_header and not re.fullmatch(r"[A-Za-z0-9-]+", _proxy_ssl_header):
+    raise ImproperlyConfigured(f"JOBSCHEDULER_PROXY_SSL_HEADER: {_proxy_ssl_header!r} is not a header name.")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+# Proxies in front that append to X-Forwarded-For. 0 (default): the header is ignored and the
+# client is the connection's address; N: the N-th address from the right, the one the
+# outermost trusted proxy saw. Throttles (DRF's NUM_PROXIES) and the admin login's lockout
+# (jobscheduler.client_address) both read it.
+JOBSCHEDULER_TRUSTED_PROXY_COUNT = env_int("JOBSCHEDULER_TRUSTED_PROXY_COUNT", 0)
+REST_FRAMEWORK["NUM_PROXIES"] = JOBSCHEDULER_TRUSTED_PROXY_COUNT
 
 # --- Logging: one JSON object per line ---------------------------------------------------
 LOGGING = {
@@ -208,16 +277,34 @@ LOGGING = {
 # public: host names (".example.com" for the domain and its subdomains; every address the
 # name resolves to is then trusted) or CIDR networks ("10.1.0.0/16", "127.0.0.1"). Empty:
 # public addresses only.
+# Cloud metadata, link-local and unspecified addresses stay refused whatever this names.
 JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS = env_list("JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS")
+# Ports webhooks may go to (checked when a job is saved and at each delivery); empty: any.
+JOBSCHEDULER_WEBHOOK_ALLOWED_PORTS = env_ports("JOBSCHEDULER_WEBHOOK_ALLOWED_PORTS")
+# When a webhook job's secret is replaced (rotate-secret, or a new one set), the old one keeps
+# signing deliveries beside the new for this long, so receivers can switch without a gap.
+JOBSCHEDULER_WEBHOOK_SECRET_OVERLAP_HOURS = float(os.environ.get("JOBSCHEDULER_WEBHOOK_SECRET_OVERLAP_HOURS", "24"))
 # How much of a receiver's response body a run keeps, in characters (at most 4 bytes each are read).
 JOBSCHEDULER_WEBHOOK_EXCERPT_CHARS = int(os.environ.get("JOBSCHEDULER_WEBHOOK_EXCERPT_CHARS", "2000"))
 # A PEM CA bundle that verifies https receivers instead of the system's (e.g. an internal CA).
 JOBSCHEDULER_WEBHOOK_CA_FILE = os.environ.get("JOBSCHEDULER_WEBHOOK_CA_FILE", "")
 
-# Management commands jobs may run (command targets), comma-separated names.
-JOBSCHEDULER_ALLOWED_COMMANDS = env_list("JOBSCHEDULER_ALLOWED_COMMANDS")
+# Management commands jobs may run (command targets) and the arguments each may take: a JSON
+# object {"purge_runs": {"--days": {"type": "int", "min": 7}}, "clearsessions": []}, or
+# comma-separated names, each then allowed without arguments. See jobs/targets/command.py.
+JOBSCHEDULER_ALLOWED_COMMANDS = os.environ.get("JOBSCHEDULER_ALLOWED_COMMANDS", "")
+
+# Per-owner limits (superusers are not limited): jobs and schedules one owner may have (0: no
+# limit), and the shortest time between two occurrences of a schedule, in seconds.
+JOBSCHEDULER_MAX_JOBS_PER_OWNER = int(os.environ.get("JOBSCHEDULER_MAX_JOBS_PER_OWNER", "1000"))
+JOBSCHEDULER_MAX_SCHEDULES_PER_OWNER = int(os.environ.get("JOBSCHEDULER_MAX_SCHEDULES_PER_OWNER", "10000"))
+JOBSCHEDULER_MIN_INTERVAL_SECONDS = int(os.environ.get("JOBSCHEDULER_MIN_INTERVAL_SECONDS", "1"))
 
 # --- Workers (run_worker) and run history ------------------------------------------------
+# Run processes (python and command targets) see only an allow-list of the worker's
+# environment (workers/isolation.py); these names are passed on too, e.g. DJANGO_SECRET_KEY
+# for tasks that sign things the web app checks.
+JOBSCHEDULER_CHILD_ENV = env_list("JOBSCHEDULER_CHILD_ENV")
 # Runs one worker process executes at once (each python/command run in its own child process).
 JOBSCHEDULER_WORKER_CONCURRENCY = int(os.environ.get("JOBSCHEDULER_WORKER_CONCURRENCY", "16"))
 # Run processes one worker keeps for python and command targets (webhooks need none).

@@ -52,7 +52,7 @@ SCHEDULE_FIELDSETS: tuple[tuple[str | None, _FieldOpts], ...] = (
             ),
         },
     ),
-    ("Pause", {"fields": ("paused", "paused_until")}),
+    ("Pause", {"fields": ("paused", "paused_until", "pause_reason")}),
 )
 
 
@@ -114,7 +114,7 @@ class ScheduleInline(admin.StackedInline):
         (None, {"fields": ("description", "next_run_at", "last_run_at", "run_count")}),
         *SCHEDULE_FIELDSETS[1:],
     )
-    readonly_fields = ("description", "next_run_at", "last_run_at", "run_count")
+    readonly_fields = ("description", "next_run_at", "last_run_at", "run_count", "pause_reason")
 
     @admin.display(description="Description")
     def description(self, schedule: Schedule) -> str:
@@ -152,7 +152,16 @@ class ScheduleAdmin(admin.ModelAdmin):
     list_filter = ("kind", "paused", "misfire_policy", "overlap_policy")
     search_fields = ("job__name", "expression")
     list_select_related = ("job",)
-    readonly_fields = ("description", "upcoming", "next_run_at", "last_run_at", "run_count", "created_at", "updated_at")
+    readonly_fields = (
+        "description",
+        "upcoming",
+        "next_run_at",
+        "last_run_at",
+        "run_count",
+        "pause_reason",
+        "created_at",
+        "updated_at",
+    )
     actions = ("pause", "resume", "run_now")
     fieldsets = (
         (None, {"fields": ("job", "description", "upcoming")}),

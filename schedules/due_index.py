@@ -18,7 +18,7 @@ touches one slot:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -97,13 +97,25 @@ class DueIndex:
         """Mirror a saved schedule; an older generation never overwrites a newer one."""
         self.upsert_many([schedule])
 
-    def upsert_many(self, schedules: Iterable[Schedule]) -> None:
-        """Mirror saved schedules in one round trip."""
+    def upsert_many(
+        self, schedules: Iterable[Schedule], on_error: Callable[[Schedule, Exception], None] | None = None
+    ) -> None:
+        """Mirror saved schedules in one round trip.
+
+        A schedule that cannot be encoded (its stored fields are wrong) raises, unless
+        ``on_error`` takes it: then it is left out and the others are mirrored.
+        """
         calls: list[Call] = []
         for schedule in schedules:
             schedule_id = str(schedule.pk)
-            # One JSON argument packs far faster than ~50 separate ones (bulk loads).
-            fields = json.dumps(mirror.encode(schedule))
+            try:
+                # One JSON argument packs far faster than ~50 separate ones (bulk loads).
+                fields = json.dumps(mirror.encode(schedule))
+            except Exception as error:
+                if on_error is None:
+                    raise
+                on_error(schedule, error)
+                continue
             keys = [*self._shard_keys(self.shard_of(schedule_id)), self.state_key(schedule_id)]
             calls.append(("upsert", keys, [schedule_id, fields]))
         if len(calls) == 1:

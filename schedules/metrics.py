@@ -11,6 +11,10 @@ LAG = Histogram(
 SCHEDULED_FIRES = FIRES.labels(trigger="schedule")  # looked up once: counted on every wake
 MISSED = Counter("jobscheduler_missed_total", "Occurrences recorded as missed by the misfire policy.")
 WORK_RESOLVED = Counter("jobscheduler_work_resolved_total", "Schedules resolved in Python (cron times, misfires).")
+QUARANTINED = Counter(
+    "jobscheduler_schedules_quarantined_total",
+    "Schedules paused because the scheduler could not compute them (their pause_reason says why).",
+)
 RECONCILE_REPAIRS = Counter("jobscheduler_reconcile_repairs_total", "Mirror entries added, updated or removed.")
 
 

@@ -19,6 +19,7 @@ The Lua scripts in schedules/lua/ read and write the same names.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -110,6 +111,9 @@ class MirroredSchedule:
 
     @classmethod
     def from_state(cls, schedule_id: str, state: dict[str, str]) -> MirroredSchedule:
+        """Read a mirror hash; ValueError names the first field that is missing or malformed."""
+        check_state(state)
+
         def moment(name: str) -> datetime | None:
             value = int(state.get(name, NONE))
             return None if value == NONE else from_epoch_ms(value)
@@ -138,6 +142,27 @@ class MirroredSchedule:
     def after(self, moment: datetime, fired: int) -> datetime | None:
         occurrence = next_occurrence(self, moment, fired)
         return occurrence.at if occurrence else None
+
+
+_INTEGERS = ("gen", "next", "interval", "end", "max", "count", "jitter", "grace")
+_OPTIONAL_INTEGERS = ("anchor", "start", "window", "catchup_max", "last", "n_ahead")
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+_AHEAD = re.compile(r"([0-9]{1,19}(,[0-9]{1,19})*)?")
+
+
+def check_state(state: dict[str, str]) -> None:
+    """Raise ValueError unless a mirror hash holds every field the engine reads, each readable."""
+    for name in _INTEGERS + _OPTIONAL_INTEGERS:
+        value = state.get(name)
+        if value is None and name in _OPTIONAL_INTEGERS:
+            continue
+        if value is None or not _INTEGER.fullmatch(value):
+            raise ValueError(f"mirror field {name!r} is not an integer: {value!r}")
+    if not _AHEAD.fullmatch(state.get("ahead", "")):
+        raise ValueError(f"mirror field 'ahead' is not a list of times: {state.get('ahead')!r}")
+    for name in ("job", "kind", "misfire"):
+        if not state.get(name):
+            raise ValueError(f"mirror field {name!r} is missing")
 
 
 def fired_state(state: dict[str, str]) -> dict[str, Any]:

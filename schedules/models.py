@@ -6,10 +6,28 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.dispatch import Signal
 
+from jobscheduler.bounds import MAX_COUNT, MAX_DURATION_SECONDS, out_of_bounds
 from schedules import kinds
 
 MAX_JITTER_SECONDS = 3600
+PAUSE_REASON_CHARS = 500
+
+
+# Sent after a QuerySet.update() or bulk_update() of schedules (outside the services), with
+# the ids it touched; schedules/receivers.py brings their mirror in step.
+schedules_updated = Signal()
+
+
+class ScheduleQuerySet(models.QuerySet["Schedule"]):
+    def update(self, **kwargs: Any) -> int:
+        """Update in MongoDB, then have the Redis mirror follow (schedules_updated)."""
+        ids = list(self.values_list("pk", flat=True))
+        count = super().update(**kwargs)
+        if ids:
+            schedules_updated.send(sender=Schedule, ids=ids)
+        return count
 
 
 class Schedule(models.Model):
@@ -41,6 +59,9 @@ class Schedule(models.Model):
     overlap_policy = models.CharField(max_length=16, choices=Overlap.choices, default=Overlap.ALLOW)
     paused = models.BooleanField(default=False)
     paused_until = models.DateTimeField(null=True, blank=True)
+    # Why the system paused it (failing runs, or a schedule the engine could not compute);
+    # empty when a user paused it or it runs. Cleared when it is resumed or edited.
+    pause_reason = models.CharField(max_length=PAUSE_REASON_CHARS, blank=True, editable=False)
     # Maintained by the engine, read-only for users.
     next_run_at = models.DateTimeField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
@@ -49,6 +70,8 @@ class Schedule(models.Model):
     generation = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScheduleQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at"]
@@ -81,6 +104,13 @@ class Schedule(models.Model):
             errors["max_runs"] = "Must be at least 1 (leave empty for no limit)."
         if self.jitter_seconds > MAX_JITTER_SECONDS:
             errors["jitter_seconds"] = f"Must be at most {MAX_JITTER_SECONDS} seconds."
+        durations = {
+            "interval_seconds": self.interval_seconds,
+            "misfire_grace_seconds": self.misfire_grace_seconds,
+            "catchup_window_seconds": self.catchup_window_seconds,
+        }
+        errors.update(out_of_bounds(durations, MAX_DURATION_SECONDS))
+        errors.update(out_of_bounds({"max_runs": self.max_runs, "catchup_max_runs": self.catchup_max_runs}, MAX_COUNT))
         if self.catchup_max_runs < 1:
             errors["catchup_max_runs"] = "Must be at least 1."
         if errors:

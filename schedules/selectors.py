@@ -6,6 +6,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from django.db.models import QuerySet
 
+from jobs.models import Job
 from jobs.selectors import AnyUser, job_ids_visible_to
 from schedules.models import Schedule
 
@@ -15,6 +16,12 @@ def schedules_visible_to(user: AnyUser) -> QuerySet[Schedule]:
     if getattr(user, "is_superuser", False):
         return Schedule.objects.all()
     return Schedule.objects.filter(job__in=job_ids_visible_to(user))
+
+
+def schedule_count_of_owner(owner: AnyUser) -> int:
+    """How many schedules ``owner``'s jobs have (by job id, as above)."""
+    job_ids = list(Job.objects.filter(owner=owner).values_list("pk", flat=True))
+    return Schedule.objects.filter(job__in=job_ids).count() if job_ids else 0
 
 
 def schedule_by_id(schedule_id: str | ObjectId) -> Schedule | None:

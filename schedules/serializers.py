@@ -10,17 +10,25 @@ from rest_framework import serializers
 from jobs.models import Job
 from jobs.selectors import jobs_visible_to
 from jobscheduler.api import (
-    MAX_COUNT,
-    MAX_DURATION_SECONDS,
     ApiModelSerializer,
     AwareDateTimeField,
     ObjectIdRelatedField,
     StrictFieldsMixin,
 )
+from jobscheduler.bounds import MAX_COUNT, MAX_DURATION_SECONDS
 from schedules import kinds, services, timeline
 from schedules.models import Schedule
 
-READ_ONLY_FIELDS = ("id", "next_run_at", "last_run_at", "run_count", "description", "created_at", "updated_at")
+READ_ONLY_FIELDS = (
+    "id",
+    "next_run_at",
+    "last_run_at",
+    "run_count",
+    "description",
+    "pause_reason",
+    "created_at",
+    "updated_at",
+)
 DEFAULT_PREVIEW_COUNT = 10
 
 

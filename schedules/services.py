@@ -6,21 +6,28 @@ saves a Schedule.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from itertools import islice, pairwise
 from typing import Any
 
 from bson import ObjectId
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from pymongo import UpdateOne
+from pymongo.errors import PyMongoError
 
-from jobs.models import Job
+from jobs import limits
+from jobs.models import SAVED_BY_SERVICE, Job
 from jobscheduler import mongo
-from schedules.due_index import get_due_index
+from schedules import metrics, selectors
+from schedules.due_index import DueIndex, get_due_index
 from schedules.kinds import KINDS
-from schedules.models import Schedule
-from schedules.timeline import next_occurrence
+from schedules.models import PAUSE_REASON_CHARS, Schedule
+from schedules.timeline import next_occurrence, occurrences
+
+logger = logging.getLogger(__name__)
 
 # Fields a user may set; the engine owns next_run_at, last_run_at, run_count, generation.
 EDITABLE_FIELDS = (
@@ -66,12 +73,44 @@ def _prepare(schedule: Schedule, now: datetime, given: Iterable[str] | None = No
     if given is not None:
         exclude |= {f.name for f in Schedule._meta.concrete_fields} - set(given) - {"kind", "anchor"}
     schedule.full_clean(exclude=exclude)
+    _check_min_interval(schedule, now)
     schedule.next_run_at = _next_run_at(schedule, now)
     schedule.generation += 1
 
 
+# Cron fires at most once a minute; sampling its next occurrences is only needed above that.
+CRON_FINEST_SECONDS = 60
+INTERVAL_SAMPLE = 50
+
+
+def _check_min_interval(schedule: Schedule, now: datetime) -> None:
+    """Refuse a schedule of a limited owner that fires more often than JOBSCHEDULER_MIN_INTERVAL_SECONDS."""
+    shortest = limits.min_interval_seconds(schedule.job.owner)
+    if shortest <= 1:
+        return
+    gap: float
+    if schedule.kind == "fixed":
+        gap = schedule.interval_seconds or shortest
+    elif schedule.kind == "cron" and shortest > CRON_FINEST_SECONDS:
+        # The shortest gap among the next occurrences (a cron expression's gaps repeat).
+        times = [occurrence.at for occurrence in islice(occurrences(schedule, now), INTERVAL_SAMPLE)]
+        gap = min(((later - earlier).total_seconds() for earlier, later in pairwise(times)), default=shortest)
+    else:
+        return
+    if gap < shortest:
+        raise ValidationError(
+            {
+                "kind": f"Fires every {gap:g}s; the shortest interval allowed is {shortest}s "
+                "(JOBSCHEDULER_MIN_INTERVAL_SECONDS)."
+            }
+        )
+
+
 def _save(schedule: Schedule, now: datetime) -> Schedule:
     _prepare(schedule, now)
+    if not schedule.paused:
+        schedule.pause_reason = ""
+    setattr(schedule, SAVED_BY_SERVICE, True)
     schedule.save()
     get_due_index().upsert(schedule)
     return schedule
@@ -97,6 +136,7 @@ def _next_run_at(schedule: Schedule, now: datetime) -> datetime | None:
 def schedule_create(*, job: Job, now: Callable[[], datetime] = timezone.now, **fields: Any) -> Schedule:
     schedule = Schedule(job=job)
     _apply(schedule, fields)
+    limits.check_schedule_count(job.owner, selectors.schedule_count_of_owner)
     return _save(schedule, now())
 
 
@@ -127,6 +167,7 @@ def schedule_bulk_create(
                 {f"{index}.{name}": messages for name, messages in error.message_dict.items()}
             ) from None
         schedules.append(schedule)
+    limits.check_schedule_count(job.owner, selectors.schedule_count_of_owner, adding=len(schedules))
     for start in range(0, len(schedules), batch):
         chunk = schedules[start : start + batch]
         if start:
@@ -145,11 +186,17 @@ def schedule_update(schedule: Schedule, *, now: Callable[[], datetime] = timezon
 
 
 def schedule_pause(
-    schedule: Schedule, *, until: datetime | None = None, now: Callable[[], datetime] = timezone.now
+    schedule: Schedule,
+    *,
+    until: datetime | None = None,
+    reason: str = "",
+    now: Callable[[], datetime] = timezone.now,
 ) -> Schedule:
+    """Pause a schedule (until a time, or until resumed); ``reason`` says why when the system did it."""
     moment = now()
     if until is not None and until <= moment:
         raise ValidationError({"until": "Must be in the future."})
+    schedule.pause_reason = reason[:PAUSE_REASON_CHARS]
     return schedule_update(schedule, paused=True, paused_until=until, now=lambda: moment)
 
 
@@ -205,8 +252,100 @@ def _follow(chunk: list[Schedule], moment: datetime) -> int:
     return len(chunk)
 
 
+# --- edits made around the services (schedules/receivers.py calls these) -------------------
+
+
+def prepare_unvalidated(schedule: Schedule, now: datetime) -> None:
+    """Before a save made outside the services (a shell, a script): what _prepare does but
+    validation, so the mirror that follows is current. A next time that cannot be computed
+    is left as it is; the engine pauses such a schedule with the reason."""
+    kind = KINDS.get(schedule.kind)
+    if kind is not None and schedule.anchor is None:
+        schedule.anchor = kind.default_anchor(schedule, now)
+    schedule.generation += 1
+    try:
+        schedule.next_run_at = _next_run_at(schedule, now)
+    except Exception:
+        logger.warning("could not compute the next time of a schedule saved outside the services", exc_info=True)
+
+
+def mirror_unvalidated(schedules: list[Schedule]) -> None:
+    """Mirror schedules saved outside the services; one that cannot be mirrored is paused."""
+    broken: dict[str, str] = {}
+
+    def refuse(schedule: Schedule, error: Exception) -> None:
+        broken[str(schedule.pk)] = f"The scheduler could not compute this schedule: {type(error).__name__}: {error}"
+
+    get_due_index().upsert_many(schedules, on_error=refuse)
+    if broken:
+        schedules_quarantine(broken)
+
+
+def schedules_resync(ids: Iterable[Any], *, now: Callable[[], datetime] = timezone.now, batch: int = 1000) -> int:
+    """After a QuerySet.update() of schedules: their next times and generations again, mirrored."""
+    moment = now()
+    done = 0
+    pending = list(ids)
+    for start in range(0, len(pending), batch):
+        chunk = list(Schedule.objects.filter(pk__in=pending[start : start + batch]).select_related("job"))
+        computable = []
+        broken: dict[str, str] = {}
+        for schedule in chunk:
+            try:
+                _next_run_at(schedule, moment)
+            except Exception as error:
+                broken[str(schedule.pk)] = (
+                    f"The scheduler could not compute this schedule: {type(error).__name__}: {error}"
+                )
+            else:
+                computable.append(schedule)
+        if broken:
+            schedules_quarantine(broken)
+        if computable:
+            done += _follow(computable, moment)
+    return done
+
+
+def schedules_quarantine(problems: dict[str, str], index: DueIndex | None = None) -> None:
+    """Stop schedules the engine could not compute: out of the mirror, and paused in MongoDB with
+    the reason, where the API and the admin show it; a user resumes one once it is fixed.
+
+    Written around validation and generations on purpose: the stored fields may be what is
+    wrong. If MongoDB cannot take the write, the next reconcile mirrors the schedule again, it
+    fails again, and lands here again: it never fires in between, and nothing else stops.
+    """
+    index = index or get_due_index()
+    for schedule_id, reason in problems.items():
+        index.remove(schedule_id)
+        metrics.QUARANTINED.inc()
+        logger.error(
+            "schedule paused: the scheduler could not compute it", extra={"schedule": schedule_id, "reason": reason}
+        )
+    writes = [
+        UpdateOne(
+            {"_id": ObjectId(schedule_id)},
+            {
+                "$set": {
+                    "paused": True,
+                    "paused_until": None,
+                    "next_run_at": None,
+                    "pause_reason": reason[:PAUSE_REASON_CHARS],
+                }
+            },
+        )
+        for schedule_id, reason in problems.items()
+        if ObjectId.is_valid(schedule_id)
+    ]
+    if writes:
+        try:
+            mongo.collection(Schedule).bulk_write(writes, ordered=False)
+        except PyMongoError:
+            logger.exception("could not record the pause of schedules the scheduler could not compute")
+
+
 def schedule_delete(schedule: Schedule) -> None:
     schedule_id = str(schedule.pk)
+    setattr(schedule, SAVED_BY_SERVICE, True)
     schedule.delete()
     get_due_index().remove(schedule_id)
 

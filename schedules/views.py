@@ -12,8 +12,15 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
-from jobscheduler.api import OBJECT_ID_PATTERN, PARSER_CLASSES, ObjectIdFilter, StrictBooleanFilter
+from jobscheduler.api import (
+    OBJECT_ID_PATTERN,
+    PARSER_CLASSES,
+    ObjectIdFilter,
+    PreviewRateThrottle,
+    StrictBooleanFilter,
+)
 from schedules import kinds, selectors, services
 from schedules.due_index import apply_live_state
 from schedules.models import Schedule
@@ -26,6 +33,9 @@ from schedules.serializers import (
     ScheduleSerializer,
     preview_data,
 )
+
+# Previews are throttled on top of the API's own limits.
+PREVIEW_THROTTLES = [*api_settings.DEFAULT_THROTTLE_CLASSES, PreviewRateThrottle]
 
 
 class ScheduleFilter(django_filters.FilterSet):
@@ -95,7 +105,7 @@ class ScheduleViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         return self._answer(services.schedule_resume(schedule))
 
     @extend_schema(parameters=[PreviewQuerySerializer], responses=PreviewSerializer)
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], throttle_classes=PREVIEW_THROTTLES)
     def preview(self, request: Request, pk: str | None = None) -> Response:
         """The next ``count`` occurrences strictly after ``after`` (default now)."""
         schedule = self.get_object()
@@ -105,7 +115,13 @@ class ScheduleViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         return Response(preview_data(schedule, after, query.validated_data["count"]))
 
     @extend_schema(request=SchedulePreviewSerializer, responses=PreviewSerializer)
-    @action(detail=False, methods=["post"], url_path="preview", url_name="preview-unsaved")
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="preview",
+        url_name="preview-unsaved",
+        throttle_classes=PREVIEW_THROTTLES,
+    )
     def preview_unsaved(self, request: Request) -> Response:
         """Preview a schedule before saving it: validated as a create is, nothing is saved."""
         body = SchedulePreviewSerializer(data=request.data, context=self.get_serializer_context())

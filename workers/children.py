@@ -37,8 +37,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.utils import timezone
 
 from jobs import targets
+from workers.isolation import Redactor, run_environment
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -152,6 +154,9 @@ def child_main(conn: Connection, env: dict[str, str], parent_pid: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # A task may use multiprocessing itself; a spawned child counts as a daemon, which may not.
     multiprocessing.current_process().daemon = False
+    # The whole environment, not an update: the worker's own variables (secrets included) stay
+    # out of the run (workers/isolation.py). What a task starts inherits this one too.
+    os.environ.clear()
     os.environ.update(env)
     try:
         import django
@@ -237,9 +242,10 @@ class ChildProcess:
     def __init__(self, env: dict[str, str]):
         context = multiprocessing.get_context("spawn")
         self._conn, child_conn = context.Pipe()
+        environment = {**run_environment(os.environ, getattr(settings, "JOBSCHEDULER_CHILD_ENV", ())), **env}
         # Daemonic: if the parent exits without closing it, multiprocessing ends it at exit.
         self._process = context.Process(
-            target=child_main, args=(child_conn, env, os.getpid()), name="jobscheduler-run", daemon=True
+            target=child_main, args=(child_conn, environment, os.getpid()), name="jobscheduler-run", daemon=True
         )
         self._process.start()
         child_conn.close()
@@ -377,6 +383,7 @@ class Slot:
         self._own_pool = pool is None
         self.pool = pool or ChildPool(self.env, 1)
         self._last: ChildProcess | None = None
+        self._redact = Redactor.for_environment(os.environ, settings.SECRET_KEY)
 
     @property
     def child_pid(self) -> int | None:
@@ -400,7 +407,9 @@ class Slot:
     def _deliver(self, job: Job, *, fire_key: str, attempt: int) -> Outcome:
         from jobs.targets.http import deliver
 
-        result = deliver(job.target, fire_key=fire_key, attempt=attempt, secret=job.secret, timeout=job.timeout_seconds)
+        # Signed with the current secret and, while a rotation overlaps, the previous one too.
+        secrets = job.signing_secrets(timezone.now())
+        result = deliver(job.target, fire_key=fire_key, attempt=attempt, secret=secrets, timeout=job.timeout_seconds)
         shown = f"HTTP {result.status_code}" if result.status_code is not None else ""
         if result.response_excerpt:
             shown = f"{shown}\n{result.response_excerpt}" if shown else result.response_excerpt
@@ -409,10 +418,10 @@ class Slot:
 
     def _in_child(self, job: Job, *, fire_key: str, attempt: int) -> Outcome:
         target = job.target if isinstance(job.target, dict) else {}
-        if job.target_type == "python" and target.get("function") not in targets.registered_tasks():
-            return Outcome(FAILED, error=f"Function {target.get('function')!r} is not registered with @task.")
-        if job.target_type == "command" and target.get("command") not in targets.allowed_commands():
-            return Outcome(FAILED, error=f"Command {target.get('command')!r} is not in JOBSCHEDULER_ALLOWED_COMMANDS.")
+        # Checked again at run time: the registry or the setting may have changed since the save.
+        problem = targets.clean_target(job.target_type, target).get("target")
+        if problem:
+            return Outcome(FAILED, error=problem)
         if job.target_type not in ("python", "command"):
             return Outcome(FAILED, error=f"Unknown target type {job.target_type!r}.")
         try:
@@ -439,7 +448,7 @@ class Slot:
                     TIMED_OUT, error=f"Timed out after {job.timeout_seconds}s; the run's process was killed."
                 )
             keep = True
-            return Outcome(reply["status"], reply.get("output", ""), reply.get("error", ""))
+            return Outcome(reply["status"], self._redact(reply.get("output", "")), self._redact(reply.get("error", "")))
         finally:
             self.pool.checkin(child, keep=keep)
 

@@ -284,7 +284,7 @@ def pause_if_failing(worker: Worker, job: Job, run: Run) -> bool:
     schedule = schedule_by_id(run.schedule_id)
     if schedule is None or schedule.paused:
         return False
-    schedule_services.schedule_pause(schedule)
+    schedule_services.schedule_pause(schedule, reason=f"Paused after {limit} failed runs in a row.")
     services.run_note(run, f"The schedule was paused: its last {limit} runs failed.")
     logger.warning("schedule paused after failures", extra={"schedule": str(schedule.pk), "failures": limit})
     return True

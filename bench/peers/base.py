@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from peers import firelog
-from peers.common import Plan, RunSpec, Workload, read_edits
+from peers.common import Plan, RunSpec, Workload, read_edits, terminate
 
 BENCH = Path(__file__).resolve().parents[1]
 ROOT = BENCH.parent
@@ -157,15 +156,7 @@ class PeerSystem:
         return [process.pid for process in processes], (max(loads) if loads else None)
 
     def stop(self) -> None:
-        for process in self.children:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.children:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate(self.children, timeout=15)
         self.children = []
 
     def close(self) -> None:

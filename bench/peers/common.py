@@ -6,15 +6,17 @@ project's venv, and each peer's child process from wherever it runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -135,12 +137,14 @@ class System(Protocol):
     def read_edits(self) -> list[tuple[str, float, int, bool]]: ...
 
 
-def proc_cpu_seconds(pid: int) -> float:
+def proc_cpu_seconds(pid: int, reaped: bool = False) -> float:
+    """CPU seconds of ``pid``; with ``reaped``, plus those of its children that ended and were reaped."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = fields[11:15] if reaped else fields[11:13]  # utime stime [cutime cstime]
+    return sum(int(value) for value in ticks) / os.sysconf("SC_CLK_TCK")
 
 
 def proc_rss_mb(pid: int) -> float:
@@ -151,6 +155,59 @@ def proc_rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (a worker's pool or run processes), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(parents.get(current, []))
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and everything below it, children already ended and reaped included.
+
+    A child's time moves into its parent's cutime/cstime when the parent reaps it, so summing
+    every live process's own and reaped children's time counts each second once, including the
+    short-lived processes some workers fork per job (RQ's work horse).
+    """
+    return sum(proc_cpu_seconds(each, reaped=True) for each in descendants(pid))
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and everything below it (shared pages counted in each process)."""
+    return sum(proc_rss_mb(each) for each in descendants(pid))
+
+
+def terminate(processes: Iterable[subprocess.Popen[bytes]], timeout: float) -> list[int]:
+    """SIGTERM each process, wait up to ``timeout`` s for each, then SIGKILL it and everything below it
+    (a pool it started). Returns the pids that had to be killed."""
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    killed = []
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            killed.append(process.pid)
+            for pid in reversed(descendants(process.pid)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            process.wait()
+    return killed
 
 
 def sleep_until(moment: float) -> None:

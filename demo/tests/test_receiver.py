@@ -211,3 +211,33 @@ def test_the_command_serves_on_loopback_and_stops_on_sigterm() -> None:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_a_rotation_delivery_verifies_with_either_secret(settings: Any) -> None:
+    """The worker signs with the new and the previous secret: a receiver holding either accepts."""
+    from jobs.targets.http import deliver
+
+    old_key = b"the previous key, 32 bytes long."
+    old = "whsec_" + base64.b64encode(old_key).decode()
+    settings.JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    for known in ([SECRET], [old], [old, SECRET]):
+        out = io.StringIO()
+        receiver = Receiver(0, secret=known, out=out, clock=lambda: float(NOW))
+        thread = threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        try:
+            target = {"url": f"http://127.0.0.1:{receiver.port}{PATH}", "body": BODY.decode()}
+            result = deliver(target, fire_key="s:1", attempt=1, secret=[SECRET, old], timeout=5, now=lambda: NOW)
+            assert result.ok, (known, result.error)
+        finally:
+            receiver.shutdown()
+            receiver.server_close()
+            thread.join(5)
+
+
+def test_a_receiver_holding_old_and_new_accepts_either_signature() -> None:
+    old_key = b"the previous key, 32 bytes long."
+    old = "whsec_" + base64.b64encode(old_key).decode()
+    assert verify([old, SECRET], signed_headers(key=old_key), BODY, now=NOW).ok
+    assert verify([old, SECRET], signed_headers(), BODY, now=NOW).ok
+    assert verify([old], signed_headers(), BODY, now=NOW).status == 401

@@ -262,12 +262,12 @@ REFUSED_WEBHOOK_URLS = [
     ("http://0.0.0.0/", "0.0.0.0 is an unspecified address"),
     ("http://[::]/", ":: is an unspecified address"),
     ("http://[::ffff:127.0.0.1]/", "an IPv4-mapped address of 127.0.0.1, which is a loopback address"),
-    ("http://[::ffff:169.254.169.254]/", "an IPv4-mapped address of 169.254.169.254, which is a cloud metadata"),
+    ("http://[::ffff:169.254.169.254]/", "::ffff:a9fe:a9fe embeds 169.254.169.254, a cloud metadata address"),
     ("http://0x7f.1/", "127.0.0.1 is a loopback address (from 0x7f.1)"),
     ("http://2130706433/", "127.0.0.1 is a loopback address (from 2130706433)"),
     ("http://0177.0.0.1/", "127.0.0.1 is a loopback address (from 0177.0.0.1)"),
     ("http://127.1./", "127.0.0.1 is a loopback address (from 127.1)"),
-    ("https://0xa9fea9fe/", "169.254.169.254 is a cloud metadata address (from 0xa9fea9fe)"),
+    ("https://0xa9fea9fe/", "169.254.169.254 is a cloud metadata address, never reachable (from 0xa9fea9fe)"),
 ]
 
 

@@ -6,6 +6,7 @@ and must be refused before any socket is opened; a canary listener shows any con
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 
 import pytest
@@ -13,7 +14,8 @@ from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobs.targets.http.addresses import parse_ipv4_literal, refusal
+from jobs.targets import clean_target
+from jobs.targets.http.addresses import AllowList, Refused, allow_list, parse_ipv4_literal, refusal, vetted
 from jobs.targets.http.transport import resolve
 from jobs.tests.webhook_doubles import LOCAL, PUBLIC_IP, Canary, FakeDNS, LoopbackOnly, Receiver, send
 
@@ -303,3 +305,99 @@ def test_without_an_allow_list_no_url_gets_a_non_public_dial(canary: Canary, sch
     assert not result.ok
     assert all(refusal(ip) is None for ip, _ in dialler.calls), dialler.calls
     assert canary.hits() == 0
+
+
+# --- Never reachable, whatever the allow-list says --------------------------------------------------
+
+# Each of these with the allow-list entries that would otherwise let it through.
+NEVER_REACHABLE: list[tuple[str, list[str]]] = [
+    ("169.254.169.254", ["169.254.169.254"]),
+    ("169.254.169.254", ["169.254.0.0/16"]),
+    ("169.254.169.254", ["0.0.0.0/0"]),
+    ("169.254.1.1", ["169.254.0.0/16"]),
+    ("100.100.100.200", ["100.64.0.0/10"]),
+    ("0.0.0.0", ["0.0.0.0/8"]),  # noqa: S104
+    ("0.1.2.3", ["0.0.0.0/0"]),
+    ("::", ["::/0"]),
+    ("fd00:ec2::254", ["fc00::/7"]),
+    ("fe80::1", ["fe80::/10"]),
+    ("::ffff:169.254.169.254", ["::/0", "0.0.0.0/0"]),
+    ("::ffff:0.0.0.0", ["::/0", "0.0.0.0/0"]),
+    ("::169.254.169.254", ["::/0", "0.0.0.0/0"]),
+    ("::169.254.1.1", ["::/0"]),
+    ("64:ff9b::a9fe:a9fe", ["::/0"]),
+]
+
+
+@pytest.mark.parametrize(("address", "entries"), NEVER_REACHABLE)
+def test_allow_listed_ranges_never_reach_metadata_link_local_or_unspecified(address: str, entries: list[str]) -> None:
+    ip = ipaddress.ip_address(address)
+    with pytest.raises(Refused, match="never reachable"):
+        vetted(address, [ip], named=False, allow=allow_list_of(entries))
+
+
+@pytest.mark.parametrize("address", sorted({address for address, _ in NEVER_REACHABLE}))
+def test_allow_listed_names_never_reach_metadata_link_local_or_unspecified(address: str) -> None:
+    allow = allow_list_of(["metadata.google.internal", ".internal"])
+    with pytest.raises(Refused, match=r"never reachable.*\(from metadata.google.internal\)"):
+        vetted("metadata.google.internal", [ipaddress.ip_address(address)], named=True, allow=allow)
+
+
+def test_an_allow_listed_name_for_metadata_is_refused_before_dialling(canary: Canary) -> None:
+    dialler = LoopbackOnly()
+    dns = FakeDNS({"metadata.google.internal": [["169.254.169.254"]]})
+    with override_settings(JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS=["metadata.google.internal", "169.254.0.0/16"]):
+        result = send("http://metadata.google.internal/computeMetadata/v1/", resolver=dns, dialler=dialler)
+    assert result.error == (
+        "refused: 169.254.169.254 is a cloud metadata address, never reachable (from metadata.google.internal)"
+    )
+    assert dialler.calls == []
+
+
+def test_the_allow_list_still_opens_other_private_addresses() -> None:
+    allow = allow_list_of(["10.0.0.0/8", "fc00::/7", "hooks.internal"])
+    assert vetted("10.1.2.3", [ipaddress.ip_address("10.1.2.3")], named=False, allow=allow)
+    assert vetted("fd00::1", [ipaddress.ip_address("fd00::1")], named=False, allow=allow)
+    assert vetted("hooks.internal", [ipaddress.ip_address("127.0.0.1")], named=True, allow=allow)
+
+
+def allow_list_of(entries: list[str]) -> AllowList:
+    with override_settings(JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS=entries):
+        return allow_list()
+
+
+# --- Ports -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "ports", "refused"),
+    [
+        ("https://hooks.example.com/", [], False),
+        ("https://hooks.example.com:8443/", [], False),
+        ("https://hooks.example.com/", [443], False),
+        ("https://hooks.example.com:443/", [443], False),
+        ("http://hooks.example.com/", [443], True),  # the scheme's default port is the URL's port
+        ("https://hooks.example.com:8443/", [443, 80], True),
+        ("http://hooks.example.com:8080/", [8080], False),
+    ],
+)
+def test_the_port_allow_list_is_checked_when_a_job_is_saved(url: str, ports: list[int], refused: bool) -> None:
+    with override_settings(JOBSCHEDULER_WEBHOOK_ALLOWED_PORTS=ports):
+        problems = clean_target("http", {"url": url})
+    if refused:
+        port = url.rsplit(":", 1)[-1].strip("/") if url.count(":") == 2 else "80"
+        assert problems == {
+            "target": f"Port {port} is not in JOBSCHEDULER_WEBHOOK_ALLOWED_PORTS ({', '.join(map(str, ports))})."
+        }
+    else:
+        assert problems == {}
+
+
+def test_the_port_allow_list_is_checked_at_delivery(receiver: Receiver, allow_loopback: None) -> None:
+    dialler = LoopbackOnly()
+    with override_settings(JOBSCHEDULER_WEBHOOK_ALLOWED_PORTS=[443]):
+        result = send(f"http://127.0.0.1:{receiver.port}/", dialler=dialler)
+    assert result.error == f"refused: port {receiver.port} is not in JOBSCHEDULER_WEBHOOK_ALLOWED_PORTS (443)"
+    assert dialler.calls == []
+    with override_settings(JOBSCHEDULER_WEBHOOK_ALLOWED_PORTS=[receiver.port]):
+        assert send(f"http://127.0.0.1:{receiver.port}/").ok

@@ -10,7 +10,7 @@ import base64
 
 import pytest
 
-from jobs.targets.http.signing import sign
+from jobs.targets.http.signing import generate_secret, sign
 from jobs.tests.webhook_doubles import FIRE_KEY, Receiver, send, standard_webhooks_signature
 
 pytestmark = pytest.mark.usefixtures("no_allow_list")
@@ -44,3 +44,28 @@ def test_a_bad_whsec_secret_is_reported(receiver: Receiver, allow_loopback: None
     result = send(f"http://127.0.0.1:{receiver.port}/", secret="whsec_not*base64")
     assert result.error == "refused: the job's whsec_ secret is not valid base64"
     assert receiver.requests == []
+
+
+# --- Generated secrets and rotation ----------------------------------------------------------------
+
+
+def test_generated_secrets_are_standard_webhooks_secrets_of_32_random_bytes() -> None:
+    first, second = generate_secret(), generate_secret()
+    assert first.startswith("whsec_")
+    assert len(base64.b64decode(first.removeprefix("whsec_"), validate=True)) == 32
+    assert first != second
+
+
+def test_during_a_rotation_each_secret_signs_in_one_header(receiver: Receiver, allow_loopback: None) -> None:
+    new_key, old_key = bytes(range(32)), bytes(range(32, 64))
+    new, old = ("whsec_" + base64.b64encode(key).decode() for key in (new_key, old_key))
+    assert send(f"http://127.0.0.1:{receiver.port}/", secret=[new, old], body='{"a": 1}').ok
+
+    (received,) = receiver.requests
+    expected = [standard_webhooks_signature(new_key, received), standard_webhooks_signature(old_key, received)]
+    assert received.header("webhook-signature") == " ".join(expected)
+
+
+def test_empty_secrets_in_a_list_sign_nothing(receiver: Receiver, allow_loopback: None) -> None:
+    assert send(f"http://127.0.0.1:{receiver.port}/", secret=["", ""]).ok
+    assert receiver.requests[0].header("webhook-signature") is None

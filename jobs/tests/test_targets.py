@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -35,14 +36,96 @@ def test_python_targets_name_a_registered_function() -> None:
 
 
 def test_command_targets_name_an_allowed_command_with_string_arguments() -> None:
-    with override_settings(JOBSCHEDULER_ALLOWED_COMMANDS=["clearsessions"]):
+    with override_settings(JOBSCHEDULER_ALLOWED_COMMANDS={"clearsessions": [["-v", "0"]]}):
         assert clean_target("command", {"command": "clearsessions", "args": ["-v", "0"]}) == {}
         assert clean_target("command", {"command": "clearsessions", "args": [0]}) == {
             "target": "args must be a list of strings."
         }
-        assert clean_target("command", {"command": "flush"}) == {
-            "target": "Command 'flush' is not in JOBSCHEDULER_ALLOWED_COMMANDS."
+        assert clean_target("command", {"command": "sendtestemail"}) == {
+            "target": "Command 'sendtestemail' is not in JOBSCHEDULER_ALLOWED_COMMANDS."
         }
+
+
+def test_a_command_named_without_a_rule_takes_no_arguments() -> None:
+    # The short form (names only, as the environment variable gives them) allows no arguments:
+    # allowing purge_runs must not allow "purge_runs --days 0" (every owner's history gone).
+    with override_settings(JOBSCHEDULER_ALLOWED_COMMANDS="clearsessions, purge_runs"):
+        assert clean_target("command", {"command": "purge_runs"}) == {}
+        assert clean_target("command", {"command": "purge_runs", "args": ["--days", "0"]}) == {
+            "target": "Command 'purge_runs': This command takes no arguments here."
+        }
+
+
+def test_fixed_argument_lists_allow_exactly_those() -> None:
+    with override_settings(JOBSCHEDULER_ALLOWED_COMMANDS={"purge_runs": [["--days", "30"], ["--days", "90"]]}):
+        assert clean_target("command", {"command": "purge_runs", "args": ["--days", "90"]}) == {}
+        assert clean_target("command", {"command": "purge_runs", "args": ["--days", "0"]}) == {
+            "target": "Command 'purge_runs': These arguments are not allowed; allowed: --days 30; --days 90."
+        }
+
+
+OPTIONS = {
+    "purge_runs": {
+        "--days": {"type": "int", "min": 7, "max": 365, "required": True},
+        "--dry-run": {"type": "flag"},
+    },
+    "send_report": {
+        "--period": {"type": "choice", "choices": ["daily", "weekly"]},
+        "--to": {"type": "str", "pattern": "[a-z]+@example\\.com"},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "problem"),
+    [
+        ("purge_runs", ["--days", "30"], None),
+        ("purge_runs", ["--days=30", "--dry-run"], None),
+        ("purge_runs", ["--dry-run", "--days", "365"], None),
+        ("purge_runs", ["--days", "0"], "--days must be at least 7."),
+        ("purge_runs", ["--days", "1000"], "--days must be at most 365."),
+        ("purge_runs", ["--days", "1e3"], "--days must be a whole number."),
+        ("purge_runs", ["--days"], "--days needs a value."),
+        ("purge_runs", ["--dry-run"], "Missing required option(s): --days."),
+        ("purge_runs", ["--days", "30", "--days", "40"], "--days is given twice."),
+        ("purge_runs", ["--dry-run=yes", "--days", "30"], "--dry-run takes no value."),
+        (
+            "purge_runs",
+            ["--days", "30", "--database", "other"],
+            "Argument '--database' is not allowed; allowed options: --days, --dry-run.",
+        ),
+        ("purge_runs", ["30"], "Argument '30' is not allowed; allowed options: --days, --dry-run."),
+        ("send_report", ["--period", "daily", "--to", "ops@example.com"], None),
+        ("send_report", ["--period", "hourly"], "--period must be one of: daily, weekly."),
+        ("send_report", ["--to", "ops@evil.com"], "--to must match '[a-z]+@example\\\\.com'."),
+    ],
+)
+def test_option_rules_check_each_argument(command: str, args: list[str], problem: str | None) -> None:
+    with override_settings(JOBSCHEDULER_ALLOWED_COMMANDS=OPTIONS):
+        expected = {"target": f"Command {command!r}: {problem}"} if problem else {}
+        assert clean_target("command", {"command": command, "args": args}) == expected
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"dumpdata": []}, "names dumpdata, which no job may run"),
+        ("shell,clearsessions", "names shell, which no job may run"),
+        ({"purge_runs": "anything"}, "give [] (no arguments), a list of argument lists, or an object of options"),
+        ({"purge_runs": {"--days": {"type": "float"}}}, "option --days: give {'type'"),
+        ({"purge_runs": {"--to": {"type": "str"}}}, "a str option needs a pattern"),
+        ({"purge_runs": {"days": {"type": "int"}}}, "option names look like --name"),
+    ],
+)
+def test_unsafe_or_malformed_command_settings_are_refused(setting: Any, message: str) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from jobs.targets.command import parse_allowed
+
+    with pytest.raises(ImproperlyConfigured, match=re.escape(message)):
+        parse_allowed(setting)
+    with override_settings(JOBSCHEDULER_ALLOWED_COMMANDS=setting):
+        assert "Command targets are misconfigured" in clean_target("command", {"command": "clearsessions"})["target"]
 
 
 @pytest.mark.parametrize(
@@ -126,7 +209,7 @@ def test_urls_delivery_would_refuse_are_refused_not_raised(url: str, message: st
     [
         ("http://127.0.0.1:8765/demo-webhook", "The URL's host is off limits: 127.0.0.1 is a loopback address."),
         ("http://[::1]/", "The URL's host is off limits: ::1 is a loopback address."),
-        ("http://169.254.169.254/", "The URL's host is off limits: 169.254.169.254 is a cloud metadata address."),
+        ("http://169.254.169.254/", "The URL's host is off limits: 169.254.169.254 is a cloud metadata address, never reachable."),
         ("http://0x7f.1/", "The URL's host is off limits: 127.0.0.1 is a loopback address (from 0x7f.1)."),
     ],
 )
@@ -178,3 +261,16 @@ def test_what_validation_accepts_delivery_can_build(url: str, headers: dict[str,
     else:
         with pytest.raises(InvalidTarget):
             build(target, fire_key="k", attempt=1, secret="", timestamp=0)
+
+
+def test_the_system_check_refuses_a_command_no_job_may_run() -> None:
+    from django.core import checks
+
+    with override_settings(JOBSCHEDULER_ALLOWED_COMMANDS='{"dumpdata": []'):
+        errors = [message for message in checks.run_checks() if message.id == "jobs.E001"]
+        assert errors and "not valid JSON" in errors[0].msg
+    with override_settings(JOBSCHEDULER_ALLOWED_COMMANDS="dumpdata"):
+        errors = [message for message in checks.run_checks() if message.id == "jobs.E001"]
+        assert errors and "names dumpdata, which no job may run" in errors[0].msg
+    with override_settings(JOBSCHEDULER_ALLOWED_COMMANDS='{"purge_runs": {"--days": {"type": "int", "min": 7}}}'):
+        assert not [message for message in checks.run_checks() if message.id == "jobs.E001"]

@@ -18,6 +18,7 @@ import select
 import socket
 import ssl
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,7 +206,7 @@ def send(
     *,
     dialler: LoopbackOnly | None = None,
     resolver: Any = None,
-    secret: str = "",
+    secret: str | Sequence[str] = "",
     attempt: int = 1,
     timeout: float = 5.0,
     now: float = NOW,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -127,6 +128,37 @@ def test_throttling_is_active_on_the_api(db, user):
         statuses = [client.get("/api/jobs/").status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
         assert "Retry-After" in client.get("/api/jobs/")
-        # Anonymous calls to the API stop at 401 before throttling; the public schema counts them.
-        anonymous = [APIClient().get("/api/schema/").status_code for _ in range(3)]
+        # Anonymous calls to the API stop at 401 before throttling; a public schema counts them.
+        with override_settings(JOBSCHEDULER_PUBLIC_API_DOCS=True):
+            anonymous = [APIClient().get("/api/schema/").status_code for _ in range(3)]
         assert anonymous == [200, 200, 429]
+
+
+@pytest.fixture
+def low_anon_rate() -> Iterator[None]:
+    low = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "2/min", "user": "3/min"}}
+    with (
+        override_settings(REST_FRAMEWORK=low, JOBSCHEDULER_PUBLIC_API_DOCS=True),
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.setattr(SimpleRateThrottle, "THROTTLE_RATES", api_settings.DEFAULT_THROTTLE_RATES)
+        yield
+
+
+def test_a_forged_x_forwarded_for_does_not_change_the_throttle_identity(db, low_anon_rate):
+    assert settings.REST_FRAMEWORK["NUM_PROXIES"] == 0
+    forged = ["203.0.113.1", "203.0.113.2", "203.0.113.3, 198.51.100.7"]
+    statuses = [APIClient().get("/api/schema/", HTTP_X_FORWARDED_FOR=ip).status_code for ip in forged]
+    assert statuses == [200, 200, 429]
+
+
+def test_behind_one_proxy_the_client_is_the_address_the_proxy_saw(db, low_anon_rate):
+    one_proxy = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    with override_settings(REST_FRAMEWORK=one_proxy):
+        # The proxy appends the address it saw last; what the client wrote before that is not trusted.
+        first = [APIClient().get("/api/schema/", HTTP_X_FORWARDED_FOR=f"{forged}, 192.0.2.10") for forged in "ab"]
+        other = APIClient().get("/api/schema/", HTTP_X_FORWARDED_FOR="a, 192.0.2.11")
+        again = APIClient().get("/api/schema/", HTTP_X_FORWARDED_FOR="c, 192.0.2.10")
+    assert [response.status_code for response in first] == [200, 200]
+    assert other.status_code == 200
+    assert again.status_code == 429

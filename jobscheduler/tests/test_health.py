@@ -8,6 +8,7 @@ from typing import Any
 import pymongo
 import pytest
 import redis
+from django.test import override_settings
 from prometheus_client import REGISTRY, Counter
 
 from jobscheduler import health
@@ -82,3 +83,34 @@ def test_metrics_serves_the_default_registry_in_prometheus_text(client):
     text = response.content.decode()
     assert "jobscheduler_test_probe_total 3.0" in text
     assert "# TYPE jobscheduler_test_probe_total counter" in text
+
+
+# --- /metrics behind an optional bearer token --------------------------------------------------------
+
+METRICS_TOKEN = "metrics-token-of-this-test"
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer wrong", f"Token {METRICS_TOKEN}", f"Bearer {METRICS_TOKEN}x", METRICS_TOKEN],
+)
+def test_metrics_with_a_token_set_refuses_anything_but_that_bearer_token(client, authorization):
+    headers = {} if authorization is None else {"HTTP_AUTHORIZATION": authorization}
+    with override_settings(JOBSCHEDULER_METRICS_TOKEN=METRICS_TOKEN):
+        response = client.get("/metrics", **headers)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    assert b"# TYPE" not in response.content
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer"])
+def test_metrics_with_a_token_set_answers_that_bearer_token(client, scheme):
+    with override_settings(JOBSCHEDULER_METRICS_TOKEN=METRICS_TOKEN):
+        response = client.get("/metrics", HTTP_AUTHORIZATION=f"{scheme} {METRICS_TOKEN}")
+    assert response.status_code == 200
+    assert b"# TYPE" in response.content
+
+
+def test_metrics_without_a_token_set_is_open(client):
+    with override_settings(JOBSCHEDULER_METRICS_TOKEN=""):
+        assert client.get("/metrics").status_code == 200

@@ -6,15 +6,25 @@ import re
 
 import pytest
 import yaml
+from django.conf import settings
+from django.contrib.auth.models import User
 from django.contrib.staticfiles import finders
 from django.core.cache import cache
 from django.core.management import call_command
+from django.test import Client, override_settings
 from drf_spectacular.validation import validate_schema
 
 
 @pytest.fixture(autouse=True)
 def _fresh_throttles() -> None:
     cache.delete_pattern("throttle_*")  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def client(client: Client, user: User) -> Client:
+    """A logged-in browser: the schema and docs are for signed-in users by default."""
+    client.force_login(user)
+    return client
 
 
 def test_schema_is_valid_openapi_with_every_path(client):
@@ -69,3 +79,21 @@ def test_docs_page_loads_only_local_assets(client):
     for asset in assets:
         assert asset.startswith("/static/"), asset
         assert finders.find(asset.removeprefix("/static/")), f"{asset} is not a packaged static file"
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_schema_and_docs_need_a_login_by_default(path):
+    assert settings.JOBSCHEDULER_PUBLIC_API_DOCS is False
+    response = Client().get(path)
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_schema_and_docs_answer_a_token(path, api):
+    assert api.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_schema_and_docs_can_be_public(path, db):
+    with override_settings(JOBSCHEDULER_PUBLIC_API_DOCS=True):
+        assert Client().get(path).status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -9,7 +10,7 @@ from datetime import datetime
 from bson import ObjectId
 
 from jobs.selectors import disabled_job_ids, last_nominal_times
-from schedules import metrics
+from schedules import metrics, services
 from schedules.due_index import DueIndex
 from schedules.models import Schedule
 from schedules.timeline import next_occurrence
@@ -41,17 +42,26 @@ def reconcile(
         last_runs = last_nominal_times([schedule.pk for schedule in missing]) if missing else {}
         disabled = disabled_job_ids({schedule.job_id for schedule in missing}) if missing else set()
         repaired = []
+        broken: dict[str, str] = {}
+        refuse = functools.partial(_refuse, broken)
         for schedule, gen in zip(chunk, generations, strict=True):
             if gen is None:
                 if schedule.job_id not in disabled:
-                    _resume_after_last_fire(schedule, last_runs.get(str(schedule.pk)), now)
+                    try:
+                        _resume_after_last_fire(schedule, last_runs.get(str(schedule.pk)), now)
+                    except Exception as error:  # this schedule only: it is paused, the others go on
+                        refuse(schedule, error)
+                        continue
                 report["added"] += 1
             elif gen < schedule.generation:
                 report["updated"] += 1
             else:
                 continue
             repaired.append(schedule)
-        index.upsert_many(repaired)
+        index.upsert_many(repaired, on_error=refuse)
+        if broken:
+            services.schedules_quarantine(broken, index)
+            report["paused"] = report.get("paused", 0) + len(broken)
         report["checked"] += len(chunk)
         if progress:
             progress(report["checked"], total)
@@ -72,6 +82,12 @@ def reconcile(
         metrics.RECONCILE_REPAIRS.inc(repairs)
         logger.info("reconciled the Redis mirror", extra=report)
     return report
+
+
+def _refuse(broken: dict[str, str], schedule: Schedule, error: Exception) -> None:
+    """Note a schedule that cannot be mirrored (its stored fields are wrong); it is paused after."""
+    logger.error("could not mirror a schedule", extra={"schedule": str(schedule.pk)}, exc_info=error)
+    broken[str(schedule.pk)] = f"The scheduler could not compute this schedule: {type(error).__name__}: {error}"
 
 
 def _resume_after_last_fire(schedule: Schedule, last_run: datetime | None, now: datetime) -> None:

@@ -60,44 +60,23 @@ def handle_work(
     missed_runs: list[Run] = []
     resolutions: list[Resolution] = []
     missed_counts: list[int] = []
+    broken: dict[str, str] = {}
     for schedule_id, state in zip(ids, index.states(ids), strict=True):
-        decision = None
-        if state:
-            schedule = MirroredSchedule.from_state(schedule_id, state)
-            decision = decide(schedule, state, now)
-        if decision is None:
+        try:
+            outcome = _resolve_one(schedule_id, state, now)
+        except Exception as error:  # this schedule only: it is paused, the others go on
+            logger.exception("could not resolve a schedule", extra={"schedule": schedule_id})
+            broken[schedule_id] = f"The scheduler could not compute this schedule: {type(error).__name__}: {error}"
+            continue
+        if outcome is None:
             index.forget_work(schedule_id)
             continue
-        missed_runs += [
-            Run(
-                job_id=ObjectId(schedule.job_id),
-                schedule_id=ObjectId(schedule_id),
-                fire_key=fire_key(schedule_id, moment),
-                trigger=Run.Trigger.SCHEDULE,
-                status=Run.Status.MISSED,
-                nominal_time=moment,
-                finished_at=now,
-                error="Missed: the scheduler was down or behind by more than the grace time.",
-            )
-            for moment in decision.missed
-        ]
-        if decision.not_recorded:
-            logger.warning(
-                "misfire gap too long to record", extra={"schedule": schedule_id, "unrecorded": decision.not_recorded}
-            )
-        missed_counts.append(len(decision.missed))
-        resolutions.append(
-            Resolution(
-                schedule_id=schedule_id,
-                expect_gen=state["gen"],
-                expect_next=state["next"],
-                next_ms=to_epoch_ms(decision.next_at) if decision.next_at else NONE,
-                ahead=decision.ahead,
-                final=decision.final,
-                count=decision.count,
-                entries=decision.entries,
-            )
-        )
+        resolution, runs = outcome
+        missed_runs += runs
+        missed_counts.append(len(runs))
+        resolutions.append(resolution)
+    if broken:
+        services.schedules_quarantine(broken, index)
     # Missed runs are recorded before the state moves on: a crash in between leaves the
     # lease to expire and the work to be redone, and recording again is harmless.
     job_services.runs_record(missed_runs)
@@ -109,6 +88,44 @@ def handle_work(
     resolved = sum(applied)
     metrics.WORK_RESOLVED.inc(resolved)
     return resolved
+
+
+def _resolve_one(schedule_id: str, state: dict[str, str], now: datetime) -> tuple[Resolution, list[Run]] | None:
+    """Decide one schedule taken from the work set: its resolution and the runs it missed."""
+    if not state:
+        return None
+    schedule = MirroredSchedule.from_state(schedule_id, state)
+    decision = decide(schedule, state, now)
+    if decision is None:
+        return None
+    missed = [
+        Run(
+            job_id=ObjectId(schedule.job_id),
+            schedule_id=ObjectId(schedule_id),
+            fire_key=fire_key(schedule_id, moment),
+            trigger=Run.Trigger.SCHEDULE,
+            status=Run.Status.MISSED,
+            nominal_time=moment,
+            finished_at=now,
+            error="Missed: the scheduler was down or behind by more than the grace time.",
+        )
+        for moment in decision.missed
+    ]
+    if decision.not_recorded:
+        logger.warning(
+            "misfire gap too long to record", extra={"schedule": schedule_id, "unrecorded": decision.not_recorded}
+        )
+    resolution = Resolution(
+        schedule_id=schedule_id,
+        expect_gen=state["gen"],
+        expect_next=state["next"],
+        next_ms=to_epoch_ms(decision.next_at) if decision.next_at else NONE,
+        ahead=decision.ahead,
+        final=decision.final,
+        count=decision.count,
+        entries=decision.entries,
+    )
+    return resolution, missed
 
 
 def sync_fired(index: DueIndex, limit: int = SYNC_BATCH) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import os
 import signal
 import threading
@@ -159,8 +160,11 @@ def test_a_child_that_dies_mid_run_is_a_failed_run(user, slot):
     assert slot.execute(make_job(user), fire_key="s:5", attempt=1).status == "succeeded"
 
 
+PURGE_RUNS = {"purge_runs": {"--days": {"type": "int"}, "--dry-run": {"type": "flag"}}}
+
+
 def test_command_target_output_is_captured(user, slot, settings):
-    settings.JOBSCHEDULER_ALLOWED_COMMANDS = ["purge_runs"]
+    settings.JOBSCHEDULER_ALLOWED_COMMANDS = PURGE_RUNS
     job = make_job(user, "command", target={"command": "purge_runs", "args": ["--dry-run", "--days", "7"]})
     outcome = slot.execute(job, fire_key="s:6", attempt=1)
     assert outcome.status == "succeeded", outcome.error
@@ -168,7 +172,7 @@ def test_command_target_output_is_captured(user, slot, settings):
 
 
 def test_command_errors_fail_with_the_commands_message(user, slot, settings):
-    settings.JOBSCHEDULER_ALLOWED_COMMANDS = ["purge_runs"]
+    settings.JOBSCHEDULER_ALLOWED_COMMANDS = PURGE_RUNS
     job = make_job(user, "command", target={"command": "purge_runs", "args": ["--days", "-1"]})
     outcome = slot.execute(job, fire_key="s:7", attempt=1)
     assert outcome.status == "failed"
@@ -181,6 +185,69 @@ def test_commands_taken_off_the_allow_list_do_not_run(user, slot, settings):
     settings.JOBSCHEDULER_ALLOWED_COMMANDS = []
     outcome = slot.execute(job, fire_key="s:8", attempt=1)
     assert outcome.status == "failed" and "JOBSCHEDULER_ALLOWED_COMMANDS" in outcome.error
+
+
+def test_arguments_outside_a_narrowed_rule_do_not_run(user, slot, settings):
+    settings.JOBSCHEDULER_ALLOWED_COMMANDS = PURGE_RUNS
+    job = make_job(user, "command", target={"command": "purge_runs", "args": ["--days", "0"]})
+    settings.JOBSCHEDULER_ALLOWED_COMMANDS = {"purge_runs": {"--days": {"type": "int", "min": 7}}}
+    outcome = slot.execute(job, fire_key="s:9", attempt=1)
+    assert outcome.status == "failed" and outcome.error == "Command 'purge_runs': --days must be at least 7."
+    assert Job.objects.filter(pk=job.pk).exists()  # nothing was purged: the command never ran
+
+
+# --- what a run process may know ----------------------------------------------------------------------
+
+
+def test_a_run_process_sees_only_allow_listed_variables(user, settings, monkeypatch):
+    monkeypatch.setenv("CLOUD_ACCESS_KEY_ID", "AKIA-not-for-tasks")
+    monkeypatch.setenv("SOME_SERVICE_SETTING", "not listed")
+    monkeypatch.setenv("REPORTS_BUCKET", "listed-by-the-operator")
+    monkeypatch.setenv("JOBSCHEDULER_METRICS_TOKEN", "token-of-the-metrics")
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "the-real-secret-key-of-the-site")
+    settings.JOBSCHEDULER_CHILD_ENV = ["REPORTS_BUCKET"]
+    names = [
+        "CLOUD_ACCESS_KEY_ID",
+        "SOME_SERVICE_SETTING",
+        "REPORTS_BUCKET",
+        "JOBSCHEDULER_METRICS_TOKEN",
+        "JOBSCHEDULER_REDIS_PREFIX",
+        "DJANGO_SECRET_KEY",
+    ]
+    fresh = Slot(children.child_env(), output_limit=2000)
+    try:
+        job = make_job(user, target={"function": "demo.environment", "kwargs": {"names": names}})
+        outcome = fresh.execute(job, fire_key="s:10", attempt=1)
+    finally:
+        fresh.close()
+    assert outcome.status == "succeeded", outcome.error
+    seen = json.loads(outcome.output)
+    assert seen["CLOUD_ACCESS_KEY_ID"] is None
+    assert seen["SOME_SERVICE_SETTING"] is None
+    assert seen["JOBSCHEDULER_METRICS_TOKEN"] is None
+    assert seen["REPORTS_BUCKET"] == "listed-by-the-operator"
+    assert seen["JOBSCHEDULER_REDIS_PREFIX"]  # the project's own settings reach it
+    # Django gets a key of its own: never the site's.
+    assert seen["DJANGO_SECRET_KEY"] and seen["DJANGO_SECRET_KEY"] != "the-real-secret-key-of-the-site"
+
+
+def test_secrets_printed_by_a_task_are_masked(user, monkeypatch):
+    monkeypatch.setenv("PAYMENTS_API_TOKEN", "tok_live_4242424242")
+    monkeypatch.setenv("ANALYTICS_DSN", "postgres://reporter:hunter2-hunter2@db.internal/stats")
+    fresh = Slot(children.child_env(), output_limit=2000)
+    try:
+        leak = "token tok_live_4242424242 and password hunter2-hunter2"
+        job = make_job(user, target={"function": "demo.echo", "kwargs": {"said": leak}})
+        outcome = fresh.execute(job, fire_key="s:11", attempt=1)
+        failing = make_job(user, target={"function": "demo.fail", "kwargs": {"message": leak}})
+        failed = fresh.execute(failing, fire_key="s:12", attempt=1)
+    finally:
+        fresh.close()
+    assert outcome.status == "succeeded"
+    assert "tok_live" not in outcome.output and "hunter2" not in outcome.output
+    assert outcome.output.count("[redacted]") == 2
+    assert failed.status == "failed"
+    assert "tok_live" not in failed.error and "hunter2" not in failed.error and "[redacted]" in failed.error
 
 
 # --- http ----------------------------------------------------------------------------------------

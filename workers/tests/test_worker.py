@@ -218,7 +218,7 @@ def test_a_task_that_sleeps_past_its_timeout_is_killed_and_retried(user, worker,
 
 
 def test_command_target(user, worker, slot, settings):
-    settings.JOBSCHEDULER_ALLOWED_COMMANDS = ["purge_runs"]
+    settings.JOBSCHEDULER_ALLOWED_COMMANDS = {"purge_runs": [["--dry-run"]]}
     job = make_job(user, target_type="command", target={"command": "purge_runs", "args": ["--dry-run"]})
     key = run_now(job, user=user)
     assert handle(worker, read_one(worker), slot) == "succeeded"

@@ -24,13 +24,16 @@ class Command(BaseCommand):
             help=f"Port on 127.0.0.1 (default $DEMO_RECEIVER_PORT, else {DEFAULT_PORT}; 0 picks a free one).",
         )
         parser.add_argument(
-            "--secret", default=DEMO_SECRET, help="Signing secret (default: the demo job's, see seed_demo)."
+            "--secret",
+            action="append",
+            help="Signing secret (default: the demo job's, see seed_demo); repeat it to accept old and new ones.",
         )
         parser.add_argument("--path", default=PATH, help=f"Path deliveries go to (default {PATH}).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            receiver = Receiver(options["port"], secret=options["secret"], out=sys.stdout, path=options["path"])
+            secrets = options["secret"] or [DEMO_SECRET]
+            receiver = Receiver(options["port"], secret=secrets, out=sys.stdout, path=options["path"])
         except ValueError as exc:
             raise CommandError(f"--secret: {exc}") from exc
         except OSError as exc:

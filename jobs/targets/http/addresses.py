@@ -4,7 +4,10 @@ Every address a delivery would dial passes :func:`vetted` first (``transport`` c
 between resolving and connecting, on the answers it will dial). By default nothing but
 public addresses: not loopback, private, link-local, cloud metadata, nor an IPv4 address of
 those kinds hidden in an IPv6 one (mapped, compatible, 6to4, Teredo, NAT64).
-``JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS`` names trusted internal hosts and networks.
+``JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS`` names trusted internal hosts and networks, but no
+entry opens cloud metadata, link-local or unspecified addresses (:data:`NEVER_REACHABLE`):
+an allow-listed name that resolves there, or a range that contains them, is still refused.
+``JOBSCHEDULER_WEBHOOK_ALLOWED_PORTS`` optionally limits the ports (:func:`port_refusal`).
 
 Literal IPv4 hosts are read the way the C library reads them (``inet_aton``: ``2130706433``,
 ``0177.0.0.1``, ``0x7f.1``), so a spelling cannot slip past the check.
@@ -60,6 +63,48 @@ _REFUSED_RANGES: tuple[tuple[str, tuple[IPNetwork, ...]], ...] = (
 )
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+# Refused even when the allow-list names the host or a range containing the address: nothing
+# a webhook should reach lives there, and an instance's credentials do. Metadata: AWS, Azure,
+# GCP, DigitalOcean, OpenStack and Oracle (169.254.169.254, and Oracle's older 192.0.0.192),
+# AWS over IPv6 (fd00:ec2::254) and Alibaba Cloud (100.100.100.200, inside the shared range
+# 100.64.0.0/10 that tailnets allow-list). Link-local holds the rest of them (Tencent's
+# 169.254.0.23 too); the unspecified address and "this network" (0/8) are dialled as this host.
+NEVER_REACHABLE: tuple[tuple[str, tuple[IPNetwork, ...]], ...] = (
+    (
+        "a cloud metadata address",
+        _networks("169.254.169.254/32", "fd00:ec2::254/128", "100.100.100.200/32", "192.0.0.192/32"),
+    ),
+    ("a link-local address", _networks("169.254.0.0/16", "fe80::/10")),
+    ("an unspecified address", _networks("0.0.0.0/32", "::/128")),
+    ("a 'this network' address", _networks("0.0.0.0/8")),
+)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 one carries: mapped, compatible, 6to4, Teredo, NAT64."""
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if (ip in _IPV4_COMPATIBLE and int(ip) > 1) or ip in _NAT64:  # :: and ::1 are what they are
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)
+    return found
+
+
+def never_reachable(ip: IPAddress) -> str | None:
+    """Why no allow-list entry opens ``ip`` (``'169.254.169.254 is a cloud metadata address'``), or None."""
+    candidates: list[IPAddress] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        candidates.extend(_embedded_ipv4(ip))
+    for candidate in candidates:
+        for reason, networks in NEVER_REACHABLE:
+            if any(candidate in network for network in networks):
+                return f"{ip} is {reason}" if candidate is ip else f"{ip} embeds {candidate}, {reason}"
+    return None
 
 
 def _embedded_reason(ip: ipaddress.IPv6Address) -> str | None:
@@ -184,15 +229,26 @@ def vetted(host: str, addresses: Sequence[IPAddress], *, named: bool, allow: All
     """The addresses to dial for ``host``; raises Refused if any one of them is off limits.
 
     ``named``: ``host`` is a name that resolved to ``addresses`` (so allow-listed names
-    apply), not an address literal.
+    apply), not an address literal. No allow-list entry opens :data:`NEVER_REACHABLE`.
     """
     name_allowed = named and allow.allows_name(host)
     for ip in addresses:
+        origin = "" if str(ip) == host else f" (from {host})"
+        never = never_reachable(ip)
+        if never:
+            raise Refused(f"{never}, never reachable{origin}")
         if name_allowed or allow.allows_address(ip):
             continue
         reason = refusal(ip)
         if reason:
-            origin = "" if str(ip) == host else f" (from {host})"
             raise Refused(f"{reason}{origin}")
     # An IPv4-mapped address is dialled as the IPv4 address it is.
     return [ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip for ip in addresses]
+
+
+def port_refusal(port: int) -> str | None:
+    """Why webhooks may not go to ``port`` under ``JOBSCHEDULER_WEBHOOK_ALLOWED_PORTS``, or None (empty: any)."""
+    allowed = [int(value) for value in getattr(settings, "JOBSCHEDULER_WEBHOOK_ALLOWED_PORTS", None) or ()]
+    if not allowed or port in allowed:
+        return None
+    return f"port {port} is not in JOBSCHEDULER_WEBHOOK_ALLOWED_PORTS ({', '.join(map(str, allowed))})"

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from jobs.targets.http.addresses import HOST_NAME, IPAddress, Refused, allow_list, parse_ipv4_literal, vetted
-from jobs.targets.http.signing import sign
+from jobs.targets.http.addresses import (
+    HOST_NAME,
+    IPAddress,
+    Refused,
+    allow_list,
+    parse_ipv4_literal,
+    port_refusal,
+    vetted,
+)
+from jobs.targets.http.signing import signature_header
 
 FIELDS = frozenset({"url", "method", "headers", "body"})
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -141,8 +150,14 @@ class Request:
     body: bytes
 
 
-def build(job_target: dict[str, Any], *, fire_key: str, attempt: int, secret: str, timestamp: int) -> Request:
-    """The request for one attempt of ``job_target``, signed when there is a secret; or InvalidTarget."""
+def build(
+    job_target: dict[str, Any], *, fire_key: str, attempt: int, secret: str | Sequence[str], timestamp: int
+) -> Request:
+    """The request for one attempt of ``job_target``, signed when there is a secret; or InvalidTarget.
+
+    ``secret`` may be several (the current one first, then one being rotated out): each signs,
+    and ``webhook-signature`` carries all their signatures.
+    """
     method = str(job_target.get("method") or "POST").upper()
     if method not in HTTP_METHODS:
         raise InvalidTarget(f"method must be one of {', '.join(HTTP_METHODS)}")
@@ -150,6 +165,9 @@ def build(job_target: dict[str, Any], *, fire_key: str, attempt: int, secret: st
     if not isinstance(body, str):
         raise InvalidTarget("body must be a string")
     destination = parse_url(job_target.get("url"))
+    refused_port = port_refusal(destination.port)
+    if refused_port:
+        raise InvalidTarget(refused_port)
     headers = job_headers(job_target.get("headers") or {})
     present = {name.lower() for name in headers}
     if "user-agent" not in present:
@@ -160,9 +178,11 @@ def build(job_target: dict[str, Any], *, fire_key: str, attempt: int, secret: st
     headers["Connection"] = "close"
     headers["webhook-id"] = header_value("webhook-id", fire_key)
     headers["webhook-timestamp"] = str(timestamp)
-    if secret:
+    keys = [secret] if isinstance(secret, str) else list(secret)
+    keys = [key for key in keys if key]
+    if keys:
         try:
-            headers["webhook-signature"] = sign(secret, fire_key, timestamp, body)
+            headers["webhook-signature"] = signature_header(keys, fire_key, timestamp, body)
         except ValueError as exc:
             raise InvalidTarget(str(exc)) from exc
     headers["Idempotency-Key"] = fire_key
@@ -183,6 +203,9 @@ def clean(target: dict[str, Any]) -> str | None:
         destination = parse_url(target.get("url"))
     except InvalidTarget as exc:
         return _sentence(exc)
+    refused_port = port_refusal(destination.port)  # the URL's port, or its scheme's default
+    if refused_port:
+        return _sentence(InvalidTarget(refused_port))
     method = target.get("method", "POST")
     if method not in HTTP_METHODS:
         return f"method must be one of {', '.join(HTTP_METHODS)}."

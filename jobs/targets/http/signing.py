@@ -1,4 +1,9 @@
-"""Signing a webhook the Standard Webhooks way (v1, HMAC-SHA256); https://www.standardwebhooks.com/."""
+"""Signing a webhook the Standard Webhooks way (v1, HMAC-SHA256); https://www.standardwebhooks.com/.
+
+During a secret's rotation a delivery is signed with each secret still valid, the signatures
+space-separated in one ``webhook-signature`` header, as the specification allows: receivers
+accept the message when any one of them matches a secret they hold.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,16 @@ import base64
 import binascii
 import hashlib
 import hmac
+import secrets
+from collections.abc import Sequence
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the Standard Webhooks key prefix, not a secret)
+GENERATED_KEY_BYTES = 32  # the specification asks for 24 to 64 random bytes
+
+
+def generate_secret() -> str:
+    """A new Standard Webhooks secret: ``whsec_`` + base64 of 32 bytes from the OS's CSPRNG."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(GENERATED_KEY_BYTES)).decode("ascii")
 
 
 def signing_key(secret: str) -> bytes:
@@ -28,3 +41,8 @@ def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
     content = f"{msg_id}.{timestamp}.{body}".encode()
     digest = hmac.new(signing_key(secret), content, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def signature_header(keys: Sequence[str], msg_id: str, timestamp: int, body: str) -> str:
+    """The ``webhook-signature`` value for every secret in ``keys`` (current first), space-separated."""
+    return " ".join(sign(secret, msg_id, timestamp, body) for secret in keys)

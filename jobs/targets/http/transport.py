@@ -23,7 +23,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -265,7 +265,7 @@ def _send(
     *,
     fire_key: str,
     attempt: int,
-    secret: str,
+    secret: str | Sequence[str],
     timeout: float,
     deadline: float,
     now: Callable[[], float],
@@ -313,7 +313,7 @@ def deliver(
     *,
     fire_key: str,
     attempt: int,
-    secret: str,
+    secret: str | Sequence[str],
     timeout: float,
     now: Callable[[], float] = time.time,
     resolver: Resolver | None = None,
