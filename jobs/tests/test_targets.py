@@ -209,7 +209,10 @@ def test_urls_delivery_would_refuse_are_refused_not_raised(url: str, message: st
     [
         ("http://127.0.0.1:8765/demo-webhook", "The URL's host is off limits: 127.0.0.1 is a loopback address."),
         ("http://[::1]/", "The URL's host is off limits: ::1 is a loopback address."),
-        ("http://169.254.169.254/", "The URL's host is off limits: 169.254.169.254 is a cloud metadata address, never reachable."),
+        (
+            "http://169.254.169.254/",
+            "The URL's host is off limits: 169.254.169.254 is a cloud metadata address, never reachable.",
+        ),
         ("http://0x7f.1/", "The URL's host is off limits: 127.0.0.1 is a loopback address (from 0x7f.1)."),
     ],
 )
