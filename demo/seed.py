@@ -19,6 +19,7 @@ from rest_framework.authtoken.models import Token
 from demo.receiver import DEFAULT_PORT, DEMO_SECRET, HOST, PATH
 from jobs.models import Job
 from jobs.services import job_create, job_update
+from jobs.targets import clean_target
 from schedules.services import schedule_create
 
 DEMO_USERNAME = "demo"
@@ -108,6 +109,10 @@ def seed_demo(password: str = DEFAULT_PASSWORD, *, receiver_port: int = DEFAULT_
     for job_fields, schedule_fields in DEMO_JOBS:
         if job_fields["target_type"] == "http":
             job_fields = {**job_fields, "target": {**job_fields["target"], "url": url}}
+            if clean_target("http", job_fields["target"]):
+                # JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS keeps webhooks off loopback (the run
+                # command allows it unless told otherwise, and its banner says so): no webhook.
+                continue
         existing = Job.objects.filter(owner=user, name=job_fields["name"]).first()
         if existing is not None:
             # A demo job the user edited or deleted schedules of is theirs now: left alone,

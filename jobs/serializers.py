@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from jobs import services
 from jobs.models import Job, Run
+from jobs.targets.http import HTTP_METHODS, MAX_BODY_CHARS
 from jobscheduler.api import (
     ApiModelSerializer,
     ObjectIdRelatedField,
@@ -16,9 +18,52 @@ from jobscheduler.api import (
 from jobscheduler.bounds import MAX_DURATION_SECONDS
 
 
+# The shape of ``target`` for each target_type, for the OpenAPI document only: jobs.targets
+# checks targets (when a job is saved), so clients and fuzzers see what is checked there.
+class PythonTargetSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """target_type ``python``: a function registered with ``@task``, called with ``kwargs``."""
+
+    function = serializers.CharField(help_text="The registered name, e.g. demo.hello.")
+    kwargs = serializers.DictField(required=False, help_text="Keyword arguments (a JSON object).")
+
+
+class CommandTargetSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """target_type ``command``: a management command named in JOBSCHEDULER_ALLOWED_COMMANDS."""
+
+    command = serializers.CharField()
+    args = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class HttpTargetSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """target_type ``http``: a signed webhook to a public address (private, loopback,
+    link-local and metadata ones are refused; operators can allow trusted internal hosts)."""
+
+    url = serializers.URLField(help_text="http or https, no credentials.")
+    method = serializers.ChoiceField(choices=HTTP_METHODS, required=False, default="POST")
+    headers = serializers.DictField(
+        child=serializers.CharField(), required=False, help_text="Latin-1 values, no line breaks."
+    )
+    body = serializers.CharField(required=False, allow_blank=True, max_length=MAX_BODY_CHARS)
+
+
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="JobTarget",
+        serializers=[PythonTargetSerializer, CommandTargetSerializer, HttpTargetSerializer],
+        resource_type_field_name=None,
+        many=False,
+    )
+)
+class TargetField(serializers.JSONField):
+    """A job's target: any JSON here (checked by jobs.targets), documented per target_type."""
+
+
 class JobSerializer(ApiModelSerializer):
     """A job: what runs. ``secret`` is write-only; ``has_secret`` says whether one is set."""
 
+    target = TargetField(
+        required=False, help_text="What a run does; its shape depends on target_type (python, command, http)."
+    )
     has_secret = serializers.SerializerMethodField()
 
     class Meta:
@@ -43,7 +88,7 @@ class RunSerializer(ApiModelSerializer):
     """One execution attempt of one occurrence, as the engine recorded it (read-only)."""
 
     job = ObjectIdRelatedField(read_only=True)
-    schedule = ObjectIdRelatedField(read_only=True)
+    schedule = ObjectIdRelatedField(read_only=True, allow_null=True)  # manual runs have none
 
     class Meta:
         model = Run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 import django_filters
@@ -111,8 +112,9 @@ class JobViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         Answers the run's fire key: its runs are listed at ``/api/runs/?job=<id>``.
         """
         job = self.get_object()  # another user's job is still a 404
-        data = request.data if hasattr(request.data, "get") else {}
-        schedule_id = data.get("schedule")
+        if not isinstance(request.data, Mapping):
+            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        schedule_id = request.data.get("schedule")
         schedule = None
         if schedule_id not in (None, ""):
             if isinstance(schedule_id, str) and ObjectId.is_valid(schedule_id):

@@ -67,6 +67,47 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return drf_exception_handler(exc, context)
 
 
+# What every answer but a success can be, as exception_handler shapes it: {"detail": "..."}
+# for the whole request, else a list of messages per field (nested for nested fields).
+_ERROR_SCHEMA = {
+    "type": "object",
+    "description": 'An error: {"detail": "..."}, or a list of messages per field.',
+    "properties": {"detail": {"type": "string"}},
+    "additionalProperties": {},
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def document_error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular hook: add the error answers every operation can give to the document.
+
+    Views only describe their successes; without these a client (or a fuzzer checking answers
+    against the document) cannot know that bad input is a 400 or an unknown id a 404.
+    """
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = _ERROR_SCHEMA
+    for path, operations in result.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            errors = {"401": _error("Not authenticated."), "429": _error("Too many requests; retry later.")}
+            if "requestBody" in operation or operation.get("parameters"):
+                errors["400"] = _error("Bad input: a message per field.")
+            if "requestBody" in operation:
+                errors["415"] = _error("The body must be JSON.")
+            if "{id}" in path:
+                errors["404"] = _error("No such object, or not yours.")
+            elif any(parameter.get("name") == "page" for parameter in operation.get("parameters", [])):
+                errors["404"] = _error("No such page.")
+            for status, response in errors.items():
+                responses.setdefault(status, response)
+    return result
+
+
 class PreviewRateThrottle(UserRateThrottle):
     """Previews per user (``JOBSCHEDULER_THROTTLE_PREVIEW``): one of 1,000 occurrences costs
     a fifth of a CPU-second, far more than any other request."""

@@ -216,6 +216,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "jobscheduler.api.document_error_responses",
+    ],
     "SERVE_PERMISSIONS": ["jobscheduler.api.ApiDocsPermission"],
 }
 # /api/schema/ and /api/docs/ for anyone (on) or signed-in users only (off, the default): the

@@ -126,7 +126,7 @@ def render_preview(schedule: Schedule, after: Any = None, count: int = PREVIEW_C
     try:
         tz = zone(schedule.timezone or "UTC")
         upcoming = timeline.preview(schedule, after or timezone.now(), count)
-    except (ValueError, AssertionError) as error:
+    except (ValueError, OverflowError, AssertionError) as error:
         return format_html("<p>No preview: {}</p>", error)
     if not upcoming:
         return format_html("<p>{}</p>", "No further occurrences.")

@@ -232,11 +232,8 @@ class CronExpression:
         best: Occurrence | None = None
         horizon: datetime | None = None
         while True:
-            try:
-                wall = wall_times.get_next(datetime)
-            except CroniterBadDateError:
-                return best
-            if horizon is not None and wall > horizon:
+            wall = _next_wall(wall_times)
+            if wall is None or (horizon is not None and wall > horizon):
                 return best
             for occurrence in self._instants(wall, tz):
                 if occurrence.at > after and (best is None or occurrence.at < best.at):
@@ -259,9 +256,8 @@ class CronExpression:
                 continue  # still inside a fold: the second pass may match again
             wall_times = self.wall_times_from(resume)
             while True:
-                try:
-                    wall = wall_times.get_next(datetime)
-                except CroniterBadDateError:
+                wall = _next_wall(wall_times)
+                if wall is None:
                     return
                 if not _exists_once(wall, tz):
                     break  # in a gap or a fold: next_after decides, from ``after``
@@ -287,6 +283,22 @@ class CronExpression:
         if not self.wall_clock:
             return []
         return [Occurrence(_end_of_gap(wall, tz), moved_from=wall)]
+
+
+def _next_wall(wall_times: croniter) -> datetime | None:  # type: ignore[type-arg]
+    """croniter's next wall time, or None when none comes within its search (50 years).
+
+    Past the year 9999, where datetime ends, croniter fails with a ValueError; it becomes the
+    OverflowError any time arithmetic out of range raises, which the preview answers as a 400.
+    """
+    try:
+        return wall_times.get_next(datetime)
+    except CroniterBadDateError:
+        return None
+    except CroniterError:
+        raise
+    except ValueError as error:  # "year 10000 is out of range"
+        raise OverflowError(str(error)) from None
 
 
 _CRON_CHARS = set("0123456789,-*/")

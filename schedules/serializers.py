@@ -43,8 +43,13 @@ class ScheduleSerializer(ApiModelSerializer):
         model = Schedule
         fields: tuple[str, ...] = ("id", "job", *services.EDITABLE_FIELDS, *READ_ONLY_FIELDS[1:])
         read_only_fields = READ_ONLY_FIELDS
+        # Which kind reads which field, for the document (schedules.kinds checks them).
         extra_kwargs = {
-            "interval_seconds": {"max_value": MAX_DURATION_SECONDS},
+            "kind": {"help_text": "fixed: needs interval_seconds; cron: needs expression; at: needs anchor."},
+            "interval_seconds": {"max_value": MAX_DURATION_SECONDS, "help_text": "fixed: seconds between runs."},
+            "anchor": {"help_text": "fixed: a time on the grid (default: start_at, else now); at: when it runs."},
+            "expression": {"help_text": "cron: 5 fields, 6 with seconds first, or a macro such as @daily."},
+            "timezone": {"help_text": "cron: the IANA zone it is read in, e.g. Europe/Paris (default UTC)."},
             "misfire_grace_seconds": {"max_value": MAX_DURATION_SECONDS},
             "catchup_window_seconds": {"max_value": MAX_DURATION_SECONDS},
             "jitter_seconds": {"max_value": MAX_DURATION_SECONDS},
@@ -99,9 +104,10 @@ def preview_data(schedule: Schedule, after: datetime, count: int) -> dict[str, A
     try:
         found = timeline.preview(schedule, after, count)
     except OverflowError:
-        # Bounded times and intervals keep this out of reach; answer 400 if it ever happens.
+        # Past the year 9999: bounded times and intervals keep fixed grids short of it, but a
+        # cron expression can match rarely (29 February on a Sunday: every 28 years or so).
         raise serializers.ValidationError(
-            {"count": "These occurrences run past the year 9999; ask for fewer."}
+            {"count": ["These occurrences run past the year 9999; ask for fewer."]}
         ) from None
     return {
         "occurrences": [occurrence.at.astimezone(tz).isoformat() for occurrence in found],

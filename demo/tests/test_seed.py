@@ -5,6 +5,7 @@ from __future__ import annotations
 from io import StringIO
 from typing import Any
 
+import pytest
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.core.management import call_command
@@ -16,6 +17,12 @@ from jobs.models import Job
 from jobs.services import job_update
 from schedules.models import Schedule
 from schedules.services import schedule_delete
+
+
+@pytest.fixture(autouse=True)
+def _loopback_webhooks_allowed(settings: Any) -> None:
+    # As the run command allows them (devtools.devserver), for the demo receiver.
+    settings.JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
 
 
 def test_seeds_user_token_and_jobs_through_the_services(db: Any, due_index: Any) -> None:
@@ -42,6 +49,13 @@ def test_the_webhook_job_runs_against_the_local_receiver(db: Any) -> None:
     assert job.enabled and job.target_type == "http"
     assert job.target["url"] == receiver_url(DEFAULT_PORT) == f"http://127.0.0.1:{DEFAULT_PORT}/demo-webhook"
     assert job.secret == DEMO_SECRET  # what demo_receiver checks signatures with by default
+
+
+def test_no_webhook_job_when_loopback_webhooks_are_refused(db: Any, settings: Any) -> None:
+    settings.JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS = ["hooks.example.com"]
+    seed = seed_demo()
+    assert not Job.objects.filter(name=WEBHOOK_JOB).exists()
+    assert len(seed.created_jobs) == len(DEMO_JOBS) - 1
 
 
 def test_the_webhook_follows_the_receiver_to_another_port(db: Any) -> None:

@@ -29,7 +29,8 @@ def registered_tasks() -> dict[str, Callable[..., Any]]:
 
 def clean(target: dict[str, Any]) -> str | None:
     name = target.get("function")
-    if name not in _registry:
+    # Checked for a string first: a list or object cannot be looked up (unhashable).
+    if not isinstance(name, str) or name not in _registry:
         known = ", ".join(sorted(_registry)) or "none"
         return f"Function {name!r} is not registered with @task; registered: {known}."
     if not isinstance(target.get("kwargs", {}), dict):

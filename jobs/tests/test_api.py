@@ -144,6 +144,22 @@ def test_run_now_dispatches_a_manual_run(api, job, other_job, runqueue):
     assert post(api, f"/api/jobs/{other_job.pk}/run/", {}).status_code == 404
 
 
+def test_run_now_with_a_body_that_is_not_an_object_is_400(api, job):
+    # Found by the API fuzz test: a list was taken for an empty body and the job ran.
+    for body in ([], ["schedule"], "now", 5):
+        response = post(api, f"/api/jobs/{job.pk}/run/", body)
+        assert response.status_code == 400, body
+        assert response.json() == {"non_field_errors": ["Expected a JSON object."]}
+    assert api.post(f"/api/jobs/{job.pk}/run/").status_code == 202  # no body at all is fine
+    assert Run.objects.count() == 1
+
+
+def test_runs_without_a_schedule_show_it_as_null(api, job):
+    key = post(api, f"/api/jobs/{job.pk}/run/", {}).json()["fire_key"]
+    run = api.get("/api/runs/").json()["results"][0]
+    assert (run["fire_key"], run["schedule"]) == (key, None)
+
+
 def test_run_now_for_a_schedule_of_the_job_only(api, job, other_job):
     mine = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=60)
     theirs = schedule_services.schedule_create(job=other_job, kind="fixed", interval_seconds=60)
@@ -169,6 +185,16 @@ BAD_JOBS = [
     ({"name": "x", "target_type": "shell", "target": {}}, "target_type"),
     ({"name": "x", "target_type": "python", "target": {"function": "os.system"}}, "target"),
     ({"name": "x", "target_type": "python", "target": ["demo.hello"]}, "target"),
+    # Not a string where a name goes: once a TypeError (500) looking it up.
+    ({"name": "x", "target_type": "python", "target": {"function": ["demo.hello"]}}, "target"),
+    ({"name": "x", "target_type": "python", "target": {"function": {"name": "demo.hello"}}}, "target"),
+    ({"name": "x", "target_type": "python", "target": {"function": None}}, "target"),
+    ({"name": "x", "target_type": "command", "target": {"command": ["flush"]}}, "target"),
+    ({"name": "x", "target_type": "command", "target": {"command": {"name": "flush"}}}, "target"),
+    ({"name": "x", "target_type": "http", "target": {"url": ["https://hooks.example.com/"]}}, "target"),
+    ({"name": "x", "target_type": "http", "target": {"url": HTTP_TARGET["url"], "method": ["POST"]}}, "target"),
+    ({"name": "x", "target_type": "http", "target": {"url": HTTP_TARGET["url"], "headers": ["X-A: 1"]}}, "target"),
+    ({"name": "x", "target_type": "http", "target": {"url": HTTP_TARGET["url"], "body": {"a": 1}}}, "target"),
     ({"name": "x", "target_type": "command", "target": {"command": "flush"}}, "target"),
     ({"name": "x", "target_type": "http", "target": {"url": "ftp://example.com/"}}, "target"),
     ({"name": "x", "target_type": "http", "target": {"url": "https://u:p@example.com/"}}, "target"),
@@ -205,7 +231,10 @@ UNDELIVERABLE_HTTP_TARGETS = [
         {"url": HTTP_TARGET["url"], "headers": {"X-Unicode": "snowman \u2603"}},
         "Header 'X-Unicode' has characters outside Latin-1.",
     ),
+    ({"url": HTTP_TARGET["url"], "headers": {"X-Nul": "a\x00b"}}, "Invalid value for header 'X-Nul'."),
     ({"url": HTTP_TARGET["url"], "headers": {"Bad Name": "x"}}, "Invalid header name 'Bad Name'."),
+    ({"url": HTTP_TARGET["url"], "headers": {"X-A\r\nX-B": "x"}}, "Invalid header name 'X-A\\r\\nX-B'."),
+    ({"url": HTTP_TARGET["url"], "headers": {"X-\u00e9": "x"}}, "Invalid header name 'X-\u00e9'."),
     ({"url": "http://[::1"}, "Invalid URL (Invalid IPv6 URL)."),
     ({"url": "http://hooks.example.com:99999/"}, "Invalid URL (Port out of range 0-65535)."),
 ]
@@ -217,6 +246,64 @@ def test_http_target_delivery_would_refuse_is_400_and_saves_nothing(api, job, ta
     assert response.status_code == 400, response.data
     assert response.json()["target"] == [message]
     assert Job.objects.count() == 1
+
+
+# Literal hosts the address policy refuses: known when the job is saved, so refused then.
+REFUSED_WEBHOOK_URLS = [
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a cloud metadata address"),
+    ("http://[fd00:ec2::254]/", "fd00:ec2::254 is a cloud metadata address"),
+    ("http://169.254.1.1/", "169.254.1.1 is a link-local address"),
+    ("http://[fe80::1]/", "fe80::1 is a link-local address"),
+    ("http://127.0.0.1:8080/hook", "127.0.0.1 is a loopback address"),
+    ("http://[::1]/", "::1 is a loopback address"),
+    ("https://10.0.0.5/", "10.0.0.5 is a private address"),
+    ("http://192.168.1.10/", "192.168.1.10 is a private address"),
+    ("http://[fd12::1]/", "fd12::1 is a private address"),
+    ("http://0.0.0.0/", "0.0.0.0 is an unspecified address"),
+    ("http://[::]/", ":: is an unspecified address"),
+    ("http://[::ffff:127.0.0.1]/", "an IPv4-mapped address of 127.0.0.1, which is a loopback address"),
+    ("http://[::ffff:169.254.169.254]/", "::ffff:a9fe:a9fe embeds 169.254.169.254, a cloud metadata address"),
+    ("http://0x7f.1/", "127.0.0.1 is a loopback address (from 0x7f.1)"),
+    ("http://2130706433/", "127.0.0.1 is a loopback address (from 2130706433)"),
+    ("http://0177.0.0.1/", "127.0.0.1 is a loopback address (from 0177.0.0.1)"),
+    ("http://127.1./", "127.0.0.1 is a loopback address (from 127.1)"),
+    ("https://0xa9fea9fe/", "169.254.169.254 is a cloud metadata address, never reachable (from 0xa9fea9fe)"),
+]
+
+
+@pytest.mark.parametrize(("url", "reason"), REFUSED_WEBHOOK_URLS)
+def test_webhook_to_a_refused_literal_address_is_400_and_saves_nothing(api, job, no_allow_list, url, reason):
+    response = post(api, "/api/jobs/", {"name": "webhook", "target_type": "http", "target": {"url": url}})
+    assert response.status_code == 400, response.data
+    [message] = response.json()["target"]
+    assert message.startswith("The URL's host is off limits: ") and reason in message, message
+    assert Job.objects.count() == 1
+
+
+def test_webhook_moved_to_a_refused_literal_address_is_400_and_unchanged(api, user, no_allow_list):
+    webhook = job_create(owner=user, name="webhook", target_type="http", target=HTTP_TARGET)
+    before = job_fields(webhook.pk)
+    response = api.patch(f"/api/jobs/{webhook.pk}/", {"target": {"url": "http://169.254.169.254/"}}, format="json")
+    assert response.status_code == 400
+    assert "169.254.169.254 is a cloud metadata address" in response.json()["target"][0]
+    assert job_fields(webhook.pk) == before
+
+
+def test_allow_listed_literal_addresses_and_any_names_save(api, job, settings):
+    settings.JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS = ["10.0.0.0/8", "127.0.0.1"]
+    # Names are judged on the addresses they resolve to, when delivering.
+    for name, url in [
+        ("private", "http://10.1.2.3:8080/hook"),
+        ("loopback", "http://0x7f.1/"),
+        ("named", "http://hooks.internal.example/"),
+    ]:
+        response = post(api, "/api/jobs/", {"name": name, "target_type": "http", "target": {"url": url}})
+        assert response.status_code == 201, (url, response.data)
+    settings.JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS = []
+    response = post(
+        api, "/api/jobs/", {"name": "private2", "target_type": "http", "target": {"url": "http://10.1.2.3/"}}
+    )
+    assert response.status_code == 400
 
 
 def test_numbers_json_cannot_show_back_are_400(api, job):

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobs.targets import clean_target
+from jobs.targets.http.addresses import Refused, allow_list, vetted
 from jobs.targets.http.request import MAX_BODY_CHARS, InvalidTarget, build
 
 URL = "https://hooks.example.com/run"
@@ -203,10 +204,36 @@ def test_urls_delivery_would_refuse_are_refused_not_raised(url: str, message: st
     assert clean_target("http", {"url": url}) == {"target": message}
 
 
-def test_literal_addresses_are_left_to_delivery() -> None:
-    # The address policy judges what is dialled, when delivering; validation does not apply it.
-    for url in ("http://127.0.0.1:8765/demo-webhook", "http://[::1]/", "http://169.254.169.254/", "http://0x7f.1/"):
-        assert clean_target("http", {"url": url}) == {}, url
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:8765/demo-webhook", "The URL's host is off limits: 127.0.0.1 is a loopback address."),
+        ("http://[::1]/", "The URL's host is off limits: ::1 is a loopback address."),
+        (
+            "http://169.254.169.254/",
+            "The URL's host is off limits: 169.254.169.254 is a cloud metadata address, never reachable.",
+        ),
+        ("http://0x7f.1/", "The URL's host is off limits: 127.0.0.1 is a loopback address (from 0x7f.1)."),
+    ],
+)
+def test_literal_addresses_are_judged_by_the_address_policy(no_allow_list: None, url: str, message: str) -> None:
+    # Known when the job is saved, so refused then rather than at every delivery.
+    assert clean_target("http", {"url": url}) == {"target": message}
+
+
+def test_allow_listed_literal_addresses_and_names_are_clean() -> None:
+    with override_settings(JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS=["127.0.0.1", "10.0.0.0/8"]):
+        for url in ("http://127.0.0.1:8765/demo-webhook", "http://0x7f.1/", "http://10.9.8.7/", "http://localhost/"):
+            assert clean_target("http", {"url": url}) == {}, url
+
+
+def test_names_in_place_of_strings_are_refused_not_raised() -> None:
+    # Looked up in the registry or the allow-list, a list or object would be unhashable.
+    for name in (["demo.hello"], {"name": "demo.hello"}, 1, None):
+        assert clean_target("python", {"function": name})["target"].startswith(f"Function {name!r} is not registered")
+        assert clean_target("command", {"command": name}) == {
+            "target": f"Command {name!r} is not in JOBSCHEDULER_ALLOWED_COMMANDS."
+        }
 
 
 def test_reserved_headers_are_dropped_as_delivery_drops_them() -> None:
@@ -228,6 +255,12 @@ def test_what_validation_accepts_delivery_can_build(url: str, headers: dict[str,
     problems = clean_target("http", target)  # never raises
     if not problems:
         build(target, fire_key="k", attempt=1, secret="", timestamp=0)  # nor does this
+    elif problems["target"].startswith("The URL's host is off limits: "):
+        # Built, then refused by the address policy before anything is dialled.
+        destination = build(target, fire_key="k", attempt=1, secret="", timestamp=0).destination
+        assert destination.literal is not None
+        with pytest.raises(Refused):
+            vetted(destination.host, [destination.literal], named=False, allow=allow_list())
     else:
         with pytest.raises(InvalidTarget):
             build(target, fire_key="k", attempt=1, secret="", timestamp=0)

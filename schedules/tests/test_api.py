@@ -454,6 +454,32 @@ def test_bad_preview_query_is_400(api, job, query, field):
     assert field in response.json()
 
 
+# Every Sunday that is 29 February (a day-of-week starting with '*' makes both days match):
+# one every 28 years or so, so a thousand of them run past the year 9999 (once a 500).
+RARE_CRON = "0 0 29 2 */7"
+
+
+def test_preview_past_the_year_9999_is_400(api, job):
+    schedule = services.schedule_create(job=job, kind="cron", expression=RARE_CRON)
+    response = api.get(f"/api/schedules/{schedule.pk}/preview/?count=1000")
+    assert response.status_code == 400, response.data
+    assert response.json() == {"count": ["These occurrences run past the year 9999; ask for fewer."]}
+    response = api.get(f"/api/schedules/{schedule.pk}/preview/?count=3&after=2026-01-01T00:00:00Z")
+    assert response.status_code == 200
+    assert response.json()["occurrences"] == [
+        "2032-02-29T00:00:00+00:00",
+        "2060-02-29T00:00:00+00:00",
+        "2088-02-29T00:00:00+00:00",
+    ]
+
+
+def test_unsaved_preview_past_the_year_9999_is_400(api, job):
+    fields = {"job": str(job.pk), "kind": "cron", "expression": RARE_CRON, "count": 1000}
+    response = post(api, "/api/schedules/preview/", fields)
+    assert response.status_code == 400, response.data
+    assert response.json() == {"count": ["These occurrences run past the year 9999; ask for fewer."]}
+
+
 def test_preview_of_an_unsaved_schedule_saves_nothing(api, job, due_index):
     response = post(
         api,

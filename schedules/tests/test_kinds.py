@@ -490,6 +490,17 @@ def test_february_29_only_in_leap_years() -> None:
     assert {(moment.month, moment.day) for moment in found} == {(2, 29)}
 
 
+def test_walking_past_the_year_9999_is_an_overflow() -> None:
+    # 29 February on a Sunday: about one in 28 years, so the 300th lies past the year 9999,
+    # where croniter fails with a ValueError; callers (the preview) expect an OverflowError.
+    walk = parse_cron("0 0 29 2 */7").iter_after(datetime(2026, 1, 1, tzinfo=UTC), ZoneInfo("UTC"))
+    assert [moment.at.year for moment in itertools.islice(walk, 3)] == [2032, 2060, 2088]
+    with pytest.raises(OverflowError):
+        list(walk)
+    with pytest.raises(OverflowError):
+        parse_cron("0 0 29 2 */7").next_after(datetime(9990, 1, 1, tzinfo=UTC), ZoneInfo("UTC"))
+
+
 def test_day_of_month_or_day_of_week() -> None:
     # Both restricted: every 13th and every Friday (Feb 13 2026 is a Friday, and fires once).
     found = instants("0 0 13 * 5", datetime(2026, 1, 1, tzinfo=UTC), ZoneInfo("UTC"), 9)

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from jobs.targets.http.addresses import HOST_NAME, IPAddress, parse_ipv4_literal, port_refusal
+from jobs.targets.http.addresses import (
+    HOST_NAME,
+    IPAddress,
+    Refused,
+    allow_list,
+    parse_ipv4_literal,
+    port_refusal,
+    vetted,
+)
 from jobs.targets.http.signing import signature_header
 
 FIELDS = frozenset({"url", "method", "headers", "body"})
@@ -185,10 +193,11 @@ def build(
 def clean(target: dict[str, Any]) -> str | None:
     """What is wrong with an http target as a job stores it, or None.
 
-    The URL and headers go through the parsers :func:`build` uses, so a job that saves is not
-    then refused at every delivery for them. Method, headers and body are held to the stored
-    shape (an exact method name, an object of strings, a bounded body), which delivery reads
-    more leniently.
+    The URL and headers go through the parsers :func:`build` uses, and a literal address in
+    the URL through the address policy delivery applies, so a job that saves is not then
+    refused at every delivery for them. Method, headers and body are held to the stored shape
+    (an exact method name, an object of strings, a bounded body), which delivery reads more
+    leniently.
     """
     try:
         destination = parse_url(target.get("url"))
@@ -197,9 +206,6 @@ def clean(target: dict[str, Any]) -> str | None:
     refused_port = port_refusal(destination.port)  # the URL's port, or its scheme's default
     if refused_port:
         return _sentence(InvalidTarget(refused_port))
-    # Addresses are judged when delivering, on each one dialled (names resolve only then).
-    # Refusing literal addresses at save time belongs here: the Destination's ``literal``
-    # through addresses.vetted() with the allow-list, as transport calls it.
     method = target.get("method", "POST")
     if method not in HTTP_METHODS:
         return f"method must be one of {', '.join(HTTP_METHODS)}."
@@ -213,6 +219,13 @@ def clean(target: dict[str, Any]) -> str | None:
     body = target.get("body", "")
     if not isinstance(body, str) or len(body) > MAX_BODY_CHARS:
         return f"body must be a string of at most {MAX_BODY_CHARS} characters."
+    # A literal address is judged now, by the policy delivery applies to what it dials
+    # (names are judged when delivering, on the addresses they resolve to then).
+    if destination.literal is not None:
+        try:
+            vetted(destination.host, [destination.literal], named=False, allow=allow_list())
+        except Refused as exc:
+            return f"The URL's host is off limits: {exc}."
     return None
 
 
