@@ -157,7 +157,6 @@ def build(job_target: dict[str, Any], *, fire_key: str, attempt: int, secret: st
     if body and "content-type" not in present:
         headers["Content-Type"] = "application/json"
     headers["Host"] = destination.host_header
-    headers["Connection"] = "close"
     headers["webhook-id"] = header_value("webhook-id", fire_key)
     headers["webhook-timestamp"] = str(timestamp)
     if secret:
