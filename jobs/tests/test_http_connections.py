@@ -126,6 +126,7 @@ def test_a_large_unread_answer_closes_its_connection(keeper: Receiver, pools: Po
     assert huge.response_excerpt == "h" * 2000
     assert (after.status_code, after.response_excerpt) == (202, "status body")  # not the rest of /huge
     assert len(keeper.connections) == 2
+    assert keeper.wait_closed(1)  # closed at once, not left to the garbage collector
 
 
 # --- A request goes out once -----------------------------------------------------------------------

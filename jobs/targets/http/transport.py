@@ -272,18 +272,24 @@ def _exchange(
         if watch.expired or _is_timeout(exc):
             raise _timed_out(timeout) from exc
         raise _translate(exc, dest, used.ip) from exc
+    reusable = False
     try:
-        excerpt = _read_excerpt(response, excerpt_chars)
-    except Exception as exc:
-        if watch.expired or _is_timeout(exc):
-            raise _timed_out(timeout, response.status) from exc
-        failure = _translate(exc, dest, used.ip)
-        failure.status_code = response.status
-        raise failure from exc
-    if watch.expired:  # a body cut short by the deadline is not a complete answer
-        raise _timed_out(timeout, response.status)
-    answer = _Response(response.status, response.reason or "", response.headers.get("Location", ""), excerpt)
-    return answer, _finish(conn, response, deadline)
+        try:
+            excerpt = _read_excerpt(response, excerpt_chars)
+        except Exception as exc:
+            if watch.expired or _is_timeout(exc):
+                raise _timed_out(timeout, response.status) from exc
+            failure = _translate(exc, dest, used.ip)
+            failure.status_code = response.status
+            raise failure from exc
+        if watch.expired:  # a body cut short by the deadline is not a complete answer
+            raise _timed_out(timeout, response.status)
+        answer = _Response(response.status, response.reason or "", response.headers.get("Location", ""), excerpt)
+        reusable = _finish(conn, response, deadline)
+    finally:
+        if not reusable:
+            response.close()  # the socket closes with the connection, not when this is collected
+    return answer, reusable
 
 
 def _read_excerpt(response: urllib3.HTTPResponse, chars: int) -> str:
@@ -315,7 +321,7 @@ def _finish(conn: Connection, response: urllib3.HTTPResponse, deadline: float) -
     if response.isclosed():
         return True
     remaining = response.length_remaining
-    budget = min(DRAIN_SECONDS, deadline - time.monotonic() - DRAIN_SECONDS)
+    budget = min(DRAIN_SECONDS, deadline - time.monotonic() - DRAIN_SECONDS)  # well inside the deadline
     if (remaining is not None and remaining > DRAIN_BYTES) or budget <= 0:
         return False
     try:
