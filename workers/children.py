@@ -10,8 +10,9 @@ and waits up to the job's timeout; past it, the parent kills the child's process
 (SIGKILL, by the child's PID, which leads the group) and records ``timed_out``; the next run
 gets a fresh child. A child that dies by itself (a crash, the OOM killer) makes a failed run.
 
-Http targets run in the calling thread: :func:`jobs.targets.http.deliver` bounds every step
-(resolving, connecting, each read, the whole exchange) by the timeout itself.
+Http targets run in the calling thread, over the process's kept-alive connections:
+:func:`jobs.targets.http.deliver` bounds every step (resolving, connecting, each read, the
+whole exchange) by the timeout itself, with no thread of its own.
 
 Children ignore SIGINT and SIGTERM (a Ctrl-C or a service manager's stop reaches every
 process; the parent decides when they stop, after their current run) and, on Linux, are

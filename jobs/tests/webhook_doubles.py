@@ -16,6 +16,7 @@ import http.server
 import ipaddress
 import select
 import socket
+import socketserver
 import ssl
 import threading
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.targets.http import DeliveryResult, deliver
+from jobs.targets.http.connections import Pools
 from jobs.targets.http.transport import dial
 
 FIRE_KEY = "sched-42:2026-03-01T09:00:00Z"
@@ -60,6 +62,40 @@ class LoopbackOnly:
         if not ipaddress.ip_address(ip).is_loopback:
             raise ConnectionRefusedError(111, "LoopbackOnly does not leave this machine")
         return dial(ip, port, timeout)
+
+
+class _SendFails(socket.socket):
+    """A real TCP socket whose next ``sendall`` can be made to fail, as on a connection the peer reset."""
+
+    fail_next_send = False
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        if self.fail_next_send:
+            self.fail_next_send = False
+            raise BrokenPipeError(32, "Broken pipe")
+        super().sendall(data, flags)
+
+
+class BreakableLoopback(LoopbackOnly):
+    """``LoopbackOnly`` whose sockets can be told to fail their next send (``break_sends``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sockets: list[_SendFails] = []
+
+    def __call__(self, ip: str, port: int, timeout: float) -> socket.socket:
+        self.calls.append((ip, port))
+        if not ipaddress.ip_address(ip).is_loopback:
+            raise ConnectionRefusedError(111, "LoopbackOnly does not leave this machine")
+        sock = _SendFails(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect((ip, port))
+        self.sockets.append(sock)
+        return sock
+
+    def break_sends(self) -> None:
+        for sock in self.sockets:
+            sock.fail_next_send = True
 
 
 class Canary:
@@ -106,15 +142,29 @@ class Received:
 
 @dataclass
 class Receiver:
-    """A real HTTP(S) server on 127.0.0.1 that records requests and answers by path."""
+    """A real HTTP(S) server on loopback that records requests and connections and answers by path.
+
+    It answers ``Connection: close`` unless ``keep_alive``; then a connection carries request
+    after request until the client closes it (or a path below closes it).
+    """
 
     canary_port: int
+    keep_alive: bool = False
+    host: str = "127.0.0.1"
+    port: int = 0
     release: threading.Event = field(default_factory=threading.Event)
     requests: list[Received] = field(default_factory=list)
     sni: list[str | None] = field(default_factory=list)
+    connections: list[tuple[str, int]] = field(default_factory=list)  # each client address accepted
+    closed: int = 0  # connections that have ended, whoever closed them
     streamed_bytes: int = 0
-    port: int = 0
-    server: http.server.ThreadingHTTPServer | None = None
+    server: socketserver.TCPServer | None = None
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_closed(self, count: int, timeout: float = 5.0) -> bool:
+        """Whether ``count`` connections have ended within ``timeout`` seconds."""
+        with self.changed:
+            return self.changed.wait_for(lambda: self.closed >= count, timeout)
 
     def start(self, tls: ssl.SSLContext | None = None) -> Receiver:
         receiver = self
@@ -125,6 +175,11 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                with receiver.changed:
+                    receiver.connections.append(self.client_address)
+
             def handle_one(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -133,8 +188,18 @@ class Receiver:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_one
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def shutdown_request(self, request: Any) -> None:
+                try:
+                    super().shutdown_request(request)
+                finally:
+                    with receiver.changed:
+                        receiver.closed += 1
+                        receiver.changed.notify_all()
+
+        self.server = Server((self.host, self.port), Handler)
         if tls is not None:
             tls.sni_callback = lambda _sock, name, _ctx: self.sni.append(name)  # type: ignore[assignment,misc]
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
@@ -150,7 +215,14 @@ class Receiver:
 
     def route(self, handler: http.server.BaseHTTPRequestHandler) -> None:
         path = handler.path.split("?")[0]
-        if path.startswith("/status/"):
+        if path == "/vanish":
+            # Reads the request, then hangs up without a word: the request was delivered.
+            handler.close_connection = True
+        elif path == "/idle-close":
+            # Answers as if keeping the connection, then closes it (as a server's idle timeout does).
+            self.answer(handler, 200, b"received")
+            handler.close_connection = True
+        elif path.startswith("/status/"):
             self.answer(handler, int(path.rsplit("/", 1)[1]), b"status body")
         elif path.startswith("/redirect/"):
             location = f"http://127.0.0.1:{self.canary_port}/stolen"
@@ -185,20 +257,27 @@ class Receiver:
             self.answer(handler, 200, ("é" * 5000).encode(), {"Content-Type": "text/plain; charset=utf-8"})
         elif path == "/long":
             self.answer(handler, 200, b"a" * 10_000)
+        elif path == "/huge":
+            self.answer(handler, 200, b"h" * 1_000_000)
         else:
             self.answer(handler, 200, b"received")
 
-    @staticmethod
     def answer(
-        handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str] | None = None
+        self,
+        handler: http.server.BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        headers: dict[str, str] | None = None,
     ) -> None:
         handler.send_response(status)
         for name, value in (headers or {}).items():
             handler.send_header(name, value)
         handler.send_header("Content-Length", str(len(body)))
-        handler.send_header("Connection", "close")
+        if not self.keep_alive:
+            handler.send_header("Connection", "close")
         handler.end_headers()
-        handler.wfile.write(body)
+        with contextlib.suppress(OSError):  # a client that hung up after the excerpt
+            handler.wfile.write(body)
 
 
 def send(
@@ -210,6 +289,7 @@ def send(
     attempt: int = 1,
     timeout: float = 5.0,
     now: float = NOW,
+    pools: Pools | None = None,
     **target: Any,
 ) -> DeliveryResult:
     return deliver(
@@ -221,6 +301,7 @@ def send(
         now=lambda: now,
         resolver=resolver if resolver is not None else FakeDNS(),
         connect=dialler if dialler is not None else LoopbackOnly(),
+        pools=pools,
     )
 
 

@@ -175,7 +175,6 @@ def build(
     if body and "content-type" not in present:
         headers["Content-Type"] = "application/json"
     headers["Host"] = destination.host_header
-    headers["Connection"] = "close"
     headers["webhook-id"] = header_value("webhook-id", fire_key)
     headers["webhook-timestamp"] = str(timestamp)
     keys = [secret] if isinstance(secret, str) else list(secret)

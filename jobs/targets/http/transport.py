@@ -2,19 +2,25 @@
 
 The worker calls :func:`deliver`; it never raises. Three decisions carry the safety:
 
-- The host is resolved once, every answer is vetted by the address policy (``addresses``),
-  and the socket is opened to exactly a vetted address. The name is never looked up again,
-  so DNS rebinding has nothing to race. The original host still goes out in ``Host`` and,
-  for https, in SNI and the certificate check.
+- Every delivery resolves the host once, every answer is vetted by the address policy
+  (``addresses``), and the request goes over a connection to exactly a vetted address: a
+  kept-alive one from that address's pool, or one dialled to it (``connections``). The name
+  is never looked up again, so DNS rebinding has nothing to race, and a warm connection to
+  an address the name no longer resolves to is not used. The original host still goes out
+  in ``Host`` and, for https, in SNI and the certificate check.
 - Literal IPv4 hosts are read the way the C library reads them (``inet_aton``), so a
   spelling cannot slip past the check (``addresses.parse_ipv4_literal``).
 - A 3xx is a failed delivery, not a hop to somewhere unchecked.
+
+A request goes out at most once per delivery: only a kept-alive connection that fails while
+the request is being sent (so it did not get out whole) is replaced and the request sent
+again. ``timeout`` bounds the whole delivery through one shared watchdog (``deadlines``).
 """
 
 from __future__ import annotations
 
 import codecs
-import contextlib
+import email.message
 import functools
 import http.client
 import ipaddress
@@ -23,22 +29,24 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+import urllib3
+import urllib3.exceptions
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from jobs.targets.http.addresses import IPAddress, Refused, allow_list, vetted
+from jobs.targets.http.connections import Connection, Connector, Pool, PoolKey, Pools
+from jobs.targets.http.deadlines import Lookups, Watch, Watchdog
 from jobs.targets.http.request import Destination, InvalidTarget, build
 
 logger = logging.getLogger(__name__)
 
 # (host, port) -> addresses as strings, like the sockaddr hosts of socket.getaddrinfo.
 Resolver: TypeAlias = Callable[[str, int], Iterable[str]]
-# (ip, port, timeout) -> a connected TCP socket to exactly that address.
-Connector: TypeAlias = Callable[[str, int, float], socket.socket]
 
 DEFAULT_EXCERPT_CHARS = 2000
 
@@ -89,27 +97,18 @@ def _timed_out(timeout: float, status_code: int | None = None) -> _Failure:
 
 
 def _lookup(resolver: Resolver, dest: Destination, *, timeout: float, deadline: float) -> list[IPAddress]:
-    """Resolve once, within the deadline (getaddrinfo has no timeout of its own, hence the thread)."""
+    """Resolve once, within the deadline (getaddrinfo has no timeout of its own: see ``deadlines``)."""
     if dest.literal is not None:
         return [dest.literal]
-    answer: list[str] = []
-    problems: list[Exception] = []
-
-    def run() -> None:
-        try:
-            answer.extend(resolver(dest.lookup_name, dest.port))
-        except Exception as exc:
-            problems.append(exc)
-
-    thread = threading.Thread(target=run, name="webhook-resolve", daemon=True)
-    thread.start()
-    thread.join(max(0.0, deadline - time.monotonic()))
-    if thread.is_alive():
-        raise _timed_out(timeout)
-    if problems:
-        problem = problems[0]
+    lookup = _LOOKUPS.submit(lambda: list(resolver(dest.lookup_name, dest.port)))
+    try:
+        answer = lookup.result(max(0.0, deadline - time.monotonic()))
+    except TimeoutError as exc:
+        lookup.cancel()  # if it has not started; a started one ends on its own
+        raise _timed_out(timeout) from exc
+    except Exception as problem:
         detail = problem.strerror if isinstance(problem, OSError) and problem.strerror else str(problem)
-        raise _Failure(f"could not resolve {dest.host}: {detail}")
+        raise _Failure(f"could not resolve {dest.host}: {detail}") from problem
     addresses: list[IPAddress] = []
     for item in answer:
         try:
@@ -125,60 +124,25 @@ def _lookup(resolver: Resolver, dest: Destination, *, timeout: float, deadline: 
     return addresses
 
 
-def _connect(
-    connect: Connector, dest: Destination, addresses: list[IPAddress], *, timeout: float, deadline: float
-) -> tuple[socket.socket, IPAddress]:
-    failures: list[str] = []
-    for ip in addresses:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _timed_out(timeout)
-        try:
-            return connect(str(ip), dest.port, min(timeout, remaining)), ip
-        except TimeoutError:
-            failures.append(f"{ip}: timed out")
-        except OSError as exc:
-            failures.append(f"{ip}: {exc.strerror or exc}")
-    if failures and all(failure.endswith("timed out") for failure in failures):
-        raise _timed_out(timeout)
-    raise _Failure(f"could not connect to {dest.host} port {dest.port} ({'; '.join(failures)})")
-
-
-@contextlib.contextmanager
-def _deadline(sock: socket.socket, deadline: float) -> Iterator[threading.Event]:
-    """Shut the connection down at the deadline, whatever http.client is blocked in.
-
-    Socket timeouts bound each read, but a receiver dripping a byte at a time would stretch
-    the request far past ``timeout`` without this. A duplicate descriptor survives the TLS
-    wrap, and shutting it down wakes any blocked read on the same connection.
-    """
-    expired = threading.Event()
-    lock = threading.Lock()
-    guard = sock.dup()
-
-    def expire() -> None:
-        with lock:
-            if guard.fileno() == -1:
-                return
-            expired.set()
-            with contextlib.suppress(OSError):
-                guard.shutdown(socket.SHUT_RDWR)
-
-    timer = threading.Timer(max(0.0, deadline - time.monotonic()), expire)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield expired
-    finally:
-        timer.cancel()
-        with lock:
-            guard.close()
-
-
 @functools.lru_cache(maxsize=4)
 def _tls_context(ca_file: str) -> ssl.SSLContext:
     # Hostname checking and certificate verification stay on (the defaults).
     return ssl.create_default_context(cafile=ca_file or None)
+
+
+def shared_pools() -> Pools:
+    """The process's connection pools, made at the first delivery."""
+    global _POOLS
+    with _POOLS_LOCK:
+        if _POOLS is None:
+            _POOLS = Pools(per_pool=int(getattr(settings, "JOBSCHEDULER_WORKER_CONCURRENCY", 16)))
+        return _POOLS
+
+
+_POOLS: Pools | None = None
+_POOLS_LOCK = threading.Lock()
+_WATCHDOG = Watchdog()
+_LOOKUPS = Lookups()
 
 
 @dataclass(frozen=True)
@@ -189,7 +153,20 @@ class _Response:
     excerpt: str
 
 
-def _translate(exc: Exception, dest: Destination, ip: IPAddress) -> _Failure:
+@dataclass
+class _InUse:
+    """The connection a delivery is using, and what it needs to give it back."""
+
+    pools: Pools
+    pool: Pool
+    conn: Connection
+    ip: IPAddress
+    reused: bool  # it carried an earlier delivery
+
+
+def _translate(exc: BaseException, dest: Destination, ip: IPAddress) -> _Failure:
+    while isinstance(exc, urllib3.exceptions.HTTPError) and isinstance(exc.__cause__, Exception):
+        exc = exc.__cause__  # urllib3 wraps what the socket, TLS or http.client raised
     if isinstance(exc, ssl.SSLCertVerificationError):
         return _Failure(f"TLS certificate of {dest.host} not accepted: {exc.verify_message or exc}")
     if isinstance(exc, ssl.SSLError):
@@ -201,9 +178,68 @@ def _translate(exc: Exception, dest: Destination, ip: IPAddress) -> _Failure:
     return _Failure(f"request to {dest.host} failed: {type(exc).__name__}: {exc}")
 
 
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError | urllib3.exceptions.TimeoutError)
+
+
+def _open(conn: Connection, dest: Destination, ip: IPAddress, *, timeout: float, deadline: float) -> None:
+    """Dial (and for https, handshake); a failure to dial raises OSError, anything after it _Failure."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise _timed_out(timeout)
+    conn.timeout = min(timeout, remaining)  # the dial and each handshake read; the watch the total
+    try:
+        conn.connect()
+    except Exception as exc:
+        conn.close()
+        if not conn.dialled and isinstance(exc, OSError):
+            raise
+        if _is_timeout(exc) or (conn.watch is not None and conn.watch.expired):
+            raise _timed_out(timeout) from exc
+        raise _translate(exc, dest, ip) from exc
+
+
+def _connection(
+    pools: Pools,
+    connect: Connector,
+    dest: Destination,
+    addresses: list[IPAddress],
+    watch: Watch,
+    *,
+    timeout: float,
+    deadline: float,
+) -> _InUse:
+    """A connection to the first vetted address that takes one: a kept-alive one, or a new one."""
+    ca_file = str(getattr(settings, "JOBSCHEDULER_WEBHOOK_CA_FILE", "")) if dest.scheme == "https" else ""
+    failures: list[str] = []
+    for ip in addresses:
+        key = PoolKey(dest.scheme, str(ip), dest.port, dest.host, ca_file, connect)
+        pool = pools.pool(key, tls_context=_tls_context(ca_file) if dest.scheme == "https" else None)
+        conn = pools.take(pool)
+        conn.watch = watch
+        if conn.sock is not None:
+            watch.guard(conn.sock)
+            return _InUse(pools, pool, conn, ip, reused=True)
+        try:
+            _open(conn, dest, ip, timeout=timeout, deadline=deadline)
+        except TimeoutError:
+            failures.append(f"{ip}: timed out")
+        except OSError as exc:
+            failures.append(f"{ip}: {exc.strerror or exc}")
+        except BaseException:
+            pools.give_back(pool, conn, reusable=False)
+            raise
+        else:
+            return _InUse(pools, pool, conn, ip, reused=False)
+        pools.give_back(pool, conn, reusable=False)
+    if failures and all(failure.endswith("timed out") for failure in failures):
+        raise _timed_out(timeout)
+    raise _Failure(f"could not connect to {dest.host} port {dest.port} ({'; '.join(failures)})")
+
+
 def _exchange(
-    sock: socket.socket,
-    ip: IPAddress,
+    used: _InUse,
+    watch: Watch,
     dest: Destination,
     *,
     method: str,
@@ -212,52 +248,88 @@ def _exchange(
     timeout: float,
     deadline: float,
     excerpt_chars: int,
-) -> _Response:
-    with _deadline(sock, deadline) as expired:
-        connection = http.client.HTTPConnection(dest.host, dest.port, timeout=timeout)
+) -> tuple[_Response, bool]:
+    """Send the request and read the answer's start; also says whether the connection is reusable."""
+    conn = used.conn
+    conn.timeout = min(timeout, max(0.001, deadline - time.monotonic()))  # each read; the watch the total
+    try:
         try:
-            try:
-                if dest.scheme == "https":
-                    sock.settimeout(min(timeout, max(0.001, deadline - time.monotonic())))
-                    sock = _tls_context(getattr(settings, "JOBSCHEDULER_WEBHOOK_CA_FILE", "")).wrap_socket(
-                        sock, server_hostname=dest.host
-                    )
-                    sock.settimeout(timeout)
-                connection.sock = sock  # already connected: http.client will not dial
-                connection.request(method, dest.request_target, body=body or None, headers=headers)
-                response = connection.getresponse()
-            except Exception as exc:
-                if expired.is_set() or isinstance(exc, TimeoutError):
-                    raise _timed_out(timeout) from exc
-                raise _translate(exc, dest, ip) from exc
-            try:
-                excerpt = _read_excerpt(response, excerpt_chars)
-            except Exception as exc:
-                if expired.is_set() or isinstance(exc, TimeoutError):
-                    raise _timed_out(timeout, response.status) from exc
-                failure = _translate(exc, dest, ip)
-                failure.status_code = response.status
-                raise failure from exc
-            finally:
-                response.close()
-        finally:
-            connection.close()
-            sock.close()
-        if expired.is_set():  # a body cut short by the deadline is not a complete answer
+            conn.request(method, dest.request_target, body=body or None, headers=headers, preload_content=False)
+        except OSError as exc:
+            if not used.reused or watch.expired or _is_timeout(exc):
+                raise
+            # The receiver had closed this kept-alive connection: sending failed, so the request
+            # did not get out whole and no receiver acts on it. Once more, on a new connection.
+            # (A failure after the request went out is never retried: a webhook goes out once.)
+            used.reused = False
+            conn.close()
+            _open(conn, dest, used.ip, timeout=timeout, deadline=deadline)
+            conn.request(method, dest.request_target, body=body or None, headers=headers, preload_content=False)
+        response = conn.getresponse()
+    except _Failure:
+        raise
+    except Exception as exc:
+        if watch.expired or _is_timeout(exc):
+            raise _timed_out(timeout) from exc
+        raise _translate(exc, dest, used.ip) from exc
+    reusable = False
+    try:
+        try:
+            excerpt = _read_excerpt(response, excerpt_chars)
+        except Exception as exc:
+            if watch.expired or _is_timeout(exc):
+                raise _timed_out(timeout, response.status) from exc
+            failure = _translate(exc, dest, used.ip)
+            failure.status_code = response.status
+            raise failure from exc
+        if watch.expired:  # a body cut short by the deadline is not a complete answer
             raise _timed_out(timeout, response.status)
-    return _Response(response.status, response.reason, response.getheader("Location", ""), excerpt)
+        answer = _Response(response.status, response.reason or "", response.headers.get("Location", ""), excerpt)
+        reusable = _finish(conn, response, deadline)
+    finally:
+        if not reusable:
+            response.close()  # the socket closes with the connection, not when this is collected
+    return answer, reusable
 
 
-def _read_excerpt(response: http.client.HTTPResponse, chars: int) -> str:
+def _read_excerpt(response: urllib3.HTTPResponse, chars: int) -> str:
     """Decode at most ``chars`` characters from at most 4 bytes each; the rest is never read."""
     if chars <= 0:
         return ""
-    data = response.read(chars * 4)
+    data = response.read(chars * 4, decode_content=False)
+    message = email.message.Message()
+    message["Content-Type"] = response.headers.get("Content-Type", "")
     try:
-        decoder = codecs.getincrementaldecoder(response.headers.get_content_charset() or "utf-8")(errors="replace")
+        decoder = codecs.getincrementaldecoder(message.get_content_charset() or "utf-8")(errors="replace")
     except LookupError:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     return decoder.decode(data, final=False)[:chars]
+
+
+DRAIN_BYTES = 64 * 1024
+DRAIN_SECONDS = 0.2
+
+
+def _finish(conn: Connection, response: urllib3.HTTPResponse, deadline: float) -> bool:
+    """Whether ``conn`` can carry another request: its answer read to the end, reading a little more if need be.
+
+    A connection with unread answer left on it would hand that to the next delivery as its
+    answer; what is not drained quickly is closed instead.
+    """
+    if conn.sock is None:  # the receiver said Connection: close (http.client has closed it)
+        return False
+    if response.isclosed():
+        return True
+    remaining = response.length_remaining
+    budget = min(DRAIN_SECONDS, deadline - time.monotonic() - DRAIN_SECONDS)  # well inside the deadline
+    if (remaining is not None and remaining > DRAIN_BYTES) or budget <= 0:
+        return False
+    try:
+        conn.sock.settimeout(budget)
+        response.read(DRAIN_BYTES + 1, decode_content=False)
+    except Exception:
+        return False
+    return response.isclosed()
 
 
 def _send(
@@ -271,6 +343,7 @@ def _send(
     now: Callable[[], float],
     resolver: Resolver,
     connect: Connector,
+    pools: Pools,
 ) -> _Response:
     if not isinstance(job_target, dict):
         raise _Failure("refused: the target must be an object")
@@ -285,27 +358,35 @@ def _send(
     except ImproperlyConfigured as exc:
         raise _Failure(f"misconfigured: {exc}") from exc
     dest = request.destination
+    # Every delivery resolves and vets, warm pools or not: DNS and the policy may have changed.
     resolved = _lookup(resolver, dest, timeout=timeout, deadline=deadline)
     try:
         ips = vetted(dest.host, resolved, named=dest.literal is None, allow=allow)
     except Refused as exc:
         raise _Failure(f"refused: {exc}") from exc
-    sock, ip = _connect(connect, dest, ips, timeout=timeout, deadline=deadline)
     excerpt_chars = int(getattr(settings, "JOBSCHEDULER_WEBHOOK_EXCERPT_CHARS", DEFAULT_EXCERPT_CHARS))
-    try:
-        return _exchange(
-            sock,
-            ip,
-            dest,
-            method=request.method,
-            headers=request.headers,
-            body=request.body,
-            timeout=timeout,
-            deadline=deadline,
-            excerpt_chars=excerpt_chars,
-        )
-    finally:
-        sock.close()  # already closed (or detached by TLS) unless _exchange failed early
+    used: _InUse | None = None
+    reusable = False
+    with _WATCHDOG.watch(deadline) as watch:
+        try:
+            used = _connection(pools, connect, dest, ips, watch, timeout=timeout, deadline=deadline)
+            answer, reusable = _exchange(
+                used,
+                watch,
+                dest,
+                method=request.method,
+                headers=request.headers,
+                body=request.body,
+                timeout=timeout,
+                deadline=deadline,
+                excerpt_chars=excerpt_chars,
+            )
+        finally:
+            watch.end()  # from here on the watchdog leaves the socket alone
+            if used is not None:
+                # A socket the watchdog shut down is never kept.
+                used.pools.give_back(used.pool, used.conn, reusable=reusable and not watch.expired)
+    return answer
 
 
 def deliver(
@@ -318,6 +399,7 @@ def deliver(
     now: Callable[[], float] = time.time,
     resolver: Resolver | None = None,
     connect: Connector | None = None,
+    pools: Pools | None = None,
 ) -> DeliveryResult:
     """Send one attempt of an ``http`` target and say how it went. Never raises.
 
@@ -340,6 +422,7 @@ def deliver(
             now=now,
             resolver=resolver or resolve,
             connect=connect or dial,
+            pools=pools if pools is not None else shared_pools(),
         )
     except _Failure as failure:
         error, timed_out, status_code = str(failure), failure.timed_out, failure.status_code
