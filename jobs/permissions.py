@@ -49,6 +49,15 @@ def reaches_internal(target: Any) -> bool:
     return allow.allows_name(destination.host)
 
 
+def may_reach_internal(job: Any) -> bool:
+    """Whether a job's webhooks may resolve into allow-listed networks: its owner holds
+    ``create_internal_webhooks``. Cached on the job object (workers cache jobs)."""
+    known = job.__dict__.get("_may_reach_internal")
+    if known is None:
+        known = job.__dict__["_may_reach_internal"] = bool(job.owner.has_perm(CREATE_INTERNAL_WEBHOOKS))
+    return known
+
+
 def target_refusal(user: Any, target_type: str, target: Any) -> str | None:
     """Why ``user`` may not give a job this target, or None."""
     needed = _FOR_TYPE.get(target_type)

@@ -41,6 +41,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from jobs import targets
+from jobs.permissions import may_reach_internal
 from workers.isolation import Redactor, run_environment
 
 if TYPE_CHECKING:
@@ -410,7 +411,14 @@ class Slot:
 
         # Signed with the current secret and, while a rotation overlaps, the previous one too.
         secrets = job.signing_secrets(timezone.now())
-        result = deliver(job.target, fire_key=fire_key, attempt=attempt, secret=secrets, timeout=job.timeout_seconds)
+        result = deliver(
+            job.target,
+            fire_key=fire_key,
+            attempt=attempt,
+            secret=secrets,
+            timeout=job.timeout_seconds,
+            internal_networks=may_reach_internal(job),
+        )
         shown = f"HTTP {result.status_code}" if result.status_code is not None else ""
         if result.response_excerpt:
             shown = f"{shown}\n{result.response_excerpt}" if shown else result.response_excerpt

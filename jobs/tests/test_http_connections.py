@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import override_settings
@@ -379,3 +380,38 @@ def test_https_connections_are_kept_per_ca_file(
 
     assert result.error.startswith("TLS certificate of hooks.test not accepted"), result.error
     assert len(tls_keeper.requests) == 1
+
+
+# --- Internal networks and the owner's permission ----------------------------------------------------
+
+
+def test_a_name_resolving_into_an_allow_listed_network_needs_the_owners_permission(
+    keeper: Receiver, pools: Pools
+) -> None:
+    # The owner of a public-looking name points its DNS at an internal address: without
+    # jobs.create_internal_webhooks the allow-listed network does not apply to it.
+    dns = FakeDNS({"owner-controlled.example": [["127.0.0.1"]], "ci.internal": [["127.0.0.1"]]})
+    url = f"http://owner-controlled.example:{keeper.port}/"
+    with override_settings(JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS=["127.0.0.0/8", "ci.internal"]):
+        refused = send(url, resolver=dns, pools=pools, internal_networks=False)
+        allowed = send(url, resolver=dns, pools=pools, internal_networks=True)
+        named = send(f"http://ci.internal:{keeper.port}/", resolver=dns, pools=pools, internal_networks=False)
+    assert refused.error == "refused: 127.0.0.1 is a loopback address (from owner-controlled.example)"
+    assert allowed.ok and named.ok  # an allow-listed name was judged when the job was saved
+    assert len(keeper.requests) == 2
+
+
+def test_the_workers_look_up_whether_an_owner_may_reach_internal_networks_once_per_job(
+    django_user_model: Any, user: Any, plain_user: Any, django_assert_num_queries: Any
+) -> None:
+    from jobs.permissions import may_reach_internal
+    from jobs.services import job_create
+
+    target = {"url": "https://hooks.example.com/x"}
+    trusted = job_create(owner=user, name="trusted", target_type="http", target=target)
+    untrusted = job_create(owner=plain_user, name="untrusted", target_type="http", target=target)
+    loaded = type(untrusted).objects.get(pk=untrusted.pk)
+    assert may_reach_internal(type(trusted).objects.get(pk=trusted.pk)) is True
+    assert may_reach_internal(loaded) is False
+    with django_assert_num_queries(0):
+        assert may_reach_internal(loaded) is False

@@ -290,6 +290,7 @@ def send(
     timeout: float = 5.0,
     now: float = NOW,
     pools: Pools | None = None,
+    internal_networks: bool = True,
     **target: Any,
 ) -> DeliveryResult:
     return deliver(
@@ -302,6 +303,7 @@ def send(
         resolver=resolver if resolver is not None else FakeDNS(),
         connect=dialler if dialler is not None else LoopbackOnly(),
         pools=pools,
+        internal_networks=internal_networks,
     )
 
 

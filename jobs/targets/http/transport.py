@@ -38,7 +38,7 @@ import urllib3.exceptions
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from jobs.targets.http.addresses import IPAddress, Refused, allow_list, vetted
+from jobs.targets.http.addresses import AllowList, IPAddress, Refused, allow_list, vetted
 from jobs.targets.http.connections import Connection, Connector, Pool, PoolKey, Pools
 from jobs.targets.http.deadlines import Lookups, Watch, Watchdog
 from jobs.targets.http.request import Destination, InvalidTarget, build
@@ -344,6 +344,7 @@ def _send(
     resolver: Resolver,
     connect: Connector,
     pools: Pools,
+    internal_networks: bool = True,
 ) -> _Response:
     if not isinstance(job_target, dict):
         raise _Failure("refused: the target must be an object")
@@ -358,6 +359,10 @@ def _send(
     except ImproperlyConfigured as exc:
         raise _Failure(f"misconfigured: {exc}") from exc
     dest = request.destination
+    if not internal_networks and dest.literal is None:
+        # A public name whose owner may not reach internal destinations must not get there by
+        # resolving into an allow-listed network (its DNS is the owner's to point anywhere).
+        allow = AllowList(allow.names, allow.suffixes, ())
     # Every delivery resolves and vets, warm pools or not: DNS and the policy may have changed.
     resolved = _lookup(resolver, dest, timeout=timeout, deadline=deadline)
     try:
@@ -400,12 +405,16 @@ def deliver(
     resolver: Resolver | None = None,
     connect: Connector | None = None,
     pools: Pools | None = None,
+    internal_networks: bool = True,
 ) -> DeliveryResult:
     """Send one attempt of an ``http`` target and say how it went. Never raises.
 
     ``timeout`` bounds each connect and read and the whole attempt, resolution included.
     ``now`` gives ``webhook-timestamp``; ``resolver`` and ``connect`` replace the system's
     name lookup and TCP dialling (tests inject them; the checks run between the two).
+    ``internal_networks`` False: a host name may resolve only to public addresses or through
+    an allow-listed name, not into an allow-listed network (the job's owner lacks
+    ``jobs.create_internal_webhooks``; jobs.permissions).
     """
     started = time.monotonic()
     status_code: int | None = None
@@ -423,6 +432,7 @@ def deliver(
             resolver=resolver or resolve,
             connect=connect or dial,
             pools=pools if pools is not None else shared_pools(),
+            internal_networks=internal_networks,
         )
     except _Failure as failure:
         error, timed_out, status_code = str(failure), failure.timed_out, failure.status_code
