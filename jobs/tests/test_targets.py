@@ -277,3 +277,19 @@ def test_the_system_check_refuses_a_command_no_job_may_run() -> None:
         assert errors and "names dumpdata, which no job may run" in errors[0].msg
     with override_settings(JOBSCHEDULER_ALLOWED_COMMANDS='{"purge_runs": {"--days": {"type": "int", "min": 7}}}'):
         assert not [message for message in checks.run_checks() if message.id == "jobs.E001"]
+
+
+def test_the_system_check_refuses_a_bad_webhook_allow_list() -> None:
+    from django.core import checks
+
+    with override_settings(JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS=["ci.internal", "not a host!"]):
+        errors = [message for message in checks.run_checks() if message.id == "jobs.E002"]
+        assert errors and "'not a host!'" in errors[0].msg
+    with override_settings(JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS=["ci.internal", "10.0.0.0/8"]):
+        assert not [message for message in checks.run_checks() if message.id == "jobs.E002"]
+
+
+def test_a_bad_allow_list_is_a_clear_refusal_not_an_error() -> None:
+    with override_settings(JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS=["not a host!"]):
+        message = clean_target("http", {"url": "http://10.1.2.3/hook"})["target"]
+    assert message.startswith("Webhooks are misconfigured: JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS entry 'not a host!'")

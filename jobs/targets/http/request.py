@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from django.core.exceptions import ImproperlyConfigured
+
 from jobs.targets.http.addresses import (
     HOST_NAME,
     IPAddress,
@@ -225,6 +227,8 @@ def clean(target: dict[str, Any]) -> str | None:
             vetted(destination.host, [destination.literal], named=False, allow=allow_list())
         except Refused as exc:
             return f"The URL's host is off limits: {exc}."
+        except ImproperlyConfigured as exc:  # the operator's to fix; jobs.E002 says so at start
+            return f"Webhooks are misconfigured: {exc}."
     return None
 
 
