@@ -195,6 +195,39 @@ def run_now(
     return entry.fire_key
 
 
+def runs_requeue_pending(queue: RunQueue, *, batch: int = 1000) -> int:
+    """After Redis lost its data: put every pending run back on its stream; returns how many.
+
+    A pending record stands for an entry Redis held (a manual run waiting for a worker, a run
+    buffer_one held back) and has just lost. The entry comes back with the same fire key and
+    attempt, so a worker records it once, and if the old entry survived after all, the second
+    one finds the attempt taken and is dropped (run_begin's compare-and-set on the record).
+    """
+    count = 0
+    pending = Run.objects.filter(status=Run.Status.PENDING).order_by("pk")
+    for run in pending.iterator(chunk_size=batch):
+        schedule_id = str(run.schedule_id) if run.schedule_id else ""
+        manual = run.fire_key.startswith(Run.MANUAL_PREFIX)
+        # Where a worker looks for it: scheduled entries on their schedule's shard, manual
+        # runs (and their retries) on their job's (jobs.runqueue, run_now).
+        owner = schedule_id if schedule_id and not manual else str(run.job_id)
+        nominal = run.nominal_time or run.created_at
+        queue.add(
+            Entry(
+                shard=queue.keyspace.shard_of(owner),
+                entry_id="",
+                fire_key=run.fire_key,
+                schedule_id=schedule_id,
+                job_id=str(run.job_id),
+                nominal_ms=to_epoch_ms(nominal),
+                trigger=run.trigger,
+                attempt=run.attempt,
+            )
+        )
+        count += 1
+    return count
+
+
 def runs_record(runs: list[Run]) -> int:
     """Insert finished run records (the engine's missed runs) in one batch; ones already
     recorded (same fire key and attempt: a replayed decision) are skipped. Returns how many

@@ -10,6 +10,7 @@ from datetime import datetime
 from bson import ObjectId
 
 from jobs.selectors import disabled_job_ids, last_nominal_times
+from jobs.services import runs_requeue_pending
 from schedules import metrics, services
 from schedules.due_index import DueIndex
 from schedules.models import Schedule
@@ -30,6 +31,7 @@ def reconcile(
     recorded fire and its last recorded run, so the misfire policy, not a replay, covers
     the gap.
     """
+    lost = not index.is_reconciled()  # Redis lost its data (or has never held the mirror)
     index.runqueue.ensure_groups()
     report = {"checked": 0, "added": 0, "updated": 0, "removed": 0}
     total = Schedule.objects.count()
@@ -76,6 +78,13 @@ def reconcile(
     for schedule_id in strays:
         index.remove(schedule_id)
         report["removed"] += 1
+    if lost:
+        # The streams went with the mirror: pending runs (manual runs waiting for a worker,
+        # runs buffer_one held back) would stay pending for ever.
+        requeued = runs_requeue_pending(index.runqueue)
+        if requeued:
+            report["requeued"] = requeued
+            logger.warning("Redis lost pending runs; put them back on the streams", extra={"requeued": requeued})
     index.mark_reconciled()
     repairs = report["added"] + report["updated"] + report["removed"]
     if repairs:

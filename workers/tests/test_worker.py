@@ -669,3 +669,48 @@ def test_an_entry_read_long_ago_is_run_if_it_is_still_the_workers(user, runqueue
     entry = read_one(worker)
     clock.now += 60  # a long backlog: nobody took it over meanwhile
     assert handle(worker, entry, Scripted()) == "succeeded"
+
+
+def lose_redis(runqueue: RunQueue) -> None:
+    """Redis loses every key of this test (a restart without persistence)."""
+    for key in runqueue.client.scan_iter(match=f"*{runqueue.keyspace.prefix}*"):
+        runqueue.client.delete(key)
+
+
+def test_a_run_buffer_one_held_survives_redis_losing_its_data(user, runqueue, worker):
+    from schedules import engine
+    from schedules.due_index import get_due_index
+
+    job = make_job(user)
+    schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=1, overlap_policy="buffer_one")
+    sid = str(schedule.pk)
+    running_elsewhere(runqueue, schedule, "other")
+    dispatch(runqueue, schedule, 2000)
+    executor = Scripted()
+    assert handle(worker, read_one(worker), executor) == "held"
+    lose_redis(runqueue)
+    report = engine.reconcile(get_due_index(), schedule_services.timezone.now())
+    assert report["requeued"] == 1
+    back = read_one(worker)
+    assert (back.fire_key, back.attempt) == (f"{sid}:2000", 1)
+    assert handle(worker, back, executor) == "succeeded"  # the other run's lease went with Redis
+    assert [(r.attempt, r.status) for r in runs(f"{sid}:2000")] == [(1, "succeeded")]
+    assert executor.calls == [(f"{sid}:2000", 1)]
+
+
+def test_a_manual_run_lost_with_redis_runs_once_even_if_its_entry_survived(user, runqueue, worker):
+    from schedules import engine
+    from schedules.due_index import get_due_index
+
+    job = make_job(user)
+    key = run_now(job, user=user)
+    # The reconciled marker alone is gone: the entry is still there and is put back a second time.
+    runqueue.client.delete(get_due_index().reconciled_key)
+    assert engine.reconcile(get_due_index(), schedule_services.timezone.now())["requeued"] == 1
+    executor = Scripted()
+    first, second = worker.read(2)
+    assert {first.fire_key, second.fire_key} == {key}
+    assert handle(worker, first, executor) == "succeeded"
+    handle(worker, second, executor)
+    assert [(r.attempt, r.status) for r in runs(key)] == [(1, "succeeded")]
+    assert executor.calls == [(key, 1)]
