@@ -124,6 +124,7 @@ def finished(job: Job, schedule_id: ObjectId, fire_key: str, status: str, minute
         schedule_id=schedule_id,
         fire_key=fire_key,
         status=status,
+        nominal_time=T0 + timedelta(minutes=minute),
         finished_at=T0 + timedelta(minutes=minute),
         **fields,
     )
@@ -151,12 +152,12 @@ def test_recent_outcomes_newest_first_one_per_occurrence(job: Job) -> None:
 
 def test_recent_outcomes_reads_a_bounded_number_of_attempts(job: Job) -> None:
     schedule = ObjectId()
-    # Five failed attempts of the newest occurrence, older ones succeeded: with max_attempts=1
-    # only limit * 2 rows are read, all of that one occurrence.
-    for attempt in range(1, 6):
-        finished(job, schedule, "s:9", "failed", 100 - attempt, attempt=attempt, trigger="retry")
+    # Forty failed attempts of the newest occurrence, older ones succeeded: with max_attempts=1
+    # only limit * 2 + RECENT_SLACK rows are read, all of that one occurrence.
+    for attempt in range(1, 41):
+        finished(job, schedule, "s:9", "failed", 100, attempt=attempt, trigger="retry")
     for minute in range(5):
         finished(job, schedule, f"s:{minute}", "succeeded", minute)
 
     assert selectors.recent_outcomes(schedule, 2, 1) == ["failed"]
-    assert selectors.recent_outcomes(schedule, 2, 5) == ["failed", "succeeded"]
+    assert selectors.recent_outcomes(schedule, 2, 40) == ["failed", "succeeded"]

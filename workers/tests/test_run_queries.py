@@ -84,3 +84,31 @@ def test_a_workers_hot_path_queries_the_runs_collection_by_index(user, runqueue,
     for query in queries:
         assert list(query) == ["fire_key"], query
         assert "IXSCAN" in plan_stages(query), query
+
+
+def test_a_failing_run_checks_its_schedule_by_index(user, runqueue, captured):
+    from workers.children import Outcome
+
+    runqueue.ensure_groups()
+    job = job_create(
+        owner=user,
+        name="failing",
+        target_type="python",
+        target={"function": "demo.hello"},
+        pause_schedules_after_failures=2,
+    )
+    schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=1)
+    Run.objects.bulk_create([Run(job=job, fire_key=f"old:{n}", attempt=1) for n in range(300)])
+    worker = make_worker(runqueue, Clock())
+    captured.clear()
+    for nominal in (1000, 2000):
+        dispatch(runqueue, schedule, nominal)
+        assert handle(worker, read_one(worker), Scripted(Outcome("failed", error="boom"))) == "failed"
+    schedule.refresh_from_db()
+    assert schedule.paused  # pause_if_failing ran, and looked at the schedule's recent runs
+    queries = [command["filter"] for command in captured if "find" in command]
+    queries += [stage["$match"] for command in captured for stage in command.get("pipeline", []) if "$match" in stage]
+    assert any(list(query) == ["schedule_id"] for query in queries), queries
+    for query in queries:
+        assert len(query) == 1, query
+        assert "IXSCAN" in plan_stages(query), query
