@@ -116,3 +116,8 @@ def recent_outcomes(schedule_id: Any, limit: int, max_attempts: int) -> list[str
             continue
         latest.setdefault(fire_key, status)  # newest first: an occurrence's last attempt
     return list(latest.values())[:limit]
+
+
+def attempts_of(fire_key: str) -> list[Run]:
+    """Every recorded attempt of one occurrence or manual run (an enqueued Task's), first first."""
+    return list(Run.objects.filter(fire_key=fire_key).order_by("attempt"))

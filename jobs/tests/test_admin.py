@@ -38,7 +38,7 @@ def job_post(name: str = "nightly", owner: User | None = None, **schedule: str) 
         "description": "",
         "enabled": "on",
         "target_type": "python",
-        "target": '{"function": "demo.hello"}',
+        "target": '{"task": "demo.tasks.hello"}',
         "timeout_seconds": "300",
         "max_attempts": "1",
         "retry_backoff_seconds": "10",
@@ -149,7 +149,7 @@ def test_invalid_target_is_a_form_error(admin_client: Client, admin_user: User) 
 def test_duplicate_job_name_is_a_form_error(admin_client: Client, admin_user: User) -> None:
     from jobs.services import job_create
 
-    job_create(owner=admin_user, name="nightly", target_type="python", target={"function": "demo.hello"})
+    job_create(owner=admin_user, name="nightly", target_type="python", target={"task": "demo.tasks.hello"})
     data = job_post(owner=admin_user, kind="fixed", interval_seconds="30")
     response = admin_client.post(reverse("admin:jobs_job_add"), data)
     assert response.status_code == 200
@@ -169,7 +169,7 @@ def test_edit_and_delete_inline_schedule_go_through_services(
     data = job_post(name=job.name, kind="fixed", interval_seconds="120")
     data.update(
         {
-            "target": '{"function": "demo.hello"}',
+            "target": '{"task": "demo.tasks.hello"}',
             "schedules-INITIAL_FORMS": "1",
             "schedules-0-id": str(schedule.pk),
             "schedules-0-job": str(job.pk),
@@ -321,7 +321,7 @@ def test_staff_add_jobs_as_themselves(request: pytest.FixtureRequest, other_user
 def job_create_for(owner: User, name: str) -> Job:
     from jobs.services import job_create
 
-    return job_create(owner=owner, name=name, target_type="python", target={"function": "demo.hello"})
+    return job_create(owner=owner, name=name, target_type="python", target={"task": "demo.tasks.hello"})
 
 
 def test_bulk_delete_action_unschedules_each(admin_client: Client, job: Job, due_index: DueIndex) -> None:
