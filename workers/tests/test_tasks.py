@@ -243,3 +243,15 @@ def test_backend_options_are_the_new_jobs_settings() -> None:
     job = Job.objects.get(name="demo.tasks.hello")
     assert (job.max_attempts, job.retry_backoff_seconds, job.timeout_seconds) == (4, 2, 9)
     assert User.objects.get(pk=job.owner_id).username == "task-runner"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_commit_has_no_transaction_to_wait_for() -> None:
+    from django.db import transaction
+
+    enqueued: list[str] = []
+    with transaction.atomic():
+        transaction.on_commit(lambda: enqueued.append(demo_tasks.hello.enqueue().id))
+        inside = list(enqueued)
+    # atomic() does nothing on this backend: the callback ran at once, inside the block.
+    assert len(enqueued) == 1 and inside == enqueued
