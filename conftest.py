@@ -90,7 +90,7 @@ def api(user: User) -> APIClient:
 def job(user: User) -> Any:
     from jobs.services import job_create
 
-    return job_create(owner=user, name="hello", target_type="python", target={"function": "demo.hello"})
+    return job_create(owner=user, name="hello", target_type="python", target={"task": "demo.tasks.hello"})
 
 
 @pytest.fixture

@@ -135,7 +135,7 @@ class Harness:
         user, _ = User.objects.get_or_create(username="bench", defaults={"is_superuser": True})
         from jobs.services import job_create
 
-        return job_create(owner=user, name="bench", target_type="python", target={"function": "demo.hello"})
+        return job_create(owner=user, name="bench", target_type="python", target={"task": "demo.tasks.hello"})
 
     def start_schedulers(self, count: int, first: int = 0) -> list[subprocess.Popen[bytes]]:
         processes = [

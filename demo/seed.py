@@ -32,9 +32,9 @@ DEMO_JOBS: list[tuple[dict[str, Any], dict[str, Any]]] = [
     (
         {
             "name": "Hello every 10 seconds",
-            "description": "Calls the registered Python function demo.hello on a fixed 10 s grid.",
+            "description": "Runs the Django Task demo.tasks.hello on a fixed 10 s grid.",
             "target_type": "python",
-            "target": {"function": "demo.hello", "kwargs": {"name": "fixed schedule"}},
+            "target": {"task": "demo.tasks.hello", "kwargs": {"name": "fixed schedule"}},
             "timeout_seconds": 30,
         },
         {"kind": "fixed", "interval_seconds": 10},
@@ -44,7 +44,7 @@ DEMO_JOBS: list[tuple[dict[str, Any], dict[str, Any]]] = [
             "name": "Hello every minute in London",
             "description": "A cron schedule read in Europe/London time, daylight saving included.",
             "target_type": "python",
-            "target": {"function": "demo.hello", "kwargs": {"name": "cron schedule"}},
+            "target": {"task": "demo.tasks.hello", "kwargs": {"name": "cron schedule"}},
             "timeout_seconds": 30,
         },
         {"kind": "cron", "expression": "*/1 * * * *", "timezone": "Europe/London"},

@@ -16,6 +16,7 @@ from django.http import HttpRequest
 
 from jobs import permissions, selectors, services
 from jobs.models import Job, Run
+from jobs.targets import python as python_targets
 from jobscheduler.admin_tools import admin_user, editable_values, take_saved_state
 
 
@@ -34,6 +35,15 @@ class JobForm(forms.ModelForm):
         ),
     )
 
+    python_task = forms.ChoiceField(
+        required=False,
+        label="Task",
+        help_text=(
+            "Python jobs: the Django Task to run, from the installed apps' tasks modules. Sets "
+            '"task" in the target; "args" (a list) and "kwargs" (an object) go there too.'
+        ),
+    )
+
     class Meta:
         model = Job
         fields = ("owner", *services.EDITABLE_FIELDS)
@@ -42,12 +52,29 @@ class JobForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.owner_id is None and self.request_user is not None:
             self.instance.owner = self.request_user
+        # The chooser: every discovered Task, with the first line of its docstring.
+        choice_field = cast(forms.ChoiceField, self.fields["python_task"])
+        choice_field.choices = [("", "---------")] + [
+            (path, f"{path}: {summary}" if (summary := python_targets.summary(found)) else path)
+            for path, found in python_targets.discovered_tasks().items()
+        ]
+        target = self.instance.target
+        if self.instance.target_type == Job.TargetType.PYTHON and isinstance(target, dict):
+            choice_field.initial = python_targets.target_path(target)
+        self.fields["target"].required = False  # a chosen task makes {} (or nothing) enough
 
     def clean_secret(self) -> str:
         return self.cleaned_data.get("secret") or self.instance.secret
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        chosen = cleaned.get("python_task")
+        if chosen and cleaned.get("target_type") == Job.TargetType.PYTHON and "target" not in self.errors:
+            given = cleaned.get("target")
+            arguments = (
+                {key: value for key, value in given.items() if key != "function"} if isinstance(given, dict) else {}
+            )
+            cleaned["target"] = {**arguments, "task": chosen}
         # With no owner field ModelForm skips the (owner, name) constraint; check it here so a
         # duplicate name is a form error, not a service error at save time.
         name, owner_id = cleaned.get("name"), self.instance.owner_id
@@ -60,7 +87,7 @@ class JobForm(forms.ModelForm):
             self.add_error("name", "This owner already has a job with this name.")
         # The service checks it again at save; here it is a form error rather than a 403 page.
         target_type, target = cleaned.get("target_type"), cleaned.get("target")
-        changed = not self.instance.pk or {"target_type", "target"} & set(self.changed_data)
+        changed = not self.instance.pk or {"target_type", "target", "python_task"} & set(self.changed_data)
         if self.request_user is not None and target_type and changed:
             problem = permissions.target_refusal(self.request_user, target_type, target)
             if problem:
@@ -103,7 +130,7 @@ class JobAdmin(admin.ModelAdmin):
             first = ("name", "owner", "description", "enabled")
         return (
             (None, {"fields": first}),
-            ("Target", {"fields": ("target_type", "target")}),
+            ("Target", {"fields": ("target_type", "python_task", "target")}),
             (
                 "Execution",
                 {

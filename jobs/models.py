@@ -30,7 +30,8 @@ class Job(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     target_type = models.CharField(max_length=16, choices=TargetType.choices)
-    # python: {"function": name, "kwargs": {...}}; command: {"command": name, "args": [...]};
+    # python: {"task": import path of a Django Task, "args": [...], "kwargs": {...}};
+    # command: {"command": name, "args": [...]};
     # http: {"method", "url", "headers", "body"}. Checked by jobs.targets.
     target = models.JSONField(default=dict)
     timeout_seconds = models.PositiveIntegerField(default=300)
@@ -109,6 +110,8 @@ class Run(models.Model):
     # Fire keys of manual runs: manual:<job id>:<uuid4 hex> (jobs.services.run_now). Their
     # retries keep the key but not the trigger, so the key is what marks a run as manual.
     MANUAL_PREFIX = "manual:"
+    # In the error of an attempt whose worker died mid-run (workers.handler takes it over).
+    LOST = "lost mid-run"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="runs")
     schedule = models.ForeignKey(
@@ -127,6 +130,13 @@ class Run(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     output = models.TextField(blank=True)
     error = models.TextField(blank=True)
+    # A Task enqueued with its own arguments (jobs.tasks_backend): the python target this run
+    # executes in place of the job's, {"task", "args", "kwargs"}. None: the job's target.
+    target = models.JSONField(null=True, blank=True)
+    # Python targets: what the Task returned (JSON, whole) and, when it raised, the exception's
+    # class path: what TaskResult.return_value and TaskResult.errors read.
+    return_value = models.JSONField(null=True, blank=True)
+    exception_class = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -2,6 +2,11 @@
 
 One stream per shard (``{p:n}:stream``, see jobscheduler.keyspace) holds the occurrences
 and manual runs waiting for a worker, read through the consumer group ``WORKER_GROUP``.
+Django Tasks enqueued on another queue than ``default`` (jobs.tasks_backend) have streams and
+delayed sets of their own per shard (``{p:n}:stream:<queue>``, ``{p:n}:delayed:<queue>``): a
+worker reads only the queues it serves (``run_worker --queue``). A :class:`RunQueue` numbers the
+(queue, shard) pairs it serves as *lanes*, the default queue's first (lane = shard), and an
+entry's ``shard`` is its lane in the RunQueue that read or wrote it.
 :class:`Entry` is the one codec of a stream entry; every Python writer and reader uses it,
 and the Lua scripts that write entries (schedules/lua/dispatch.lua, schedules/lua/resolve.lua,
 jobs/lua/release_delayed.lua) point here. An entry's fields:
@@ -10,7 +15,8 @@ jobs/lua/release_delayed.lua) point here. An entry's fields:
   ``Run.MANUAL_PREFIX``)
 - ``s`` schedule id ('' for a manual run of a job), ``j`` job id, ``n`` nominal time (epoch ms)
 - ``t`` trigger (a ``Run.Trigger`` value); optional ``a`` attempt (default 1), ``k`` takeovers
-  so far (default 0), ``h`` "1" when buffer_one held it back and released it again.
+  so far (default 0), ``h`` "1" when buffer_one held it back and released it again, ``x`` the
+  python target to run in place of the job's (JSON: a Task enqueued with its arguments).
 
 Other keys of each shard:
 
@@ -24,6 +30,7 @@ Other keys of each shard:
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -36,6 +43,14 @@ from jobscheduler.keyspace import Keyspace, default_keyspace
 from jobscheduler.scripts import LuaScripts
 
 WORKER_GROUP = "workers"
+DEFAULT_QUEUE = "default"
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def check_queue_name(name: str) -> str:
+    if not isinstance(name, str) or not _QUEUE_NAME.fullmatch(name):
+        raise ValueError(f"Queue names are 1-64 letters, digits, '_', '.' or '-', not {name!r}.")
+    return name
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,7 @@ class Entry:
     takeovers: int = 0
     held: bool = False  # held back by buffer_one and released again
     claimed: bool = False  # taken over from another consumer's pending list
+    target: dict[str, Any] | None = None  # a python target run in place of the job's
 
     @classmethod
     def from_stream(cls, shard: int, entry_id: str, fields: dict[str, str], *, claimed: bool = False) -> Entry:
@@ -69,12 +85,17 @@ class Entry:
             takeovers=int(fields.get("k", 0)),
             held=fields.get("h") == "1",
             claimed=claimed,
+            target=_decoded_target(fields["x"]) if "x" in fields else None,
         )
 
     @classmethod
-    def manual(cls, *, job_id: str, schedule_id: str, nominal_ms: int, shard: int) -> Entry:
-        """A new manual run (run now): its fire key is new, so it never collides with an occurrence."""
+    def manual(
+        cls, *, job_id: str, schedule_id: str, nominal_ms: int, shard: int, target: dict[str, Any] | None = None
+    ) -> Entry:
+        """A new manual run (run now, or an enqueued Task): its fire key is new, so it never
+        collides with an occurrence."""
         return cls(
+            target=target,
             shard=shard,
             entry_id="",
             fire_key=f"{Run.MANUAL_PREFIX}{job_id}:{uuid.uuid4().hex}",
@@ -110,6 +131,8 @@ class Entry:
             fields["a"] = str(self.attempt)
         if self.takeovers:
             fields["k"] = str(self.takeovers)
+        if self.target is not None:
+            fields["x"] = json.dumps(self.target, separators=(",", ":"))
         return fields
 
     def next_attempt(self, *, takeover: bool = False) -> dict[str, str]:
@@ -118,6 +141,13 @@ class Entry:
             self, attempt=self.attempt + 1, trigger=Run.Trigger.RETRY, takeovers=self.takeovers + int(takeover)
         )
         return following.fields()
+
+
+def _decoded_target(text: str) -> dict[str, Any]:
+    target = json.loads(text)
+    if not isinstance(target, dict):
+        raise ValueError("an entry's target is a JSON object")
+    return target
 
 
 def encode_member(fields: dict[str, str]) -> str:
@@ -147,20 +177,35 @@ def _execute_ignoring_nogroup(pipe: Any) -> None:
 class RunQueue:
     """The Redis side of execution: streams, consumer group, delayed set, overlap leases."""
 
-    def __init__(self, keyspace: Keyspace | None = None):
+    def __init__(self, keyspace: Keyspace | None = None, queues: Sequence[str] = (DEFAULT_QUEUE,)):
         self.keyspace = keyspace or default_keyspace()
         self.client = self.keyspace.client
         self.shards = self.keyspace.shards
+        named = list(dict.fromkeys(check_queue_name(queue) for queue in queues))
+        if not named:
+            raise ValueError("A run queue serves at least one queue.")
+        # The default queue's lanes first, so that lane = shard for it: the dispatch scripts and
+        # the overlap steps address the default queue's stream and delayed set by shard.
+        self.queues = tuple(sorted(named, key=lambda queue: queue != DEFAULT_QUEUE))
+        self.lanes = self.shards * len(self.queues)
         self._scripts = LuaScripts(
             self.client, "jobs", ("release_delayed", "overlap_enter", "overlap_leave", "keep_claimed")
         )
 
     # --- keys -----------------------------------------------------------------------------
-    def stream_key(self, shard: int) -> str:
-        return self.keyspace.key(shard, "stream")
+    def lane_of(self, shard: int, queue: str = DEFAULT_QUEUE) -> int:
+        """The lane of ``queue`` on ``shard`` (ValueError: a queue this RunQueue does not serve)."""
+        return self.queues.index(queue) * self.shards + shard
 
-    def delayed_key(self, shard: int) -> str:
-        return self.keyspace.key(shard, "delayed")
+    def _lane_key(self, lane: int, name: str) -> str:
+        queue = self.queues[lane // self.shards]
+        return self.keyspace.key(lane % self.shards, name if queue == DEFAULT_QUEUE else f"{name}:{queue}")
+
+    def stream_key(self, lane: int) -> str:
+        return self._lane_key(lane, "stream")
+
+    def delayed_key(self, lane: int) -> str:
+        return self._lane_key(lane, "delayed")
 
     def running_key(self, schedule_id: str) -> str:
         return self.keyspace.key(self.keyspace.shard_of(schedule_id), f"running:{schedule_id}")
@@ -171,7 +216,7 @@ class RunQueue:
     # --- the streams ----------------------------------------------------------------------
     def ensure_groups(self) -> None:
         """Create each dispatch stream's worker group (idempotent)."""
-        for shard in range(self.shards):
+        for shard in range(self.lanes):
             try:
                 self.client.xgroup_create(self.stream_key(shard), WORKER_GROUP, id="0", mkstream=True)
             except redis.ResponseError as error:
@@ -291,7 +336,7 @@ class RunQueue:
         replies = self._scripts.run(
             [
                 ("release_delayed", [self.delayed_key(shard), self.stream_key(shard)], [now_ms, limit])
-                for shard in range(self.shards)
+                for shard in range(self.lanes)
             ]
         )
         return sum(int(moved) for moved, _ in replies)
@@ -354,6 +399,6 @@ class RunQueue:
     def lengths(self) -> int:
         """Entries on every stream (waiting or held by a worker)."""
         pipe = self.client.pipeline(transaction=False)
-        for shard in range(self.shards):
+        for shard in range(self.lanes):
             pipe.xlen(self.stream_key(shard))
         return sum(pipe.execute())

@@ -123,3 +123,8 @@ def recent_outcomes(schedule_id: Any, limit: int, max_attempts: int) -> list[str
         if fire_key not in newest or attempt > newest[fire_key][0]:
             newest[fire_key] = (attempt, status)
     return [status for _, status in newest.values()][:limit]
+
+
+def attempts_of(fire_key: str) -> list[Run]:
+    """Every recorded attempt of one occurrence or manual run (an enqueued Task's), first first."""
+    return list(Run.objects.filter(fire_key=fire_key).order_by("attempt"))

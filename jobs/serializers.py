@@ -21,9 +21,12 @@ from jobscheduler.bounds import MAX_DURATION_SECONDS
 # The shape of ``target`` for each target_type, for the OpenAPI document only: jobs.targets
 # checks targets (when a job is saved), so clients and fuzzers see what is checked there.
 class PythonTargetSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    """target_type ``python``: a function registered with ``@task``, called with ``kwargs``."""
+    """target_type ``python``: a Django Task, named by its import path in an installed app's
+    ``tasks`` module, called with ``args`` and ``kwargs``. (The deprecated ``function`` form,
+    an old registry name, is still read.)"""
 
-    function = serializers.CharField(help_text="The registered name, e.g. demo.hello.")
+    task = serializers.CharField(help_text="The Task's import path, e.g. demo.tasks.hello.")
+    args = serializers.ListField(required=False, help_text="Positional arguments (a JSON array).")
     kwargs = serializers.DictField(required=False, help_text="Keyword arguments (a JSON object).")
 
 
@@ -107,6 +110,9 @@ class RunSerializer(ApiModelSerializer):
             "worker",
             "output",
             "error",
+            "target",
+            "return_value",
+            "exception_class",
             "created_at",
         )
         read_only_fields = fields

@@ -24,8 +24,9 @@ from pymongo.errors import BulkWriteError
 
 from jobs import limits, permissions, selectors
 from jobs.models import SAVED_BY_SERVICE, Job, Run
-from jobs.runqueue import Entry, RunQueue
+from jobs.runqueue import DEFAULT_QUEUE, Entry, RunQueue
 from jobs.signals import job_deleting, job_enabled_changed
+from jobs.targets import python as python_targets
 from jobs.targets.http import signing
 from jobscheduler import mongo
 from jobscheduler.epoch import to_epoch_ms
@@ -173,24 +174,45 @@ def run_now(
         raise ValidationError({"schedule": "Not a schedule of this job."})
     if not (getattr(user, "is_superuser", False) or job.owner_id == getattr(user, "pk", None)):
         raise PermissionDenied("Only the job's owner may run it.")
-    queue = runqueue or RunQueue()
-    moment = now()
+    return _dispatch_manual(job, schedule=schedule, runqueue=runqueue or RunQueue(), moment=now())
+
+
+def _dispatch_manual(
+    job: Job,
+    *,
+    schedule: Any,
+    runqueue: RunQueue,
+    moment: datetime,
+    target: dict[str, Any] | None = None,
+    queue: str = DEFAULT_QUEUE,
+    run_after: datetime | None = None,
+) -> str:
+    """Put a manual run on ``queue``'s stream (or, with a ``run_after`` still to come, in its
+    delayed set) and write its pending record; returns its fire key."""
+    shard = runqueue.keyspace.shard_of(str(job.pk))
+    deferred = run_after is not None and run_after > moment
+    nominal = run_after if deferred and run_after is not None else moment
     entry = Entry.manual(
         job_id=str(job.pk),
         schedule_id=str(schedule.pk) if schedule is not None else "",
-        nominal_ms=to_epoch_ms(moment),
-        shard=queue.keyspace.shard_of(str(job.pk)),
+        nominal_ms=to_epoch_ms(nominal),
+        shard=runqueue.lane_of(shard, queue),
+        target=target,
     )
     # Dispatched first: a record without an entry would stay pending for ever.
-    queue.add(entry)
+    if deferred:
+        runqueue.defer(entry.shard, entry.fields(), to_epoch_ms(nominal))
+    else:
+        runqueue.add(entry)
     with contextlib.suppress(IntegrityError):  # a worker was quicker and recorded it already
         Run.objects.create(
             job=job,
             schedule=schedule,
             fire_key=entry.fire_key,
             trigger=Run.Trigger.MANUAL,
-            nominal_time=moment,
+            nominal_time=nominal,
             attempt=1,
+            target=target,
         )
     return entry.fire_key
 
@@ -222,10 +244,82 @@ def runs_requeue_pending(queue: RunQueue, *, batch: int = 1000) -> int:
                 nominal_ms=to_epoch_ms(nominal),
                 trigger=run.trigger,
                 attempt=run.attempt,
+                # An enqueued Task's run carries its Task and arguments. It comes back on the
+                # default queue: the record does not say which queue it was on.
+                target=run.target or None,
             )
         )
         count += 1
     return count
+
+
+# --- Django Tasks (jobs.tasks_backend) ------------------------------------------------------
+
+TASKS_OWNER = "django-tasks"
+
+
+def task_owner(username: str = TASKS_OWNER) -> User:
+    """The user owning the jobs of enqueued Tasks: inactive, no password (it never signs in)."""
+    user = User.objects.filter(username=username).first()
+    if user is not None:
+        return user
+    user = User(username=username, is_active=False)
+    user.set_unusable_password()
+    try:
+        user.save()
+    except IntegrityError:  # created meanwhile by another process
+        return User.objects.get(username=username)
+    return user
+
+
+def task_job(path: str, *, owner: User, defaults: dict[str, Any]) -> Job:
+    """The job whose runs an enqueued Task's are: named by the Task's path, created at its first
+    enqueue with ``defaults`` (timeout, attempts, backoff: the backend's OPTIONS), edited as any job.
+
+    Trusted code enqueues, not a user: no permission or per-owner limit applies.
+    """
+    job = Job.objects.filter(owner=owner, name=path).first()
+    if job is not None:
+        return job
+    job = Job(
+        owner=owner,
+        name=path,
+        description=python_targets.summary(python_targets.resolve(path)),
+        target_type=Job.TargetType.PYTHON,
+        target={"task": path},
+        **defaults,
+    )
+    job.full_clean(validate_constraints=False)
+    setattr(job, SAVED_BY_SERVICE, True)
+    try:
+        job.save()
+    except IntegrityError:  # the same Task's first enqueue in another process won
+        return Job.objects.get(owner=owner, name=path)
+    return job
+
+
+def run_enqueue(
+    job: Job,
+    *,
+    target: dict[str, Any],
+    queue: str = DEFAULT_QUEUE,
+    run_after: datetime | None = None,
+    runqueue: RunQueue | None = None,
+    now: Callable[[], datetime] = timezone.now,
+) -> str:
+    """A manual run of ``job`` executing ``target`` (a Task with its arguments) on ``queue``,
+    at once or at ``run_after``; returns its fire key (the TaskResult's id)."""
+    if target.get("task") is None or set(target) - {"task", "args", "kwargs"}:
+        raise ValidationError({"target": "An enqueued run's target is {task, args, kwargs}."})
+    return _dispatch_manual(
+        job,
+        schedule=None,
+        runqueue=runqueue or RunQueue(queues=[queue]),
+        moment=now(),
+        target=target,
+        queue=queue,
+        run_after=run_after,
+    )
 
 
 def runs_record(runs: list[Run]) -> int:
@@ -281,6 +375,8 @@ def run_finish(
     error: str = "",
     expect_status: str = Run.Status.RUNNING,
     expect_worker: str | None = None,
+    return_value: Any = None,
+    exception_class: str = "",
 ) -> bool:
     """Record how an attempt ended, if it is still as expected (status, and worker if given).
 
@@ -289,7 +385,9 @@ def run_finish(
     expected: dict[str, Any] = {"status": expect_status}
     if expect_worker is not None:
         expected["worker"] = expect_worker
-    return _compare_and_set(run, expected, {"status": status, "finished_at": now, "output": output, "error": error})
+    values = {"status": status, "finished_at": now, "output": output, "error": error}
+    values.update(return_value=return_value, exception_class=exception_class)
+    return _compare_and_set(run, expected, values)
 
 
 def run_draft(
@@ -302,6 +400,7 @@ def run_draft(
     nominal_time: datetime | None,
     dispatched_at: datetime,
     worker: str,
+    target: dict[str, Any] | None = None,
 ) -> Run:
     """An attempt as it will be recorded, not saved yet: a worker records it in a batch when it
     ends (``runs_insert_many``), or as running first if it lasts (see workers.recorder)."""
@@ -316,6 +415,7 @@ def run_draft(
         nominal_time=nominal_time,
         dispatched_at=dispatched_at,
         worker=worker,
+        target=target,
     )
 
 

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_tasks",
     "jobs",
     "schedules",
     "workers",
@@ -299,6 +300,22 @@ JOBSCHEDULER_ALLOWED_COMMANDS = os.environ.get("JOBSCHEDULER_ALLOWED_COMMANDS", 
 JOBSCHEDULER_MAX_JOBS_PER_OWNER = int(os.environ.get("JOBSCHEDULER_MAX_JOBS_PER_OWNER", "1000"))
 JOBSCHEDULER_MAX_SCHEDULES_PER_OWNER = int(os.environ.get("JOBSCHEDULER_MAX_SCHEDULES_PER_OWNER", "10000"))
 JOBSCHEDULER_MIN_INTERVAL_SECONDS = int(os.environ.get("JOBSCHEDULER_MIN_INTERVAL_SECONDS", "1"))
+
+# --- Django Tasks (jobs.tasks_api): task.enqueue() makes a run on our workers --------------
+# See jobs/tasks_backend.py and the README's "Using Django Tasks". QUEUES are the queue names
+# tasks may use (run_worker --queue picks which a worker serves); OPTIONS are the settings of
+# the job each enqueued task's runs belong to when it is first created (edit the job after).
+TASKS = {
+    "default": {
+        "BACKEND": "jobs.tasks_backend.RunQueueBackend",
+        "QUEUES": env_list("JOBSCHEDULER_TASK_QUEUES", "default"),
+        "OPTIONS": {
+            "MAX_ATTEMPTS": env_int("JOBSCHEDULER_TASK_MAX_ATTEMPTS", 1, minimum=1),
+            "RETRY_BACKOFF_SECONDS": env_int("JOBSCHEDULER_TASK_RETRY_BACKOFF_SECONDS", 10),
+            "TIMEOUT_SECONDS": env_int("JOBSCHEDULER_TASK_TIMEOUT_SECONDS", 300, minimum=1),
+        },
+    }
+}
 
 # --- Workers (run_worker) and run history ------------------------------------------------
 # Run processes (python and command targets) see only an allow-list of the worker's

@@ -1,5 +1,6 @@
 """URL routes: admin, API, docs and health."""
 
+from django.apps import apps
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -23,3 +24,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
 ]
+
+# The demo app's pages (a Django Task enqueued from a view), where the demo app is installed.
+if apps.is_installed("demo"):
+    urlpatterns.append(path("demo/", include("demo.urls")))

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -42,6 +42,7 @@ from django.utils import timezone
 
 from jobs import targets
 from jobs.permissions import may_reach_internal
+from jobs.tasks_api import normalize_json
 from workers.isolation import Redactor, run_environment
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
 DEFAULT_OUTPUT_CHARS = 4000
 STARTUP_SECONDS = 60  # for a child to import Django and the project; not part of any timeout
+MAX_RETURN_CHARS = 1_000_000  # a Task's return value kept in its run record, as JSON
 
 # Succeeded, failed, timed out: the values of jobs.models.Run.Status these outcomes take.
 SUCCEEDED, FAILED, TIMED_OUT = "succeeded", "failed", "timed_out"
@@ -58,12 +60,15 @@ SUCCEEDED, FAILED, TIMED_OUT = "succeeded", "failed", "timed_out"
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one attempt went: a Run status, an output excerpt and an error message (bounded)."""
+    """How one attempt went: a Run status, an output excerpt and an error message (bounded);
+    for python targets the Task's return value (JSON) and, when it raised, the exception's class."""
 
     status: str
     output: str = ""
     error: str = ""
     duration: float = 0.0
+    value: Any = None
+    error_class: str = ""
 
     @property
     def ok(self) -> bool:
@@ -183,32 +188,54 @@ def child_main(conn: Connection, env: dict[str, str], parent_pid: int) -> None:
             return
 
 
-def run_request(request: dict[str, Any]) -> dict[str, str]:
+def run_request(request: dict[str, Any]) -> dict[str, Any]:
     """Run one python or command target (in the child); never raises."""
     limit = int(request["output_chars"])
     token = _current.set(RunContext(request["fire_key"], int(request["attempt"])))
     try:
         if request["kind"] == "python":
-            return _run_python(request["target"], limit)
+            return _run_python(request["target"], limit, fire_key=request["fire_key"], attempt=int(request["attempt"]))
         return _run_command(request["target"], limit)
     except BaseException as error:  # SystemExit included: the child must answer
-        return {"status": FAILED, "output": "", "error": _error_text(error, limit)}
+        return {"status": FAILED, "output": "", "error": _error_text(error, limit), "error_class": _class_path(error)}
     finally:
         _current.reset(token)
 
 
-def _run_python(target: dict[str, Any], limit: int) -> dict[str, str]:
-    function = targets.registered_tasks().get(target.get("function", ""))
-    if function is None:
-        return {"status": FAILED, "output": "", "error": f"Function {target.get('function')!r} is not registered."}
+def _run_python(target: dict[str, Any], limit: int, *, fire_key: str, attempt: int) -> dict[str, Any]:
+    python = targets.python
+    try:
+        python.resolve(python.target_path(target))
+    except python.UnknownTask as error:
+        return {"status": FAILED, "output": "", "error": str(error), "error_class": _class_path(error)}
     printed = BoundedText(limit)
     with contextlib.redirect_stdout(printed):
-        value = function(**(target.get("kwargs") or {}))
+        value = python.call(target, result_id=fire_key, attempt=attempt)
     text = printed.getvalue()
     if value is not None:
         shown = json.dumps(value, default=repr, ensure_ascii=False)
         text += ("" if not text or text.endswith("\n") else "\n") + shown
-    return {"status": SUCCEEDED, "output": excerpt(text, limit), "error": ""}
+    # The Tasks contract: a return value is JSON (as django-tasks' own backends hold it), else
+    # the run failed. Kept whole in the run record (return_value), bounded in size.
+    try:
+        value = normalize_json(value)
+        size = len(json.dumps(value, ensure_ascii=False))
+    except (TypeError, ValueError) as error:
+        message = f"The return value cannot be stored as JSON: {error}"
+        return {"status": FAILED, "output": excerpt(text, limit), "error": message, "error_class": _class_path(error)}
+    if size > MAX_RETURN_CHARS:
+        message = f"The return value is {size} characters of JSON; at most {MAX_RETURN_CHARS} are kept."
+        return {
+            "status": FAILED,
+            "output": excerpt(text, limit),
+            "error": message,
+            "error_class": "builtins.ValueError",
+        }
+    return {"status": SUCCEEDED, "output": excerpt(text, limit), "error": "", "value": value}
+
+
+def _class_path(error: BaseException) -> str:
+    return f"{type(error).__module__}.{type(error).__qualname__}"
 
 
 def _run_command(target: dict[str, Any], limit: int) -> dict[str, str]:
@@ -218,7 +245,13 @@ def _run_command(target: dict[str, Any], limit: int) -> dict[str, str]:
     try:
         call_command(target["command"], *target.get("args", []), stdout=out, stderr=err)
     except BaseException as error:
-        return {"status": FAILED, "output": excerpt(_joined(out, err), limit), "error": _error_text(error, limit)}
+        output = excerpt(_joined(out, err), limit)
+        return {
+            "status": FAILED,
+            "output": output,
+            "error": _error_text(error, limit),
+            "error_class": _class_path(error),
+        }
     return {"status": SUCCEEDED, "output": excerpt(_joined(out, err), limit), "error": ""}
 
 
@@ -270,7 +303,7 @@ class ChildProcess:
     def alive(self) -> bool:
         return self._process.is_alive()
 
-    def run(self, request: dict[str, Any], timeout: float) -> dict[str, str] | None:
+    def run(self, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
         """Send one request and wait up to ``timeout`` s; None means it did not answer in time.
 
         Raises EOFError when the child died meanwhile.
@@ -278,7 +311,7 @@ class ChildProcess:
         self._conn.send(request)
         if not self._conn.poll(timeout):
             return None
-        reply: dict[str, str] = self._conn.recv()
+        reply: dict[str, Any] = self._conn.recv()
         return reply
 
     def exit_description(self) -> str:
@@ -398,13 +431,15 @@ class Slot:
         self._last = child
         self.pool.checkin(child, keep=True)
 
-    def execute(self, job: Job, *, fire_key: str, attempt: int) -> Outcome:
+    def execute(self, job: Job, *, fire_key: str, attempt: int, target: dict[str, Any] | None = None) -> Outcome:
+        """Run ``job``'s target, or ``target`` in its place (a Task enqueued with its own
+        arguments: jobs.tasks_backend)."""
         started = time.monotonic()
-        if job.target_type == "http":
+        if job.target_type == "http" and target is None:
             outcome = self._deliver(job, fire_key=fire_key, attempt=attempt)
         else:
-            outcome = self._in_child(job, fire_key=fire_key, attempt=attempt)
-        return Outcome(outcome.status, outcome.output, outcome.error, time.monotonic() - started)
+            outcome = self._in_child(job, fire_key=fire_key, attempt=attempt, target=target)
+        return replace(outcome, duration=time.monotonic() - started)
 
     def _deliver(self, job: Job, *, fire_key: str, attempt: int) -> Outcome:
         from jobs.targets.http import deliver
@@ -425,21 +460,23 @@ class Slot:
         status = SUCCEEDED if result.ok else TIMED_OUT if result.timed_out else FAILED
         return Outcome(status, excerpt(shown, self.output_limit), excerpt(result.error, self.output_limit))
 
-    def _in_child(self, job: Job, *, fire_key: str, attempt: int) -> Outcome:
-        target = job.target if isinstance(job.target, dict) else {}
-        # Checked again at run time: the registry or the setting may have changed since the save.
-        problem = targets.clean_target(job.target_type, target).get("target")
+    def _in_child(self, job: Job, *, fire_key: str, attempt: int, target: dict[str, Any] | None = None) -> Outcome:
+        kind = "python" if target is not None else job.target_type
+        if target is None:
+            target = job.target if isinstance(job.target, dict) else {}
+        # Checked again at run time: the tasks or the setting may have changed since the save.
+        problem = targets.clean_target(kind, target).get("target")
         if problem:
             return Outcome(FAILED, error=problem)
-        if job.target_type not in ("python", "command"):
-            return Outcome(FAILED, error=f"Unknown target type {job.target_type!r}.")
+        if kind not in ("python", "command"):
+            return Outcome(FAILED, error=f"Unknown target type {kind!r}.")
         try:
             child = self.pool.checkout()
         except RuntimeError as error:
             return Outcome(FAILED, error=str(error))
         self._last = child
         request = {
-            "kind": job.target_type,
+            "kind": kind,
             "target": target,
             "fire_key": fire_key,
             "attempt": attempt,
@@ -457,7 +494,13 @@ class Slot:
                     TIMED_OUT, error=f"Timed out after {job.timeout_seconds}s; the run's process was killed."
                 )
             keep = True
-            return Outcome(reply["status"], self._redact(reply.get("output", "")), self._redact(reply.get("error", "")))
+            return Outcome(
+                reply["status"],
+                self._redact(reply.get("output", "")),
+                self._redact(reply.get("error", "")),
+                value=reply.get("value"),
+                error_class=reply.get("error_class", ""),
+            )
         finally:
             self.pool.checkin(child, keep=keep)
 

@@ -38,7 +38,7 @@ from workers.worker import Worker
 
 logger = logging.getLogger(__name__)
 
-LOST = "lost mid-run"
+LOST = Run.LOST
 ALWAYS = "always"  # the overlap decision for manual runs and retries
 
 
@@ -59,7 +59,7 @@ class Handled(StrEnum):
 
 
 class Executor(Protocol):
-    def execute(self, job: Job, *, fire_key: str, attempt: int) -> Outcome: ...
+    def execute(self, job: Job, *, fire_key: str, attempt: int, target: dict[str, Any] | None = None) -> Outcome: ...
 
 
 def retry_delay(attempt: int, backoff_seconds: float, *, random_unit: Callable[[], float], cap_seconds: float) -> float:
@@ -108,6 +108,7 @@ def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
         "nominal_time": from_epoch_ms(entry.nominal_ms),
         "dispatched_at": from_epoch_ms(entry.dispatched_ms),
         "worker": worker.name,
+        "target": entry.target,
     }
     if entry.claimed or entry.is_manual or entry.held or worker.was_recorded(entry):
         # A taken-over entry may have been started, or finished, by the worker that held it;
@@ -164,7 +165,7 @@ def _execute(worker: Worker, run: Run, entry: Entry, job: Job, executor: Executo
         return Handled.DUPLICATE
     metrics.IN_FLIGHT.inc()
     try:
-        outcome = executor.execute(job, fire_key=entry.fire_key, attempt=entry.attempt)
+        outcome = executor.execute(job, fire_key=entry.fire_key, attempt=entry.attempt, target=entry.target)
     finally:
         metrics.IN_FLIGHT.dec()
     recorded = not worker.is_lost(entry) and worker.recorder.finish(
@@ -174,6 +175,8 @@ def _execute(worker: Worker, run: Run, entry: Entry, job: Job, executor: Executo
         output=outcome.output,
         error=outcome.error,
         expect_worker=worker.name,
+        return_value=outcome.value,
+        exception_class=outcome.error_class,
     )
     if not recorded:
         # Another worker took the entry over meanwhile and continues the run; ours is void.

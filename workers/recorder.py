@@ -73,6 +73,8 @@ class Recorder:
         error: str = "",
         expect_status: str = Run.Status.RUNNING,
         expect_worker: str | None = None,
+        return_value: Any = None,
+        exception_class: str = "",
     ) -> bool:
         """Record how the attempt ended; returns once it is written. False: it is not, because
         another worker changed the record first (a takeover) or recorded the attempt already."""
@@ -85,8 +87,11 @@ class Recorder:
                 error=error,
                 expect_status=expect_status,
                 expect_worker=expect_worker,
+                return_value=return_value,
+                exception_class=exception_class,
             )
         outcome: dict[str, Any] = {"status": status, "finished_at": now, "output": output, "error": error}
+        outcome.update(return_value=return_value, exception_class=exception_class)
         with self._lock:
             tracked = self._tracked.setdefault(id(run), _Tracked(run, time.monotonic()))
             tracked.outcome = outcome

@@ -128,8 +128,8 @@ class Worker:
     # --- taking entries --------------------------------------------------------------------
     def _rotation(self) -> list[int]:
         """Shards in an order that starts one further each call, so none is always last."""
-        self._offset = (self._offset + 1) % self.runqueue.shards
-        return [(self._offset + index) % self.runqueue.shards for index in range(self.runqueue.shards)]
+        self._offset = (self._offset + 1) % self.runqueue.lanes
+        return [(self._offset + index) % self.runqueue.lanes for index in range(self.runqueue.lanes)]
 
     def read(self, count: int, block_ms: int | None = None) -> list[Entry]:
         """Up to ``count`` new entries (rarely more, after a blocking read over every shard)."""

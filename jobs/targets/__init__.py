@@ -1,6 +1,7 @@
 """What a run does: one module per target type, and ``clean_target`` choosing among them.
 
-``@task`` registers a function under a name; only registered names can be targeted.
+Python targets name a Django Task by its import path (only Tasks in installed apps' ``tasks``
+modules).
 Management commands must be allow-listed in ``JOBSCHEDULER_ALLOWED_COMMANDS``. Webhooks
 (``http``) are checked by the parser that builds their requests.
 """
@@ -12,9 +13,9 @@ from typing import Any
 
 from jobs.targets import command, http, python
 from jobs.targets.command import allowed_commands
-from jobs.targets.python import registered_tasks, task
+from jobs.targets.python import discovered_tasks, task
 
-__all__ = ["allowed_commands", "clean_target", "registered_tasks", "task"]
+__all__ = ["allowed_commands", "clean_target", "discovered_tasks", "task"]
 
 # Each target type: the fields it may have and its check. Adding a type means adding its
 # module and one entry here; nothing else in validation switches on the type.

@@ -38,7 +38,7 @@ def job_post(name: str = "nightly", owner: User | None = None, **schedule: str) 
         "description": "",
         "enabled": "on",
         "target_type": "python",
-        "target": '{"function": "demo.hello"}',
+        "target": '{"task": "demo.tasks.hello"}',
         "timeout_seconds": "300",
         "max_attempts": "1",
         "retry_backoff_seconds": "10",
@@ -149,7 +149,7 @@ def test_invalid_target_is_a_form_error(admin_client: Client, admin_user: User) 
 def test_duplicate_job_name_is_a_form_error(admin_client: Client, admin_user: User) -> None:
     from jobs.services import job_create
 
-    job_create(owner=admin_user, name="nightly", target_type="python", target={"function": "demo.hello"})
+    job_create(owner=admin_user, name="nightly", target_type="python", target={"task": "demo.tasks.hello"})
     data = job_post(owner=admin_user, kind="fixed", interval_seconds="30")
     response = admin_client.post(reverse("admin:jobs_job_add"), data)
     assert response.status_code == 200
@@ -169,7 +169,7 @@ def test_edit_and_delete_inline_schedule_go_through_services(
     data = job_post(name=job.name, kind="fixed", interval_seconds="120")
     data.update(
         {
-            "target": '{"function": "demo.hello"}',
+            "target": '{"task": "demo.tasks.hello"}',
             "schedules-INITIAL_FORMS": "1",
             "schedules-0-id": str(schedule.pk),
             "schedules-0-job": str(job.pk),
@@ -321,7 +321,7 @@ def test_staff_add_jobs_as_themselves(request: pytest.FixtureRequest, other_user
 def job_create_for(owner: User, name: str) -> Job:
     from jobs.services import job_create
 
-    return job_create(owner=owner, name=name, target_type="python", target={"function": "demo.hello"})
+    return job_create(owner=owner, name=name, target_type="python", target={"task": "demo.tasks.hello"})
 
 
 def test_bulk_delete_action_unschedules_each(admin_client: Client, job: Job, due_index: DueIndex) -> None:
@@ -334,3 +334,33 @@ def test_bulk_delete_action_unschedules_each(admin_client: Client, job: Job, due
     assert response.status_code == 302
     assert not Schedule.objects.exists()
     assert all(due_index.state(schedule_id) == {} for schedule_id in ids)
+
+
+def test_the_task_chooser_lists_discovered_tasks_with_their_docstrings(admin_client: Client) -> None:
+    page = admin_client.get(reverse("admin:jobs_job_add")).content.decode()
+    assert 'name="python_task"' in page
+    assert "demo.tasks.hello: The demo job: says hello, so a newcomer sees a run succeed." in page
+    assert "demo.tasks.greet_later: An async Task: awaited in the run process." in page
+
+
+def test_a_chosen_task_sets_the_targets_task_and_keeps_its_arguments(admin_client: Client, admin_user: User) -> None:
+    data = job_post("chosen", owner=admin_user)
+    data.update(python_task="demo.tasks.echo", target='{"args": [1], "kwargs": {"a": 2}}')
+    response = admin_client.post(reverse("admin:jobs_job_add"), data)
+    assert response.status_code == 302, (
+        response.context["adminform"].form.errors,
+        response.context["inline_admin_formsets"][0].formset.errors,
+    )
+    job = Job.objects.get(name="chosen")
+    assert job.target == {"task": "demo.tasks.echo", "args": [1], "kwargs": {"a": 2}}
+    page = admin_client.get(reverse("admin:jobs_job_change", args=[job.pk])).content.decode()
+    assert '<option value="demo.tasks.echo" selected>' in page
+
+
+def test_a_task_outside_tasks_modules_is_a_form_error(admin_client: Client, admin_user: User) -> None:
+    data = job_post("outside", owner=admin_user)
+    data["target"] = '{"task": "os.system", "args": ["true"]}'
+    response = admin_client.post(reverse("admin:jobs_job_add"), data)
+    assert response.status_code == 200
+    assert "is not in an installed app&#x27;s tasks module" in response.content.decode()
+    assert not Job.objects.filter(name="outside").exists()

@@ -32,7 +32,7 @@ def _fresh_throttles() -> None:
 
 @pytest.fixture
 def other_job(other_user: Any) -> Job:
-    return job_create(owner=other_user, name="bob's", target_type="python", target={"function": "demo.hello"})
+    return job_create(owner=other_user, name="bob's", target_type="python", target={"task": "demo.tasks.hello"})
 
 
 def post(api: APIClient, url: str, data: Any) -> Any:
@@ -87,7 +87,7 @@ def test_secret_can_be_replaced_and_cleared_but_is_kept_when_absent(api, job):
 
 def test_list_search_filter_and_order(api, user, job):
     job_create(owner=user, name="nightly report", description="emails the team", target_type="http", target=HTTP_TARGET)
-    job_create(owner=user, name="cleanup", target_type="python", target={"function": "demo.echo"}, enabled=False)
+    job_create(owner=user, name="cleanup", target_type="python", target={"task": "demo.tasks.echo"}, enabled=False)
 
     def names(query: str = "") -> list[str]:
         response = api.get(f"/api/jobs/?{query}")
@@ -113,7 +113,7 @@ def test_bad_job_filters_are_400(api, query, field):
 def test_put_and_patch_go_through_the_service(api, job):
     url = f"/api/jobs/{job.pk}/"
     response = api.put(
-        url, {"name": "renamed", "target_type": "python", "target": {"function": "demo.echo"}}, format="json"
+        url, {"name": "renamed", "target_type": "python", "target": {"task": "demo.tasks.echo"}}, format="json"
     )
     assert response.status_code == 200, response.data
     assert Job.objects.get(pk=job.pk).name == "renamed"
@@ -178,10 +178,10 @@ def test_run_now_for_a_schedule_of_the_job_only(api, job, other_job):
 # --- jobs: bad input ----------------------------------------------------------------------------
 
 BAD_JOBS = [
-    ({"target_type": "python", "target": {"function": "demo.hello"}}, "name"),
-    ({"name": "x" * 201, "target_type": "python", "target": {"function": "demo.hello"}}, "name"),
-    ({"name": "a\x00b", "target_type": "python", "target": {"function": "demo.hello"}}, "name"),
-    ({"name": "hello", "target_type": "python", "target": {"function": "demo.hello"}}, "name"),  # taken
+    ({"target_type": "python", "target": {"task": "demo.tasks.hello"}}, "name"),
+    ({"name": "x" * 201, "target_type": "python", "target": {"task": "demo.tasks.hello"}}, "name"),
+    ({"name": "a\x00b", "target_type": "python", "target": {"task": "demo.tasks.hello"}}, "name"),
+    ({"name": "hello", "target_type": "python", "target": {"task": "demo.tasks.hello"}}, "name"),  # taken
     ({"name": "x", "target_type": "shell", "target": {}}, "target_type"),
     ({"name": "x", "target_type": "python", "target": {"function": "os.system"}}, "target"),
     ({"name": "x", "target_type": "python", "target": ["demo.hello"]}, "target"),
@@ -198,20 +198,23 @@ BAD_JOBS = [
     ({"name": "x", "target_type": "command", "target": {"command": "flush"}}, "target"),
     ({"name": "x", "target_type": "http", "target": {"url": "ftp://example.com/"}}, "target"),
     ({"name": "x", "target_type": "http", "target": {"url": "https://u:p@example.com/"}}, "target"),
-    ({"name": "x", "target_type": "python", "target": {"function": "demo.echo", "kwargs": {"n": 10**30}}}, "target"),
-    ({"name": "x", "target_type": "python", "target": {"function": "demo.echo", "kwargs": {"a\x00": 1}}}, "target"),
+    ({"name": "x", "target_type": "python", "target": {"task": "demo.tasks.echo", "kwargs": {"n": 10**30}}}, "target"),
+    ({"name": "x", "target_type": "python", "target": {"task": "demo.tasks.echo", "kwargs": {"a\x00": 1}}}, "target"),
     (
-        {"name": "x", "target_type": "python", "target": {"function": "demo.hello"}, "timeout_seconds": 0},
+        {"name": "x", "target_type": "python", "target": {"task": "demo.tasks.hello"}, "timeout_seconds": 0},
         "timeout_seconds",
     ),
-    ({"name": "x", "target_type": "python", "target": {"function": "demo.hello"}, "max_attempts": 99}, "max_attempts"),
     (
-        {"name": "x", "target_type": "python", "target": {"function": "demo.hello"}, "retry_backoff_seconds": 10**19},
+        {"name": "x", "target_type": "python", "target": {"task": "demo.tasks.hello"}, "max_attempts": 99},
+        "max_attempts",
+    ),
+    (
+        {"name": "x", "target_type": "python", "target": {"task": "demo.tasks.hello"}, "retry_backoff_seconds": 10**19},
         "retry_backoff_seconds",
     ),
-    ({"name": "x", "target_type": "python", "target": {"function": "demo.hello"}, "enabled": "sometimes"}, "enabled"),
-    ({"name": "x", "target_type": "python", "target": {"function": "demo.hello"}, "owner": "me"}, "owner"),
-    ({"name": "x", "target_type": "python", "target": {"function": "demo.hello"}, "has_secret": True}, "has_secret"),
+    ({"name": "x", "target_type": "python", "target": {"task": "demo.tasks.hello"}, "enabled": "sometimes"}, "enabled"),
+    ({"name": "x", "target_type": "python", "target": {"task": "demo.tasks.hello"}, "owner": "me"}, "owner"),
+    ({"name": "x", "target_type": "python", "target": {"task": "demo.tasks.hello"}, "has_secret": True}, "has_secret"),
 ]
 
 
@@ -308,7 +311,7 @@ def test_allow_listed_literal_addresses_and_any_names_save(api, job, settings):
 
 def test_numbers_json_cannot_show_back_are_400(api, job):
     # 1e400 parses to infinity, which MongoDB would store and JSON could never answer.
-    body = '{"name": "x", "target_type": "python", "target": {"function": "demo.echo", "kwargs": {"n": 1e400}}}'
+    body = '{"name": "x", "target_type": "python", "target": {"task": "demo.tasks.echo", "kwargs": {"n": 1e400}}}'
     response = api.post("/api/jobs/", body, content_type="application/json")
     assert response.status_code == 400
     assert "target" in response.json()
@@ -326,7 +329,7 @@ def test_deeply_nested_target_is_400(api, job):
 
 
 def test_bad_update_changes_nothing(api, user, job):
-    job_create(owner=user, name="taken", target_type="python", target={"function": "demo.hello"})
+    job_create(owner=user, name="taken", target_type="python", target={"task": "demo.tasks.hello"})
     before = job_fields(job.pk)
     for change in (
         {"name": "taken"},
@@ -351,7 +354,7 @@ def test_malformed_json_is_400(api, job):
 
 def test_oversized_json_body_is_400(api, job, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
-    body = {"name": "big", "target_type": "python", "target": {"function": "demo.echo"}, "description": "x" * 4096}
+    body = {"name": "big", "target_type": "python", "target": {"task": "demo.tasks.echo"}, "description": "x" * 4096}
     response = post(api, "/api/jobs/", body)
     assert response.status_code == 400
     assert response.json() == {"detail": "Request body too large: at most 2048 bytes."}
@@ -405,7 +408,7 @@ def test_other_users_jobs_are_404_and_unchanged(api, job, other_job):
 
 def test_same_name_as_another_users_job_is_fine(api, other_job):
     response = post(
-        api, "/api/jobs/", {"name": other_job.name, "target_type": "python", "target": {"function": "demo.hello"}}
+        api, "/api/jobs/", {"name": other_job.name, "target_type": "python", "target": {"task": "demo.tasks.hello"}}
     )
     assert response.status_code == 201
 
@@ -445,7 +448,7 @@ def test_manual_runs_have_no_schedule(api, job):
 
 
 def test_run_filters_and_ordering(api, user, job):
-    second = job_create(owner=user, name="second", target_type="python", target={"function": "demo.hello"})
+    second = job_create(owner=user, name="second", target_type="python", target={"task": "demo.tasks.hello"})
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=60)
     early = make_run(job, schedule, minutes=0, status=Run.Status.SUCCEEDED)
     middle = make_run(job, schedule, minutes=10, status=Run.Status.FAILED)

@@ -16,7 +16,7 @@ from jobs.models import Job
 from jobs.services import job_create, job_update
 from schedules.services import schedule_bulk_create, schedule_create
 
-PYTHON: dict[str, Any] = {"name": "py", "target_type": "python", "target": {"function": "demo.hello"}}
+PYTHON: dict[str, Any] = {"name": "py", "target_type": "python", "target": {"task": "demo.tasks.hello"}}
 COMMAND: dict[str, Any] = {"name": "cmd", "target_type": "command", "target": {"command": "clearsessions"}}
 PUBLIC_WEBHOOK: dict[str, Any] = {
     "name": "hook",
@@ -110,7 +110,7 @@ def test_an_existing_target_is_not_judged_again_when_it_does_not_change(plain_us
     job = job_create(owner=plain_user, by=user, **PYTHON)  # a trusted user made it for them
     job_update(job, description="renamed")
     with pytest.raises(PermissionDenied):
-        job_update(job, target={"function": "demo.echo"})
+        job_update(job, target={"task": "demo.tasks.echo"})
 
 
 def test_superusers_hold_every_permission(db: Any) -> None:

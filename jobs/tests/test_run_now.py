@@ -59,7 +59,7 @@ def test_run_now_for_a_schedule_leaves_the_schedule_where_it_was(user, job, due_
 
 
 def test_run_now_checks_the_schedule_and_the_user(user, other_user, job, runqueue):
-    other_job = job_create(owner=other_user, name="theirs", target_type="python", target={"function": "demo.hello"})
+    other_job = job_create(owner=other_user, name="theirs", target_type="python", target={"task": "demo.tasks.hello"})
     theirs = schedule_services.schedule_create(job=other_job, kind="fixed", interval_seconds=60)
     with pytest.raises(ValidationError):
         run_now(job, schedule=theirs, user=user)

@@ -17,7 +17,7 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def make_job(owner: User, name: str, **fields: Any) -> Job:
-    return job_create(owner=owner, name=name, target_type="python", target={"function": "demo.hello"}, **fields)
+    return job_create(owner=owner, name=name, target_type="python", target={"task": "demo.tasks.hello"}, **fields)
 
 
 @pytest.fixture

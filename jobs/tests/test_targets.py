@@ -25,14 +25,74 @@ def test_an_unknown_target_type_is_named() -> None:
     assert clean_target("shell", {}) == {"target_type": "Unknown target type 'shell'."}
 
 
-def test_python_targets_name_a_registered_function() -> None:
-    assert clean_target("python", {"function": "demo.echo", "kwargs": {"a": 1}}) == {}
-    message = clean_target("python", {"function": "os.system"})["target"]
-    assert message.startswith("Function 'os.system' is not registered with @task; registered: ")
-    assert "demo.hello" in message
-    assert clean_target("python", {"function": "demo.echo", "kwargs": [1]}) == {
+def test_python_targets_name_a_django_task_by_its_path() -> None:
+    assert clean_target("python", {"task": "demo.tasks.echo", "args": [1], "kwargs": {"a": 1}}) == {}
+    assert clean_target("python", {"task": "demo.tasks.echo", "kwargs": [1]}) == {
         "target": "kwargs must be a JSON object."
     }
+    assert clean_target("python", {"task": "demo.tasks.echo", "args": {}}) == {"target": "args must be a JSON array."}
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("os.system", "is not in an installed app's tasks module"),
+        ("jobscheduler.settings.SECRET_KEY", "is not in an installed app's tasks module"),
+        ("demo.seed.seed_demo", "is not in an installed app's tasks module"),
+        ("demo.tasks.missing", "cannot be imported"),
+        ("demo.tasks.os", "is not a Django Task"),  # a module attribute, not a Task
+        ("demo.tasks.TaskContext", "is not a Django Task"),
+        ("demo.tasks", "is not in an installed app's tasks module"),
+        ("demo.tasks.hello()", "is not an import path"),
+        (["demo.tasks.hello"], "is not an import path"),
+    ],
+)
+def test_only_tasks_in_installed_apps_tasks_modules_can_be_named(path: Any, reason: str) -> None:
+    message = clean_target("python", {"task": path})["target"]
+    assert reason in message
+    assert "Discovered tasks: " in message or "discovered: " in message
+    assert "demo.tasks.hello" in message
+
+
+def test_a_path_outside_tasks_modules_is_refused_before_anything_is_imported() -> None:
+    import sys
+
+    assert "this" not in sys.modules  # the Zen of Python: printed by importing it
+    assert "not in an installed app's tasks module" in clean_target("python", {"task": "this.s"})["target"]
+    assert "this" not in sys.modules
+
+
+def test_discovered_tasks_are_every_task_of_the_tasks_modules_with_docstrings() -> None:
+    from jobs.targets.python import discovered_tasks, summary
+
+    found = discovered_tasks()
+    assert {"demo.tasks.hello", "demo.tasks.attempt", "demo.tasks.greet_later"} <= set(found)
+    assert all(path.split(".")[1] == "tasks" for path in found)
+    assert summary(found["demo.tasks.hello"]) == "The demo job: says hello, so a newcomer sees a run succeed."
+
+
+def test_the_deprecated_function_form_still_names_tasks() -> None:
+    # The old registry's names: "app.name" stands for app.tasks.name; a path stands for itself.
+    assert clean_target("python", {"function": "demo.hello", "kwargs": {"name": "x"}}) == {}
+    assert clean_target("python", {"function": "demo.tasks.hello"}) == {}
+    message = clean_target("python", {"function": "os.system"})["target"]
+    assert message.startswith("Function 'os.system' is not a known task; tasks: ")
+    both = clean_target("python", {"function": "demo.hello", "task": "demo.tasks.hello"})["target"]
+    assert "not both" in both
+
+
+def test_the_deprecated_decorator_makes_a_django_task_and_remembers_its_name() -> None:
+    from jobs.targets import python
+    from jobs.tasks_api import Task
+
+    def legacy_function() -> str:
+        return "old"
+
+    legacy_function.__module__, legacy_function.__qualname__ = "demo.tasks", "legacy_function"
+    with pytest.warns(DeprecationWarning, match="deprecated"):
+        made = python.task("legacy.name")(legacy_function)
+    assert isinstance(made, Task) and made.call() == "old"
+    assert python._legacy_names["legacy.name"] == "demo.tasks.legacy_function"
 
 
 def test_command_targets_name_an_allowed_command_with_string_arguments() -> None:
@@ -131,12 +191,12 @@ def test_unsafe_or_malformed_command_settings_are_refused(setting: Any, message:
 @pytest.mark.parametrize(
     ("target_type", "target"),
     [
-        ("python", {"function": "demo.hello", "args": []}),
+        ("python", {"task": "demo.tasks.hello", "timeout": 5}),
         ("http", {"url": URL, "timeout": 5}),
     ],
 )
 def test_unknown_fields_are_named(target_type: str, target: dict[str, Any]) -> None:
-    expected = "Unknown target field(s): args." if target_type == "python" else "Unknown target field(s): timeout."
+    expected = "Unknown target field(s): timeout."
     assert clean_target(target_type, target) == {"target": expected}
 
 
@@ -230,7 +290,8 @@ def test_allow_listed_literal_addresses_and_names_are_clean() -> None:
 def test_names_in_place_of_strings_are_refused_not_raised() -> None:
     # Looked up in the registry or the allow-list, a list or object would be unhashable.
     for name in (["demo.hello"], {"name": "demo.hello"}, 1, None):
-        assert clean_target("python", {"function": name})["target"].startswith(f"Function {name!r} is not registered")
+        assert clean_target("python", {"function": name})["target"].startswith(f"Function {name!r} is not a known task")
+        assert "is not an import path" in clean_target("python", {"task": name})["target"]
         assert clean_target("command", {"command": name}) == {
             "target": f"Command {name!r} is not in JOBSCHEDULER_ALLOWED_COMMANDS."
         }

@@ -49,7 +49,7 @@ def test_a_webhook_job_created_without_a_secret_gets_a_strong_one(user: Any) -> 
 
 def test_a_given_secret_is_kept_and_other_targets_get_none(user: Any) -> None:
     assert webhook(user, secret="their-own-secret").secret == "their-own-secret"
-    python = job_create(owner=user, name="py", target_type="python", target={"function": "demo.hello"})
+    python = job_create(owner=user, name="py", target_type="python", target={"task": "demo.tasks.hello"})
     assert python.secret == ""
 
 
@@ -113,7 +113,7 @@ def test_the_api_rotates_and_shows_the_new_secret_once(api: Any, user: Any, othe
     assert (stored.secret, stored.previous_secret) == (body["secret"], old)
     assert "previous_secret" not in api.get(f"/api/jobs/{job.pk}/").json()
 
-    python = job_create(owner=user, name="py", target_type="python", target={"function": "demo.hello"})
+    python = job_create(owner=user, name="py", target_type="python", target={"task": "demo.tasks.hello"})
     assert api.post(f"/api/jobs/{python.pk}/rotate-secret/").status_code == 400
     theirs = job_create(owner=other_user, name="theirs", target_type="http", target=HTTP_TARGET)
     assert api.post(f"/api/jobs/{theirs.pk}/rotate-secret/").status_code == 404

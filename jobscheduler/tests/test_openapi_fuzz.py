@@ -76,7 +76,7 @@ class Owned:
     def job(self) -> Job:
         job = Job.objects.filter(owner=self.user, name="fuzz target").first()
         return job or job_create(
-            owner=self.user, name="fuzz target", target_type="python", target={"function": "demo.hello"}
+            owner=self.user, name="fuzz target", target_type="python", target={"task": "demo.tasks.hello"}
         )
 
     def schedule(self) -> Schedule:

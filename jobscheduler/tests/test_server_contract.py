@@ -44,7 +44,9 @@ def expect_secantus_gap(request: pytest.FixtureRequest, reason: str) -> None:
 
 
 def make_job(owner: User, name: str = "job", **fields: Any) -> Job:
-    return Job.objects.create(owner=owner, name=name, target_type="python", target={"function": "demo.hello"}, **fields)
+    return Job.objects.create(
+        owner=owner, name=name, target_type="python", target={"task": "demo.tasks.hello"}, **fields
+    )
 
 
 def test_unique_index_rejects_duplicate_fire_key_and_attempt(user: User) -> None:
@@ -132,7 +134,7 @@ def test_datetimes_round_trip_aware_to_the_millisecond(user: User) -> None:
 
 def test_json_field_round_trip(user: User) -> None:
     kwargs = {"n": 1, "x": 1.5, "ok": True, "none": None, "list": [1, "two"], "text": "naïve ☃"}
-    target = {"function": "demo.echo", "kwargs": kwargs}
+    target = {"task": "demo.tasks.echo", "kwargs": kwargs}
     job = Job.objects.create(owner=user, name="j", target_type="python", target=target)
     assert Job.objects.get(pk=job.pk).target == target
 

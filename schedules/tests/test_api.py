@@ -38,7 +38,7 @@ def other_api(other_user: Any) -> APIClient:
 
 @pytest.fixture
 def other_schedule(other_user: Any) -> Schedule:
-    other_job = job_create(owner=other_user, name="bob's", target_type="python", target={"function": "demo.hello"})
+    other_job = job_create(owner=other_user, name="bob's", target_type="python", target={"task": "demo.tasks.hello"})
     return services.schedule_create(job=other_job, kind="fixed", interval_seconds=60)
 
 
@@ -104,7 +104,7 @@ def test_create_cron_with_every_field(api, job, frozen):
 
 
 def test_list_retrieve_and_filters(api, job, user):
-    second_job = job_create(owner=user, name="second", target_type="python", target={"function": "demo.hello"})
+    second_job = job_create(owner=user, name="second", target_type="python", target={"task": "demo.tasks.hello"})
     fixed = services.schedule_create(job=job, kind="fixed", interval_seconds=60)
     cron = services.schedule_create(job=second_job, kind="cron", expression="@daily")
     services.schedule_pause(cron)
@@ -155,7 +155,7 @@ def test_put_replaces_the_fields_given(api, job, frozen):
 
 def test_a_schedule_cannot_move_to_another_job(api, job, user, due_index):
     schedule = services.schedule_create(job=job, kind="fixed", interval_seconds=60)
-    other = job_create(owner=user, name="other", target_type="python", target={"function": "demo.hello"})
+    other = job_create(owner=user, name="other", target_type="python", target={"task": "demo.tasks.hello"})
     before = schedule_state(str(schedule.pk), due_index)
     response = api.patch(f"/api/schedules/{schedule.pk}/", {"job": str(other.pk)}, format="json")
     assert response.status_code == 400
@@ -233,7 +233,7 @@ def test_malformed_job_id_is_400(api, job, job_id):
 
 
 def test_job_of_another_user_or_missing_is_400(api, other_user, due_index):
-    theirs = job_create(owner=other_user, name="theirs", target_type="python", target={"function": "demo.hello"})
+    theirs = job_create(owner=other_user, name="theirs", target_type="python", target={"task": "demo.tasks.hello"})
     for job_id in (str(theirs.pk), "0123456789abcdef01234567"):
         response = post(api, "/api/schedules/", {"job": job_id, "kind": "fixed", "interval_seconds": 60})
         assert response.status_code == 400

@@ -13,7 +13,7 @@ from schedules.models import Schedule
 
 
 def make_schedule(owner: User, name: str, **fields: Any) -> Schedule:
-    job = job_create(owner=owner, name=name, target_type="python", target={"function": "demo.hello"})
+    job = job_create(owner=owner, name=name, target_type="python", target={"task": "demo.tasks.hello"})
     return services.schedule_create(job=job, kind="fixed", interval_seconds=60, **fields)
 
 

@@ -16,16 +16,8 @@ import pytest
 
 from jobs.models import Job
 from jobs.services import job_create
-from jobs.targets import task
 from workers import children
 from workers.children import BoundedText, Slot, excerpt, run_request, tail_excerpt
-
-
-@task("tests.children.context")
-def _context() -> dict[str, Any]:
-    run = children.current_run()
-    print("looking at the context")
-    return {"fire_key": run.fire_key if run else None, "attempt": run.attempt if run else None}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +30,7 @@ def slot(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Slot]:
 
 
 def make_job(user: Any, target_type: str = "python", **fields: Any) -> Job:
-    fields.setdefault("target", {"function": "demo.hello"})
+    fields.setdefault("target", {"task": "demo.tasks.hello"})
     return job_create(owner=user, name=f"job-{time.monotonic_ns()}", target_type=target_type, **fields)
 
 
@@ -76,28 +68,44 @@ def request(kind: str, target: dict[str, Any], limit: int = 1000) -> dict[str, A
     return {"kind": kind, "target": target, "fire_key": "s:1000", "attempt": 2, "output_chars": limit}
 
 
-def test_python_task_sees_its_run_and_its_print_and_return_value_are_kept():
-    reply = run_request(request("python", {"function": "tests.children.context"}))
+def test_python_task_sees_its_run_and_its_return_value_is_kept():
+    reply = run_request(request("python", {"task": "demo.tasks.attempt"}))
     assert reply["status"] == "succeeded"
-    assert reply["output"] == 'looking at the context\n{"fire_key": "s:1000", "attempt": 2}'
+    # takes_context: the attempt number, and the run's fire key as the TaskResult's id.
+    assert reply["value"] == {"attempt": 2, "result_id": "s:1000"}
+    assert reply["output"] == '{"attempt": 2, "result_id": "s:1000"}'
     assert children.current_run() is None
 
 
+def test_async_tasks_run_to_completion_and_legacy_names_still_run():
+    reply = run_request(request("python", {"task": "demo.tasks.greet_later", "args": ["ada"]}))
+    assert (reply["status"], reply["value"]) == ("succeeded", "hello later, ada")
+    reply = run_request(request("python", {"function": "demo.hello", "kwargs": {"name": "old"}}))
+    assert (reply["status"], reply["value"]) == ("succeeded", "hello, old")
+
+
+def test_a_return_value_json_cannot_hold_fails_the_run_as_the_tasks_contract_says():
+    reply = run_request(request("python", {"task": "demo.tasks.unserializable"}))
+    assert reply["status"] == "failed" and reply["error_class"] == "builtins.TypeError"
+    assert "cannot be stored as JSON" in reply["error"]
+
+
 def test_python_task_exception_is_a_failure_with_the_traceback_tail():
-    reply = run_request(request("python", {"function": "demo.fail", "kwargs": {"message": "boom"}}, limit=300))
+    reply = run_request(request("python", {"task": "demo.tasks.fail", "kwargs": {"message": "boom"}}, limit=300))
     assert reply["status"] == "failed"
     assert len(reply["error"]) <= 300
     assert reply["error"].endswith("RuntimeError: boom")
+    assert reply["error_class"] == "builtins.RuntimeError"
 
 
 def test_bad_kwargs_and_unknown_functions_fail_cleanly():
-    reply = run_request(request("python", {"function": "demo.hello", "kwargs": {"nope": 1}}))
+    reply = run_request(request("python", {"task": "demo.tasks.hello", "kwargs": {"nope": 1}}))
     assert reply["status"] == "failed" and "unexpected keyword argument 'nope'" in reply["error"]
     assert run_request(request("python", {"function": "missing"}))["status"] == "failed"
 
 
 def test_large_return_values_are_cut_to_the_limit():
-    reply = run_request(request("python", {"function": "demo.echo", "kwargs": {"blob": "x" * 10_000}}, limit=200))
+    reply = run_request(request("python", {"task": "demo.tasks.echo", "kwargs": {"blob": "x" * 10_000}}, limit=200))
     assert reply["status"] == "succeeded"
     assert len(reply["output"]) == 200 and "more characters" in reply["output"]
 
@@ -115,7 +123,7 @@ def test_timeout_kills_a_task_stuck_in_a_c_call_and_the_next_run_gets_a_new_chil
     slot.start()
     stuck_pid = slot.child_pid
     assert stuck_pid is not None
-    job = make_job(user, target={"function": "demo.sleep", "kwargs": {"seconds": 60}}, timeout_seconds=1)
+    job = make_job(user, target={"task": "demo.tasks.sleep", "kwargs": {"seconds": 60}}, timeout_seconds=1)
     started = time.monotonic()
     outcome = slot.execute(job, fire_key="s:2", attempt=1)
     elapsed = time.monotonic() - started
@@ -135,7 +143,7 @@ def test_slots_share_their_workers_run_processes(user, db):
         # and a worker's slot threads live as long as the worker.
         first.start()
         done: list[str] = []
-        slow = make_job(user, target={"function": "demo.sleep", "kwargs": {"seconds": 1}}, timeout_seconds=10)
+        slow = make_job(user, target={"task": "demo.tasks.sleep", "kwargs": {"seconds": 1}}, timeout_seconds=10)
         waiting = threading.Thread(target=lambda: done.append(first.execute(slow, fire_key="s:6", attempt=1).status))
         waiting.start()
         time.sleep(0.2)  # the first slot holds the only process: the second waits for it
@@ -153,7 +161,7 @@ def test_a_child_that_dies_mid_run_is_a_failed_run(user, slot):
     victim = slot.child_pid
     assert victim is not None
     threading.Timer(0.5, os.kill, args=(victim, signal.SIGKILL)).start()
-    job = make_job(user, target={"function": "demo.sleep", "kwargs": {"seconds": 30}}, timeout_seconds=30)
+    job = make_job(user, target={"task": "demo.tasks.sleep", "kwargs": {"seconds": 30}}, timeout_seconds=30)
     outcome = slot.execute(job, fire_key="s:4", attempt=1)
     assert outcome.status == "failed"
     assert "died (killed by SIGKILL)" in outcome.error
@@ -216,7 +224,7 @@ def test_a_run_process_sees_only_allow_listed_variables(user, settings, monkeypa
     ]
     fresh = Slot(children.child_env(), output_limit=2000)
     try:
-        job = make_job(user, target={"function": "demo.environment", "kwargs": {"names": names}})
+        job = make_job(user, target={"task": "demo.tasks.environment", "kwargs": {"names": names}})
         outcome = fresh.execute(job, fire_key="s:10", attempt=1)
     finally:
         fresh.close()
@@ -237,9 +245,9 @@ def test_secrets_printed_by_a_task_are_masked(user, monkeypatch):
     fresh = Slot(children.child_env(), output_limit=2000)
     try:
         leak = "token tok_live_4242424242 and password hunter2-hunter2"
-        job = make_job(user, target={"function": "demo.echo", "kwargs": {"said": leak}})
+        job = make_job(user, target={"task": "demo.tasks.echo", "kwargs": {"said": leak}})
         outcome = fresh.execute(job, fire_key="s:11", attempt=1)
-        failing = make_job(user, target={"function": "demo.fail", "kwargs": {"message": leak}})
+        failing = make_job(user, target={"task": "demo.tasks.fail", "kwargs": {"message": leak}})
         failed = fresh.execute(failing, fire_key="s:12", attempt=1)
     finally:
         fresh.close()

@@ -107,7 +107,7 @@ def sleeper(user: Any, seconds: float, **fields: Any) -> Job:
         owner=user,
         name=f"sleep-{seconds}",
         target_type="python",
-        target={"function": "demo.sleep", "kwargs": {"seconds": seconds}},
+        target={"task": "demo.tasks.sleep", "kwargs": {"seconds": seconds}},
         **fields,
     )
 
@@ -243,7 +243,7 @@ def test_http_target_reaches_a_real_receiver_signed_and_retried_with_the_same_id
 
 
 def test_scheduled_occurrences_are_run_and_recorded_once(user, start, coordination):
-    job = job_create(owner=user, name="tick", target_type="python", target={"function": "demo.hello"})
+    job = job_create(owner=user, name="tick", target_type="python", target={"task": "demo.tasks.hello"})
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=1)
     start("run_worker", "--name", "w1", "--concurrency", "2")
     start("run_worker", "--name", "w2", "--concurrency", "2")

@@ -19,7 +19,7 @@ T0 = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def job(user: Any) -> Job:
-    return job_create(owner=user, name="recorded", target_type="python", target={"function": "demo.hello"})
+    return job_create(owner=user, name="recorded", target_type="python", target={"task": "demo.tasks.hello"})
 
 
 def draft(job: Job, key: str = "s:1000", attempt: int = 1, worker: str = "w1") -> Run:

@@ -65,7 +65,7 @@ def plan_stages(query: dict[str, Any]) -> list[str]:
 
 def test_a_workers_hot_path_queries_the_runs_collection_by_index(user, runqueue, captured):
     runqueue.ensure_groups()
-    job = job_create(owner=user, name="hot", target_type="python", target={"function": "demo.hello"})
+    job = job_create(owner=user, name="hot", target_type="python", target={"task": "demo.tasks.hello"})
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=1)
     Run.objects.bulk_create([Run(job=job, fire_key=f"old:{n}", attempt=1) for n in range(300)])  # runs stored
     worker = make_worker(runqueue, Clock())

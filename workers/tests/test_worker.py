@@ -41,7 +41,7 @@ class Scripted:
         self.outcomes = list(outcomes)
         self.calls: list[tuple[str, int]] = []
 
-    def execute(self, job: Job, *, fire_key: str, attempt: int) -> Outcome:
+    def execute(self, job: Job, *, fire_key: str, attempt: int, target: Any = None) -> Outcome:
         self.calls.append((fire_key, attempt))
         return self.outcomes.pop(0) if self.outcomes else Outcome("succeeded", "ok")
 
@@ -78,7 +78,7 @@ def worker(runqueue: RunQueue, clock: Clock) -> Worker:
 
 def make_job(user: Any, **fields: Any) -> Job:
     fields.setdefault("target_type", "python")
-    fields.setdefault("target", {"function": "demo.hello"})
+    fields.setdefault("target", {"task": "demo.tasks.hello"})
     return job_create(owner=user, name=f"job-{time.monotonic_ns()}", **fields)
 
 
@@ -174,7 +174,7 @@ def test_manual_run_succeeds_and_every_time_is_recorded(user, worker, slot, cloc
 
 
 def test_failures_retry_on_the_backoff_timetable_each_attempt_its_own_run(user, runqueue, worker, slot, clock):
-    job = make_job(user, target={"function": "demo.fail"}, max_attempts=3, retry_backoff_seconds=10)
+    job = make_job(user, target={"task": "demo.tasks.fail"}, max_attempts=3, retry_backoff_seconds=10)
     schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=3600)
     dispatch(runqueue, schedule, 5000)
     key = f"{schedule.pk}:5000"
@@ -207,7 +207,7 @@ def test_failures_retry_on_the_backoff_timetable_each_attempt_its_own_run(user, 
 
 def test_a_task_that_sleeps_past_its_timeout_is_killed_and_retried(user, worker, slot):
     job = make_job(
-        user, target={"function": "demo.sleep", "kwargs": {"seconds": 60}}, timeout_seconds=1, max_attempts=2
+        user, target={"task": "demo.tasks.sleep", "kwargs": {"seconds": 60}}, timeout_seconds=1, max_attempts=2
     )
     key = run_now(job, user=user)
     started = time.monotonic()
@@ -326,7 +326,7 @@ def test_a_run_in_progress_on_one_worker_makes_the_next_skip_on_another(user, ru
     started, release = threading.Event(), threading.Event()
 
     class Blocking:
-        def execute(self, job: Job, *, fire_key: str, attempt: int) -> Outcome:
+        def execute(self, job: Job, *, fire_key: str, attempt: int, target: Any = None) -> Outcome:
             started.set()
             release.wait(10)
             return Outcome("succeeded")
@@ -601,7 +601,7 @@ class Crash(BaseException):
 
 
 class DiesWhileRunning:
-    def execute(self, job: Job, *, fire_key: str, attempt: int) -> Outcome:
+    def execute(self, job: Job, *, fire_key: str, attempt: int, target: Any = None) -> Outcome:
         raise Crash
 
 

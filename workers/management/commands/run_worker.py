@@ -9,6 +9,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from jobs.runqueue import RunQueue
+from jobs.tasks_backend import configured_queues
 from workers import loop
 from workers.worker import Worker, WorkerOptions
 
@@ -28,14 +30,26 @@ class Command(BaseCommand):
         )
         parser.add_argument("--name", default=None, help="Consumer and heartbeat name (default host:pid); unique.")
         parser.add_argument("--metrics-port", type=int, default=0, help="Serve Prometheus metrics on this port.")
+        parser.add_argument(
+            "--queue",
+            default=None,
+            help="Comma-separated queues to serve (default: every queue in TASKS QUEUES). Scheduled and "
+            "run-now runs are on the 'default' queue.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["concurrency"] is not None and not 1 <= options["concurrency"] <= 256:
             raise CommandError("--concurrency must be between 1 and 256.")
         if options["processes"] is not None and not 1 <= options["processes"] <= 64:
             raise CommandError("--processes must be between 1 and 64.")
+        queues = [name.strip() for name in (options["queue"] or "").split(",") if name.strip()] or configured_queues()
+        try:
+            runqueue = RunQueue(queues=queues)
+        except ValueError as error:
+            raise CommandError(f"--queue: {error}") from error
         stop = threading.Event()
         worker = Worker(
+            runqueue,
             name=options["name"],
             options=WorkerOptions.from_settings(concurrency=options["concurrency"], processes=options["processes"]),
         )
