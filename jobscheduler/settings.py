@@ -300,6 +300,13 @@ JOBSCHEDULER_MAX_JOBS_PER_OWNER = int(os.environ.get("JOBSCHEDULER_MAX_JOBS_PER_
 JOBSCHEDULER_MAX_SCHEDULES_PER_OWNER = int(os.environ.get("JOBSCHEDULER_MAX_SCHEDULES_PER_OWNER", "10000"))
 JOBSCHEDULER_MIN_INTERVAL_SECONDS = int(os.environ.get("JOBSCHEDULER_MIN_INTERVAL_SECONDS", "1"))
 
+# --- Schedules declared in code (schedules/declarations.py) ------------------------------
+# Besides @periodic on a Django Task: declarations by name, as celery beat's beat_schedule,
+# e.g. {"nightly-report": {"task": "reports.tasks.send", "cron": "0 2 * * *", "timezone": "Europe/London"}}.
+JOBSCHEDULER_TASK_SCHEDULES: dict[str, dict[str, object]] = {}
+# The user that owns their jobs; made if missing, as a superuser that cannot sign in.
+JOBSCHEDULER_CODE_OWNER = os.environ.get("JOBSCHEDULER_CODE_OWNER", "jobscheduler-code")
+
 # --- Workers (run_worker) and run history ------------------------------------------------
 # Run processes (python and command targets) see only an allow-list of the worker's
 # environment (workers/isolation.py); these names are passed on too, e.g. DJANGO_SECRET_KEY
