@@ -78,7 +78,7 @@ class SyncReport:
     pruned: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
-    drift: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key: the fields that had drifted
+    fields: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key: the fields updated or restored
     skipped: str = ""  # why nothing was done (another process held the lock)
 
     @property
@@ -88,9 +88,9 @@ class SyncReport:
     def lines(self) -> list[str]:
         """What changed, one line each (the command prints them; the scheduler logs them)."""
         out = [f"created {key}" for key in self.created]
-        out += [f"updated {key}" for key in self.updated]
+        out += [f"updated {key}{self._fields(key)}" for key in self.updated]
         out += [
-            f"WARNING: {key} differed from its declaration in code ({', '.join(self.drift.get(key, ()))}): restored"
+            f"WARNING: {key} differed from its declaration in code{self._fields(key)}: restored"
             for key in self.restored
         ]
         out += [f"paused {key}: no longer declared in code" for key in self.orphaned]
@@ -99,6 +99,9 @@ class SyncReport:
         if self.skipped:
             out.append(f"skipped: {self.skipped}")
         return out
+
+    def _fields(self, key: str) -> str:
+        return f" ({', '.join(self.fields[key])})" if self.fields.get(key) else ""
 
 
 def difference(declaration: Declaration, job: Job | None, schedule: Schedule | None) -> Difference:
@@ -181,7 +184,7 @@ def sync_unlocked(
     for key in report.restored:
         logger.warning(
             "a schedule declared in code had drifted from its declaration; restored",
-            extra={"key": key, "fields": list(report.drift[key])},
+            extra={"key": key, "fields": list(report.fields[key])},
         )
     return report
 
@@ -234,11 +237,8 @@ def _apply(declaration: Declaration, owner: User, now: Callable[[], datetime], r
     if _orphaned(schedule):  # declared again: resume it (a pause of a user's stays)
         schedule_fields = {**schedule_fields, "paused": False, "paused_until": None}
     services.schedule_update(schedule, now=now, override_code=True, code_digest=digest, **schedule_fields)
-    if found.action == "restore":
-        report.restored.append(key)
-        report.drift[key] = found.fields
-    else:
-        report.updated.append(key)
+    (report.restored if found.action == "restore" else report.updated).append(key)
+    report.fields[key] = found.fields
 
 
 def _create_once(create: Callable[[], Any], lookup: Callable[[], Any]) -> Any:

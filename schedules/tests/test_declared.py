@@ -156,6 +156,7 @@ def test_a_changed_declaration_is_updated_in_place(declared: ModuleType, due_ind
         declarations.periodic(cron="30 3 * * *", timezone="UTC", name="nightly-report")(declared.send_report)
         report = sync()
     assert sorted(report.updated) == ["nightly-report", "tidy-up"] and not report.restored
+    assert "updated tidy-up (target, interval_seconds)" in report.lines()
 
     job_after, schedule_after = stored("tidy-up")
     assert (job_after.pk, schedule_after.pk) == (job.pk, schedule.pk)
