@@ -17,7 +17,13 @@ from django.http import HttpRequest
 from jobs import permissions, selectors, services
 from jobs.models import Job, Run
 from jobs.targets import python as python_targets
-from jobscheduler.admin_tools import admin_user, editable_values, take_saved_state
+from jobscheduler.admin_tools import (
+    DeclaredInCodeFilter,
+    admin_user,
+    declared_in_code_notice,
+    editable_values,
+    take_saved_state,
+)
 
 
 class JobForm(forms.ModelForm):
@@ -113,12 +119,20 @@ def run_now_each(model_admin: admin.ModelAdmin, request: HttpRequest, runs: list
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     form = JobForm
-    list_display = ("name", "owner", "target_type", "enabled", "updated_at")
-    list_filter = ("target_type", "enabled")
+    list_display = ("name", "owner", "target_type", "enabled", "in_code", "updated_at")
+    list_filter = ("target_type", "enabled", DeclaredInCodeFilter)
     search_fields = ("name", "description")
     list_select_related = ("owner",)
     readonly_fields = ("created_at", "updated_at")
     actions = ("run_now",)
+
+    @admin.display(description="In code", boolean=True)
+    def in_code(self, job: Job) -> bool:
+        return bool(job.code_key)
+
+    @admin.display(description="Declared in code")
+    def declared_in_code(self, job: Job) -> Any:
+        return declared_in_code_notice(job.code_key, "Enabled")
 
     @admin.action(description="Run now (schedules do not move)")
     def run_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
@@ -128,6 +142,24 @@ class JobAdmin(admin.ModelAdmin):
         first: tuple[str, ...] = ("name", "description", "enabled")
         if admin_user(request).is_superuser or obj is not None:
             first = ("name", "owner", "description", "enabled")
+        if obj is not None and obj.code_key:
+            # What the declaration owns is shown read-only; a python job has no secret to show.
+            return (
+                (None, {"fields": ("declared_in_code", *first)}),
+                ("Target", {"fields": ("target_type", "target")}),
+                (
+                    "Execution",
+                    {
+                        "fields": (
+                            "timeout_seconds",
+                            "max_attempts",
+                            "retry_backoff_seconds",
+                            "pause_schedules_after_failures",
+                        )
+                    },
+                ),
+                ("History", {"fields": ("created_at", "updated_at")}),
+            )
         return (
             (None, {"fields": first}),
             ("Target", {"fields": ("target_type", "python_task", "target")}),
@@ -148,7 +180,14 @@ class JobAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> tuple[str, ...]:
         # The owner is chosen once, at creation (the service has no way to move a job).
+        if obj is not None and obj.code_key:
+            declared = [name for name in services.EDITABLE_FIELDS if name not in services.CODE_EDITABLE_FIELDS]
+            return (*self.readonly_fields, "declared_in_code", "owner", *declared)
         return (*self.readonly_fields, "owner") if obj else tuple(self.readonly_fields)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        # Only its code removes a job declared in code (jobs.services refuses it too).
+        return not (obj is not None and obj.code_key) and super().has_delete_permission(request, obj)
 
     def get_form(self, request: HttpRequest, obj: Job | None = None, change: bool = False, **kwargs: Any) -> Any:
         form = cast(type[JobForm], super().get_form(request, obj, change=change, **kwargs))
@@ -176,7 +215,10 @@ class JobAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         for job in queryset:
-            services.job_delete(job)
+            try:
+                services.job_delete(job)
+            except ValidationError as error:  # declared in code
+                self.message_user(request, f"{job} was not deleted: {' '.join(error.messages)}", messages.WARNING)
 
 
 @admin.register(Run)

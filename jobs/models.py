@@ -51,6 +51,17 @@ class Job(models.Model):
     previous_secret = models.CharField(max_length=200, blank=True, editable=False)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     enabled = models.BooleanField(default=True)
+    # Set on a job declared in code (schedules.declarations): the declaration's name. Only
+    # the code sync changes what the code declares; null (not blank) for every other job, so
+    # the unique index, partial on strings, leaves those out.
+    code_key = models.CharField(
+        max_length=200,
+        null=True,
+        blank=True,
+        unique=True,
+        editable=False,
+        help_text="The name of the schedule declared in code that this job belongs to; empty if made by a user.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -71,8 +71,12 @@ class JobSerializer(ApiModelSerializer):
 
     class Meta:
         model = Job
-        fields = ("id", *services.EDITABLE_FIELDS, "has_secret", "created_at", "updated_at")
+        fields = ("id", *services.EDITABLE_FIELDS, "has_secret", "code_key", "created_at", "updated_at")
+        read_only_fields = ("code_key",)
         extra_kwargs = {
+            "code_key": {
+                "help_text": "Set on a job declared in code: the declaration's name. Only enabled can change here."
+            },
             # The webhook signing key goes in, never out.
             "secret": {"write_only": True},
             "retry_backoff_seconds": {"max_value": MAX_DURATION_SECONDS},

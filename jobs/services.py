@@ -29,6 +29,7 @@ from jobs.signals import job_deleting, job_enabled_changed
 from jobs.targets import python as python_targets
 from jobs.targets.http import signing
 from jobscheduler import mongo
+from jobscheduler.declared import refuse_code_delete, refuse_code_edits
 from jobscheduler.epoch import to_epoch_ms
 from jobscheduler.keyspace import default_keyspace
 
@@ -46,6 +47,8 @@ EDITABLE_FIELDS = (
     "secret",
     "enabled",
 )
+# What users may still change on a job declared in code (Job.code_key): turning it off and on.
+CODE_EDITABLE_FIELDS = ("enabled",)
 
 
 def _apply(job: Job, fields: dict[str, Any]) -> None:
@@ -61,14 +64,15 @@ def _check_name_free(job: Job) -> None:
         raise ValidationError({"name": "You already have a job with this name."})
 
 
-def job_create(*, owner: User, by: User | None = None, **fields: Any) -> Job:
+def job_create(*, owner: User, by: User | None = None, code_key: str | None = None, **fields: Any) -> Job:
     """Validate and save a new job for ``owner``; a webhook job given no secret gets a generated one.
 
     ``by`` (the owner unless given) must be allowed its target type (jobs.permissions), and
     the owner must be under the per-owner limit. The caller shows a generated ``job.secret``
     to the creator once (the API's create response); it is never read back afterwards.
+    ``code_key`` marks a job declared in code (the code sync's, never a user's).
     """
-    job = Job(owner=owner)
+    job = Job(owner=owner, code_key=code_key or None)
     if fields.get("target_type") == Job.TargetType.HTTP and not fields.get("secret"):
         fields = {**fields, "secret": signing.generate_secret()}
     _apply(job, fields)
@@ -81,14 +85,26 @@ def job_create(*, owner: User, by: User | None = None, **fields: Any) -> Job:
     return job
 
 
-def job_update(job: Job, *, by: User | None = None, now: Callable[[], datetime] = timezone.now, **fields: Any) -> Job:
+def job_update(
+    job: Job,
+    *,
+    by: User | None = None,
+    now: Callable[[], datetime] = timezone.now,
+    override_code: bool = False,
+    **fields: Any,
+) -> Job:
     """Save changes to a job; enabling or disabling it starts or stops its schedules.
 
     A changed target is held to the permissions of ``by`` (the job's owner unless given); an
     unchanged one is not judged again. A disabled job's schedules have no next time (nothing
     is dispatched for them); enabled again, they go on from ``now``, and the times in between
-    are not misfires.
+    are not misfires. A job declared in code changes only ``enabled`` here, unless the code
+    sync (``override_code``) applies its declaration.
     """
+    if job.code_key and not override_code:
+        known = [name for name in fields if name in EDITABLE_FIELDS]
+        held = (Job.objects.filter(pk=job.pk).values(*known).first() or {}) if known else {}
+        refuse_code_edits(job.code_key, fields, stored=held, allowed=CODE_EDITABLE_FIELDS, what="job")
     # As stored, not as held: the admin's form has set the new values on ``job`` already.
     stored: dict[str, Any] = dict(
         Job.objects.filter(pk=job.pk).values("enabled", "target_type", "target", "secret").first() or {}
@@ -131,8 +147,13 @@ def _keep_previous_secret(job: Job, stored_secret: str, moment: datetime) -> Non
         job.previous_secret_expires_at = moment + timedelta(hours=hours) if hours > 0 else None
 
 
-def job_delete(job: Job) -> None:
-    """Delete a job; its schedules are unscheduled first (schedules.receivers)."""
+def job_delete(job: Job, *, override_code: bool = False) -> None:
+    """Delete a job; its schedules are unscheduled first (schedules.receivers).
+
+    A job declared in code goes only through the code sync (``override_code``).
+    """
+    if job.code_key and not override_code:
+        refuse_code_delete(job.code_key, "job")
     job_deleting.send(sender=Job, job=job)
     job_id = job.pk
     setattr(job, SAVED_BY_SERVICE, True)

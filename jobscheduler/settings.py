@@ -316,6 +316,12 @@ TASKS = {
         },
     }
 }
+# --- Schedules declared in code (schedules/declarations.py) ------------------------------
+# Besides @periodic on a Django Task: declarations by name, as celery beat's beat_schedule,
+# e.g. {"nightly-report": {"task": "reports.tasks.send", "cron": "0 2 * * *", "timezone": "Europe/London"}}.
+JOBSCHEDULER_TASK_SCHEDULES: dict[str, dict[str, object]] = {}
+# The user that owns their jobs; made if missing, as a superuser that cannot sign in.
+JOBSCHEDULER_CODE_OWNER = os.environ.get("JOBSCHEDULER_CODE_OWNER", "jobscheduler-code")
 
 # --- Workers (run_worker) and run history ------------------------------------------------
 # Run processes (python and command targets) see only an allow-list of the worker's

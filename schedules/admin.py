@@ -23,7 +23,14 @@ from django.utils.safestring import SafeString
 from jobs.admin import JobAdmin, run_now_each
 from jobs.models import Job
 from jobs.selectors import jobs_visible_to
-from jobscheduler.admin_tools import admin_user, editable_values, take_saved_state
+from jobscheduler.admin_tools import (
+    DeclaredInCodeFilter,
+    admin_user,
+    declared_in_code_notice,
+    editable_values,
+    take_saved_state,
+)
+from jobscheduler.declared import declared_message
 from schedules import selectors, services, timeline
 from schedules.kinds import KINDS, zone
 from schedules.models import Schedule
@@ -74,6 +81,9 @@ class ScheduleForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        job = cleaned.get("job")
+        if self.instance.pk is None and job is not None and job.code_key:
+            self.add_error("job", declared_message(job.code_key, "job") + " Its schedule is declared there too.")
         # The admin's widgets show whole seconds; an unedited time keeps its milliseconds,
         # or every save would shift a fixed schedule's grid by a fraction of a second.
         for name in ("anchor", "start_at", "end_at", "paused_until"):
@@ -116,6 +126,16 @@ class ScheduleInline(admin.StackedInline):
     )
     readonly_fields = ("description", "next_run_at", "last_run_at", "run_count", "pause_reason")
 
+    # The schedules of a job declared in code are its declaration's: shown, not edited here.
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _declared(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _declared(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _declared(obj) and super().has_delete_permission(request, obj)
+
     @admin.display(description="Description")
     def description(self, schedule: Schedule) -> str:
         return schedule.describe() if schedule.pk else "-"
@@ -145,11 +165,25 @@ def render_preview(schedule: Schedule, after: Any = None, count: int = PREVIEW_C
     )
 
 
+def _declared(obj: Any) -> bool:
+    return bool(obj is not None and getattr(obj, "code_key", None))
+
+
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
     form = ScheduleForm
-    list_display = ("job", "description", "kind", "timezone", "next_run_at", "last_run_at", "run_count", "paused")
-    list_filter = ("kind", "paused", "misfire_policy", "overlap_policy")
+    list_display = (
+        "job",
+        "description",
+        "kind",
+        "timezone",
+        "next_run_at",
+        "last_run_at",
+        "run_count",
+        "paused",
+        "in_code",
+    )
+    list_filter = ("kind", "paused", "misfire_policy", "overlap_policy", DeclaredInCodeFilter)
     search_fields = ("job__name", "expression")
     list_select_related = ("job",)
     readonly_fields = (
@@ -173,8 +207,30 @@ class ScheduleAdmin(admin.ModelAdmin):
         return selectors.schedules_visible_to(admin_user(request)).select_related("job")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Schedule | None = None) -> tuple[str, ...]:
-        # A schedule stays with its job (the service cannot move it).
+        # A schedule stays with its job (the service cannot move it); one declared in code is
+        # only paused and resumed here.
+        if _declared(obj):
+            declared = [name for name in services.EDITABLE_FIELDS if name not in services.CODE_EDITABLE_FIELDS]
+            return (*self.readonly_fields, "declared_in_code", "job", *declared)
         return (*self.readonly_fields, "job") if obj else tuple(self.readonly_fields)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Schedule | None = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if _declared(obj):
+            return ((None, {"fields": ("declared_in_code",)}), *fieldsets)
+        return fieldsets
+
+    def has_delete_permission(self, request: HttpRequest, obj: Schedule | None = None) -> bool:
+        # Only its code removes a schedule declared in code (schedules.services refuses it too).
+        return not _declared(obj) and super().has_delete_permission(request, obj)
+
+    @admin.display(description="In code", boolean=True)
+    def in_code(self, schedule: Schedule) -> bool:
+        return bool(schedule.code_key)
+
+    @admin.display(description="Declared in code")
+    def declared_in_code(self, schedule: Schedule) -> SafeString:
+        return declared_in_code_notice(schedule.code_key, "Paused and Paused until")
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "job":
@@ -203,7 +259,10 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         for schedule in queryset:
-            services.schedule_delete(schedule)
+            try:
+                services.schedule_delete(schedule)
+            except ValidationError as error:  # declared in code
+                self.message_user(request, f"{schedule} was not deleted: {' '.join(error.messages)}", messages.WARNING)
 
     @admin.action(description="Pause selected schedules")
     def pause(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:

@@ -8,5 +8,6 @@ class SchedulesConfig(AppConfig):
     default_auto_field = "django_mongodb_backend.fields.ObjectIdAutoField"
 
     def ready(self) -> None:
-        # Enabling, disabling and deleting a job reach its schedules through jobs.signals.
-        from schedules import receivers  # noqa: F401
+        # Enabling, disabling and deleting a job reach its schedules through jobs.signals; the
+        # checks judge the schedules declared in code.
+        from schedules import checks, receivers  # noqa: F401

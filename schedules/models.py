@@ -68,6 +68,18 @@ class Schedule(models.Model):
     run_count = models.PositiveIntegerField(default=0)
     # Bumped on every write, so the Redis mirror never acts on a stale copy.
     generation = models.PositiveIntegerField(default=0)
+    # Set on a schedule declared in code (schedules.declarations): the declaration's name, and
+    # a digest of the declaration as last applied, which tells a change in the code (applied
+    # quietly) from an edit made around it in MongoDB (drift: warned about, then undone).
+    code_key = models.CharField(
+        max_length=200,
+        null=True,
+        blank=True,
+        unique=True,
+        editable=False,
+        help_text="The name of its declaration in code; empty if made by a user.",
+    )
+    code_digest = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

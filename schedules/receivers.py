@@ -22,8 +22,9 @@ def follow_job(sender: type[Job], *, job: Job, now: Any, **kwargs: Any) -> None:
 
 @receiver(job_deleting, sender=Job, dispatch_uid="schedules.unschedule_job")
 def unschedule_job(sender: type[Job], *, job: Job, **kwargs: Any) -> None:
+    # The job's deletion was the decision (and was refused already if it was not allowed).
     for schedule in list(job.schedules.all()):
-        services.schedule_delete(schedule)
+        services.schedule_delete(schedule, override_code=True)
 
 
 # --- edits made around the services ---------------------------------------------------------

@@ -26,6 +26,7 @@ READ_ONLY_FIELDS = (
     "run_count",
     "description",
     "pause_reason",
+    "code_key",
     "created_at",
     "updated_at",
 )
@@ -55,6 +56,10 @@ class ScheduleSerializer(ApiModelSerializer):
             "jitter_seconds": {"max_value": MAX_DURATION_SECONDS},
             "max_runs": {"max_value": MAX_COUNT},
             "catchup_max_runs": {"max_value": MAX_COUNT},
+            "code_key": {
+                "help_text": "Set on a schedule declared in code: the declaration's name. Only pausing and "
+                "resuming work here; edits and deletes are refused."
+            },
         }
 
     def validate_job(self, job: Job) -> Job:

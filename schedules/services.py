@@ -21,6 +21,7 @@ from pymongo.errors import PyMongoError
 from jobs import limits
 from jobs.models import SAVED_BY_SERVICE, Job
 from jobscheduler import mongo
+from jobscheduler.declared import declared_message, refuse_code_delete, refuse_code_edits
 from schedules import metrics, selectors
 from schedules.due_index import DueIndex, get_due_index
 from schedules.kinds import KINDS
@@ -48,6 +49,9 @@ EDITABLE_FIELDS = (
     "paused",
     "paused_until",
 )
+# What users may still change on a schedule declared in code (Schedule.code_key): pausing and
+# resuming it. Everything else is the declaration's.
+CODE_EDITABLE_FIELDS = ("paused", "paused_until")
 
 
 def _apply(schedule: Schedule, fields: dict[str, Any]) -> None:
@@ -133,8 +137,21 @@ def _next_run_at(schedule: Schedule, now: datetime) -> datetime | None:
     return occurrence.at if occurrence else None
 
 
-def schedule_create(*, job: Job, now: Callable[[], datetime] = timezone.now, **fields: Any) -> Schedule:
-    schedule = Schedule(job=job)
+def schedule_create(
+    *,
+    job: Job,
+    now: Callable[[], datetime] = timezone.now,
+    code_key: str | None = None,
+    code_digest: str = "",
+    **fields: Any,
+) -> Schedule:
+    """Validate, save and mirror a new schedule of ``job``.
+
+    ``code_key`` and ``code_digest`` mark a schedule declared in code (the code sync's); a job
+    declared in code gets no other schedule.
+    """
+    _refuse_schedules_of_declared_job(job, code_key)
+    schedule = Schedule(job=job, code_key=code_key or None, code_digest=code_digest)
     _apply(schedule, fields)
     limits.check_schedule_count(job.owner, selectors.schedule_count_of_owner)
     return _save(schedule, now())
@@ -155,6 +172,7 @@ def schedule_bulk_create(
 
     Nothing is saved unless every spec is valid; errors name the spec's index.
     """
+    _refuse_schedules_of_declared_job(job, None)
     moment = now()
     schedules = []
     for index, fields in enumerate(specs):
@@ -180,8 +198,31 @@ def schedule_bulk_create(
     return len(schedules)
 
 
-def schedule_update(schedule: Schedule, *, now: Callable[[], datetime] = timezone.now, **fields: Any) -> Schedule:
+def _refuse_schedules_of_declared_job(job: Job, code_key: str | None) -> None:
+    if job.code_key and code_key is None:
+        raise ValidationError({"job": declared_message(job.code_key, "job") + " Its schedule is declared there too."})
+
+
+def schedule_update(
+    schedule: Schedule,
+    *,
+    now: Callable[[], datetime] = timezone.now,
+    override_code: bool = False,
+    code_digest: str | None = None,
+    **fields: Any,
+) -> Schedule:
+    """Validate, save and mirror changes to a schedule (a new generation).
+
+    A schedule declared in code is only paused and resumed here, unless the code sync
+    (``override_code``) applies its declaration, with the declaration's ``code_digest``.
+    """
+    if schedule.code_key and not override_code:
+        known = [name for name in fields if name in EDITABLE_FIELDS]
+        held = (Schedule.objects.filter(pk=schedule.pk).values(*known).first() or {}) if known else {}
+        refuse_code_edits(schedule.code_key, fields, stored=held, allowed=CODE_EDITABLE_FIELDS, what="schedule")
     _apply(schedule, fields)
+    if code_digest is not None:
+        schedule.code_digest = code_digest
     return _save(schedule, now())
 
 
@@ -343,7 +384,11 @@ def schedules_quarantine(problems: dict[str, str], index: DueIndex | None = None
             logger.exception("could not record the pause of schedules the scheduler could not compute")
 
 
-def schedule_delete(schedule: Schedule) -> None:
+def schedule_delete(schedule: Schedule, *, override_code: bool = False) -> None:
+    """Delete a schedule and unmirror it; one declared in code goes only through the code sync
+    (``override_code``), or with its job."""
+    if schedule.code_key and not override_code:
+        refuse_code_delete(schedule.code_key, "schedule")
     schedule_id = str(schedule.pk)
     setattr(schedule, SAVED_BY_SERVICE, True)
     schedule.delete()

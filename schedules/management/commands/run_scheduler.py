@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from typing import Any
@@ -10,6 +11,9 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from schedules import engine
 from schedules.due_index import get_due_index
+from schedules.sync_declared import sync_declared_schedules
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -32,4 +36,18 @@ class Command(BaseCommand):
             from prometheus_client import start_http_server
 
             start_http_server(options["metrics_port"], addr="127.0.0.1")
+        sync_declared_at_start()
         engine.run_loop(get_due_index(), stop, once=options["once"], name=options["name"])
+
+
+def sync_declared_at_start() -> None:
+    """Apply the schedules declared in this code base: a deploy starts schedulers with its code.
+
+    Here rather than in a post_migrate receiver: a scheduler has Redis (the services mirror
+    every write) and the code that will fire the schedules, and tests' database flushes (which
+    send post_migrate) stay quiet. Whatever goes wrong is logged: everything else still fires.
+    """
+    try:
+        sync_declared_schedules(wait_seconds=60)
+    except Exception:
+        logger.exception("could not sync the schedules declared in code")

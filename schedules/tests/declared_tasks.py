@@ -1,0 +1,21 @@
+"""Django Tasks for the tests of schedules declared in code; imported by their fixture into an isolated registry."""
+
+from __future__ import annotations
+
+from jobs.tasks_api import task
+from schedules.declarations import periodic
+
+
+@periodic(cron="0 2 * * *", timezone="Europe/London", name="nightly-report", kwargs={"kind": "daily"})
+@task
+def send_report(kind: str) -> str:
+    return f"sent the {kind} report"
+
+
+@task
+def tidy_up(days: int = 7) -> None:
+    """Declared by the tests' JOBSCHEDULER_TASK_SCHEDULES, not by a decorator."""
+
+
+def not_a_task() -> None:
+    """A plain function: declarations must name Django Tasks."""
