@@ -12,6 +12,9 @@ the taker runs the attempt.
 
 Attempts read back from MongoDB (a manual run's pending record, a taken-over attempt) keep
 the plain compare-and-set writes of jobs.services, one at a time: they are the rare case.
+
+Through a MongoDB outage every write is tried again (after a capped backoff, the outage
+logged once), and the slots wait: their entries stay pending in the stream until recorded.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 from jobs import selectors, services
 from jobs.models import Run
+from jobscheduler.outages import MONGODB, Backoff, unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +81,7 @@ class Recorder:
         """Record how the attempt ended; returns once it is written. False: it is not, because
         another worker changed the record first (a takeover) or recorded the attempt already."""
         if not run._state.adding and id(run) not in self._tracked:
-            return services.run_finish(
+            return self._finish_stored(
                 run,
                 status=status,
                 now=now,
@@ -96,6 +100,32 @@ class Recorder:
             self.flush()
         tracked.done.wait()
         return tracked.recorded
+
+    def _finish_stored(self, run: Run, *, status: str, now: datetime, **change: Any) -> bool:
+        """``services.run_finish``, tried again while MongoDB is away. A try whose answer was
+        lost may have been applied: then the record reads back as this very outcome."""
+        outage = Backoff("recording a run")
+        while True:
+            try:
+                if services.run_finish(run, status=status, now=now, **change):
+                    outage.succeeded()
+                    return True
+                if not outage.down:
+                    return False
+                stored = selectors.run_of_attempt(run.fire_key, run.attempt)
+            except Exception as error:
+                if unavailable(error) != MONGODB:
+                    raise
+                time.sleep(outage.failed(error))
+                continue
+            outage.succeeded()
+            return (
+                stored is not None
+                and stored.status == status
+                and stored.worker == run.worker
+                and stored.finished_at is not None
+                and abs((stored.finished_at - now).total_seconds()) < 0.002
+            )
 
     # --- the writing thread ---------------------------------------------------------------
     def start(self) -> None:
@@ -116,6 +146,7 @@ class Recorder:
     def _loop(self) -> None:
         from django.db import connection
 
+        outage = Backoff("recording runs")
         try:
             while True:
                 with self._lock:
@@ -124,9 +155,15 @@ class Recorder:
                         return
                 try:
                     self.flush()
-                except Exception:
-                    logger.exception("recording runs failed; trying again")
-                    time.sleep(0.5)
+                    outage.succeeded()
+                except Exception as error:
+                    # What failed is written by a later pass (a pass that failed midway is
+                    # recognised by its own records); the slots wait for it meanwhile.
+                    if unavailable(error) is None:
+                        logger.exception("recording runs failed; trying again")
+                        time.sleep(0.5)
+                    else:
+                        time.sleep(outage.failed(error))
         finally:
             connection.close()
 

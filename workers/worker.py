@@ -31,6 +31,7 @@ from jobs.models import Job
 from jobs.runqueue import Entry, RunQueue
 from jobscheduler.coordination import WORKERS, Coordination
 from jobscheduler.notices import ChangeListener
+from jobscheduler.outages import MONGODB, unavailable
 from schedules import selectors as schedule_selectors
 from workers.recorder import Recorder
 
@@ -174,7 +175,15 @@ class Worker:
             entries.append(entry)
         # One look, for all of them, at which attempts are recorded already: a replay (Redis
         # lost data after a run was recorded) must not run again.
-        recorded = selectors.recorded_attempts([(entry.fire_key, entry.attempt) for entry in entries])
+        attempts = [(entry.fire_key, entry.attempt) for entry in entries]
+        try:
+            recorded = selectors.recorded_attempts(attempts)
+        except Exception as error:
+            if unavailable(error) != MONGODB:
+                raise
+            # MongoDB is away: held all the same (kept alive, not taken over), and counted as
+            # perhaps recorded, so the handler looks again when it comes to them.
+            recorded = set(attempts)
         with self._lock:
             for entry in entries:
                 self._owned[entry.key] = _Owned(
@@ -188,6 +197,14 @@ class Worker:
         with self._lock:
             owned = self._owned.get(entry.key)
             return owned is None or owned.recorded
+
+    def look_again(self, entry: Entry) -> None:
+        """Handling the entry stopped midway (a server was away): it stays held, and what is
+        recorded of its attempt is read afresh when it is handled again."""
+        with self._lock:
+            owned = self._owned.get(entry.key)
+            if owned is not None:
+                owned.recorded = True
 
     def holding(self) -> list[Entry]:
         with self._lock:

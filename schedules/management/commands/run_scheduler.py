@@ -6,7 +6,7 @@ import signal
 import threading
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from schedules import engine
 from schedules.due_index import get_due_index
@@ -32,4 +32,8 @@ class Command(BaseCommand):
             from prometheus_client import start_http_server
 
             start_http_server(options["metrics_port"], addr="127.0.0.1")
-        engine.run_loop(get_due_index(), stop, once=options["once"], name=options["name"])
+        try:
+            engine.run_loop(get_due_index(), stop, once=options["once"], name=options["name"])
+        except engine.SchedulerFailed as error:
+            # Not 0: a supervisor (systemd Restart=on-failure, Docker restart policies) starts it again.
+            raise CommandError(str(error), returncode=1) from error
