@@ -73,11 +73,16 @@ def last_nominal_times(schedule_ids: Iterable[Any]) -> dict[str, datetime]:
     return {str(row["_id"]): row["last"].replace(tzinfo=UTC) for row in collection.aggregate(pipeline) if row["last"]}
 
 
-def recorded_nominal_times(schedule_ids: Iterable[Any], since: datetime) -> dict[str, set[int]]:
-    """The nominal times (epoch ms) of each schedule's runs since ``since``, by schedule id as text."""
+def finished_nominal_times(schedule_ids: Iterable[Any], since: datetime) -> dict[str, set[int]]:
+    """The nominal times (epoch ms) of each schedule's finished runs since ``since``, by schedule
+    id as text (pending and running ones are left out)."""
     found: dict[str, set[int]] = {}
     rows = mongo.collection(Run).find(
-        {"schedule_id": {"$in": list(schedule_ids)}, "nominal_time": {"$gte": since}},
+        {
+            "schedule_id": {"$in": list(schedule_ids)},
+            "nominal_time": {"$gte": since},
+            "status": {"$in": [status.value for status in Run.FINISHED]},
+        },
         {"schedule_id": 1, "nominal_time": 1, "_id": 0},
     )
     for row in rows:

@@ -164,6 +164,7 @@ class Worker:
         return self._own(claimed, claimed=True)
 
     def _own(self, raw: list[tuple[int, str, dict[str, str]]], *, claimed: bool = False) -> list[Entry]:
+        read_at = self.clock()
         entries = []
         for shard, entry_id, fields in raw:
             try:
@@ -173,6 +174,12 @@ class Worker:
                 self.runqueue.ack(shard, entry_id)
                 continue
             entries.append(entry)
+        # Held from now on (kept alive while MongoDB is asked below, however long that takes),
+        # counted as perhaps recorded until the answer comes.
+        with self._lock:
+            for entry in entries:
+                self._owned[entry.key] = _Owned(entry, recorded=True, read_at=read_at)
+                self._lost.discard(entry.key)
         # One look, for all of them, at which attempts are recorded already: a replay (Redis
         # lost data after a run was recorded) must not run again.
         attempts = [(entry.fire_key, entry.attempt) for entry in entries]
@@ -181,15 +188,13 @@ class Worker:
         except Exception as error:
             if unavailable(error) != MONGODB:
                 raise
-            # MongoDB is away: held all the same (kept alive, not taken over), and counted as
-            # perhaps recorded, so the handler looks again when it comes to them.
-            recorded = set(attempts)
+            # MongoDB is away: perhaps recorded, so the handler looks again when it comes to them.
+            return entries
         with self._lock:
             for entry in entries:
-                self._owned[entry.key] = _Owned(
-                    entry, recorded=(entry.fire_key, entry.attempt) in recorded, read_at=self.clock()
-                )
-                self._lost.discard(entry.key)
+                owned = self._owned.get(entry.key)
+                if owned is not None:
+                    owned.recorded = (entry.fire_key, entry.attempt) in recorded
         return entries
 
     def was_recorded(self, entry: Entry) -> bool:

@@ -10,7 +10,7 @@ from itertools import islice
 
 from bson import ObjectId
 
-from jobs.selectors import disabled_job_ids, last_nominal_times, recorded_nominal_times
+from jobs.selectors import disabled_job_ids, finished_nominal_times, last_nominal_times
 from jobscheduler.epoch import to_epoch_ms
 from schedules import metrics, services
 from schedules.due_index import DueIndex
@@ -35,10 +35,11 @@ def reconcile(
 
     A schedule missing from Redis (Redis lost data) restarts after the later of its last
     recorded fire and its last recorded run, so the misfire policy, not a replay, covers
-    the gap; or, if one of its occurrences before that within ``REPLAY_SECONDS`` has no run
-    record (dispatched, but its stream entry went with Redis's data before a worker recorded
-    it), at that occurrence: replayed from there, what has a record already is not run again
-    (workers look before running), and what has none runs.
+    the gap; or, if one of its occurrences before that within ``REPLAY_SECONDS`` has no
+    finished run (dispatched, but its stream entry went with Redis's data before a worker
+    finished it), at that occurrence: replayed from there, what is recorded already is not
+    run again (workers look first, and continue a pending or running record as a takeover
+    does), and what is not runs.
     """
     index.runqueue.ensure_groups()
     report = {"checked": 0, "added": 0, "updated": 0, "removed": 0}
@@ -51,7 +52,7 @@ def reconcile(
         missing = [schedule for schedule, gen in zip(chunk, generations, strict=True) if gen is None]
         last_runs = last_nominal_times([schedule.pk for schedule in missing]) if missing else {}
         since = now - timedelta(seconds=REPLAY_SECONDS)
-        recorded = recorded_nominal_times([schedule.pk for schedule in missing], since) if missing else {}
+        recorded = finished_nominal_times([schedule.pk for schedule in missing], since) if missing else {}
         disabled = disabled_job_ids({schedule.job_id for schedule in missing}) if missing else set()
         repaired = []
         broken: dict[str, str] = {}
@@ -106,8 +107,8 @@ def _refuse(broken: dict[str, str], schedule: Schedule, error: Exception) -> Non
 
 def _resume_after_last_fire(schedule: Schedule, last_run: datetime | None, now: datetime, recorded: set[int]) -> None:
     """Point a schedule Redis lost at the occurrence after its last known fire, or at an
-    earlier one without a run record (``recorded``: the nominal times, in epoch ms, of its runs
-    in the last REPLAY_SECONDS)."""
+    earlier one without a finished run (``recorded``: the nominal times, in epoch ms, of its
+    finished runs in the last REPLAY_SECONDS)."""
     known = [moment for moment in (schedule.last_run_at, last_run) if moment is not None]
     paused = schedule.paused and (schedule.paused_until is None or schedule.paused_until > now)
     if known and not paused:
