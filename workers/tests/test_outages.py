@@ -135,6 +135,7 @@ def private(tmp_path: Path, django_db_blocker: Any) -> Iterator[Private]:
         # The backend keeps one MongoClient per alias: put the suite's aside for this test.
         suite_pool = DatabaseWrapper._connection_pools.pop("default", None)
         wrapper.connection = None
+        wrapper.__dict__.pop("database", None)  # a cached property: the suite's database
         wrapper.settings_dict.update(HOST=servers.mongodb_uri, NAME=servers.database)
         client = redis.Redis.from_url(servers.redis_url)
         previous = use_keyspace(Keyspace(client, servers.prefix, SHARDS))
@@ -147,6 +148,7 @@ def private(tmp_path: Path, django_db_blocker: Any) -> Iterator[Private]:
             use_keyspace(previous)
             client.close()
             wrapper.connection = None
+            wrapper.__dict__.pop("database", None)
             wrapper.settings_dict.update(saved)
             DatabaseWrapper._connection_pools.pop("default", None)
             if suite_pool is not None:
