@@ -192,6 +192,9 @@ class Recorder:
                     updates.append(tracked)
         if not inserts and not updates:
             return
+        # Those inserted with their outcome. One whose outcome comes while it is being inserted
+        # as running stays tracked: the next pass writes the outcome.
+        ended = {id(tracked) for tracked in inserts if tracked.outcome is not None}
         try:
             inserted = services.runs_insert_many([tracked.run for tracked in inserts])
             applied = services.runs_compare_and_set_many(
@@ -216,11 +219,12 @@ class Recorder:
                     tracked.run._state.adding = False
                     done = True
                 else:
-                    taken = services.run_by_attempt_compare_and_set(
-                        tracked.run, {"status": Run.Status.PENDING}, self._fields(tracked)
-                    )
+                    fields = self._fields(tracked)
+                    taken = services.run_by_attempt_compare_and_set(tracked.run, {"status": Run.Status.PENDING}, fields)
                     done = taken is not None
-            if tracked.outcome is not None or not done:
+                    if done and "finished_at" in fields:
+                        ended.add(id(tracked))
+            if id(tracked) in ended or not done:
                 finished.append((tracked, done))
         finished += list(zip(updates, applied, strict=True))
         with self._lock:

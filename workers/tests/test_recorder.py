@@ -81,6 +81,33 @@ def test_a_long_run_is_shown_running_then_updated(job, recorder):
     assert Run.objects.count() == 1
 
 
+def test_an_outcome_that_comes_while_the_run_is_inserted_as_running_is_written_next(job, recorder, monkeypatch):
+    import threading
+
+    writer = recorder(insert_after=0.05)
+    run = draft(job)
+    insert = services.runs_insert_many
+    results: list[bool] = []
+    ending = threading.Thread(
+        target=lambda: results.append(writer.finish(run, status="failed", now=T0 + timedelta(seconds=2), error="boom"))
+    )
+
+    def insert_as_the_run_ends(runs: Any) -> Any:
+        if not ending.is_alive() and not results:
+            ending.start()  # the run ends while its running record is on its way
+            wait_for(lambda: all(tracked.outcome for tracked in writer._tracked.values()))
+        return insert(runs)
+
+    monkeypatch.setattr(services, "runs_insert_many", insert_as_the_run_ends)
+    writer.started(run, worker="w1", now=T0, dispatched_at=T0)
+    ending_started = wait_for(lambda: ending.ident)
+    assert ending_started
+    ending.join(5)
+    assert results == [True]
+    stored = Run.objects.get(fire_key="s:1000")
+    assert (stored.status, stored.error) == ("failed", "boom")
+
+
 def test_many_runs_ending_together_are_written_in_one_batch(job, recorder):
     import threading
 
