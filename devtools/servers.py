@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -59,8 +60,12 @@ class Servers:
             time.sleep(0.1)
         raise RuntimeError(f"{what} did not listen on port {port} within {seconds:.0f}s; see {log}")
 
-    def start_secantus(self, storage: str, log_dir: Path, port: int | None = None) -> str:
-        """Start SecantusDB on loopback; return its MongoDB URI (without database)."""
+    def start_secantus(self, storage: str, log_dir: Path, port: int | None = None, options: Sequence[str] = ()) -> str:
+        """Start SecantusDB on loopback; return its MongoDB URI (without database).
+
+        ``options`` go to secantusd-py as they are (``--sync-on-commit``: a server killed with
+        SIGKILL keeps every write it acknowledged, as a journaled mongod does).
+        """
         port = port or free_port()
         executable = shutil.which("secantusd-py") or str(Path(sys.executable).with_name("secantusd-py"))
         log = log_dir / "secantusdb.log"
@@ -76,6 +81,7 @@ class Servers:
                 storage,
                 "--log-level",
                 "WARNING",
+                *options,
             ],
             stdout=self._log(log),
             stderr=subprocess.STDOUT,

@@ -235,7 +235,8 @@ class RunQueue:
 
         Without ``block_ms`` this returns at once. Redis applies ``count`` per stream, so more
         than ``count`` may come back when several shards are read at once. A missing group
-        (Redis lost its data) is recreated and nothing is returned this time.
+        (Redis lost its data, before or during a blocking read) is recreated and nothing is
+        returned this time.
         """
         by_key = {self.stream_key(shard): shard for shard in shards}
         try:
@@ -243,7 +244,8 @@ class RunQueue:
                 WORKER_GROUP, consumer, dict.fromkeys(by_key, ">"), count=count, block=block_ms
             )
         except redis.ResponseError as error:
-            if "NOGROUP" not in str(error):
+            # NOGROUP: Redis lost the stream before the read; UNBLOCKED: during a blocking one.
+            if "NOGROUP" not in str(error) and "UNBLOCKED" not in str(error):
                 raise
             self.ensure_groups()
             return []

@@ -19,6 +19,7 @@ from django.db.models import QuerySet
 
 from jobs.models import Job, Run
 from jobscheduler import mongo
+from jobscheduler.epoch import to_epoch_ms
 
 # DRF's request.user, or the admin's.
 AnyUser = AbstractBaseUser | AnonymousUser
@@ -70,6 +71,24 @@ def last_nominal_times(schedule_ids: Iterable[Any]) -> dict[str, datetime]:
     ]
     collection = mongo.collection(Run)
     return {str(row["_id"]): row["last"].replace(tzinfo=UTC) for row in collection.aggregate(pipeline) if row["last"]}
+
+
+def finished_nominal_times(schedule_ids: Iterable[Any], since: datetime) -> dict[str, set[int]]:
+    """The nominal times (epoch ms) of each schedule's finished runs since ``since``, by schedule
+    id as text (pending and running ones are left out)."""
+    found: dict[str, set[int]] = {}
+    rows = mongo.collection(Run).find(
+        {
+            "schedule_id": {"$in": list(schedule_ids)},
+            "nominal_time": {"$gte": since},
+            "status": {"$in": [status.value for status in Run.FINISHED]},
+        },
+        {"schedule_id": 1, "nominal_time": 1, "_id": 0},
+    )
+    for row in rows:
+        if row.get("nominal_time") is not None:
+            found.setdefault(str(row["schedule_id"]), set()).add(to_epoch_ms(row["nominal_time"].replace(tzinfo=UTC)))
+    return found
 
 
 def recorded_attempts(attempts: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:

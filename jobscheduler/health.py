@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import pymongo
 from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -26,12 +27,17 @@ def mongodb_client() -> Any:
 
 
 def ping_mongodb() -> None:
-    mongodb_client().admin.command("ping")
+    # Bounded: a probe gets its answer within seconds while MongoDB is away (the driver's own
+    # server selection would wait MONGODB_TIMEOUT_MS).
+    with pymongo.timeout(READY_TIMEOUT_SECONDS):
+        mongodb_client().admin.command("ping")
 
 
 def ping_redis() -> None:
     redis_client().ping()
 
+
+READY_TIMEOUT_SECONDS = 2.0
 
 # What readiness needs, by name; each raises when its server does not answer.
 CHECKS: dict[str, Callable[[], None]] = {"mongodb": ping_mongodb, "redis": ping_redis}
@@ -45,7 +51,11 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def readyz(request: HttpRequest) -> HttpResponse:
-    """200 when MongoDB and Redis both answer; 503 naming the ones that did not."""
+    """200 when MongoDB and Redis both answer; 503 naming the ones that did not.
+
+    ``checks`` says "ok" or "down" for each; ``failed`` gives each down one's error type.
+    While one is down, schedulers and workers ride the outage out (jobscheduler.outages).
+    """
     failed: dict[str, str] = {}
     for name, check in CHECKS.items():
         try:
@@ -55,7 +65,8 @@ def readyz(request: HttpRequest) -> HttpResponse:
             logger.warning("readiness check failed", extra={"check": name, "error": repr(error)})
             failed[name] = type(error).__name__
     if failed:
-        return JsonResponse({"status": "unavailable", "failed": failed}, status=503)
+        checks = {name: "down" if name in failed else "ok" for name in CHECKS}
+        return JsonResponse({"status": "unavailable", "checks": checks, "failed": failed}, status=503)
     return JsonResponse({"status": "ok", "checks": dict.fromkeys(CHECKS, "ok")})
 
 

@@ -145,6 +145,10 @@ JOBSCHEDULER_REDIS_PREFIX = os.environ.get("JOBSCHEDULER_REDIS_PREFIX", "js")
 # Shards of the due index (hash-tagged, so a Redis Cluster spreads them). Fix it before
 # the first deployment: changing it later needs a sync_schedules into a fresh prefix.
 JOBSCHEDULER_SHARDS = int(os.environ.get("JOBSCHEDULER_SHARDS", "16"))
+# Schedulers and workers ride out a MongoDB or Redis outage of any length: what failed is
+# tried again after a wait that doubles up to this many seconds (so at most this long after
+# the server is back). Tests shorten it.
+JOBSCHEDULER_OUTAGE_BACKOFF_CAP_SECONDS = float(os.environ.get("JOBSCHEDULER_OUTAGE_BACKOFF_CAP_SECONDS", "10"))
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 # AxesStandaloneBackend first: it refuses a locked-out username and address before the

@@ -258,6 +258,15 @@ class DueIndex:
         ids = [member.decode() for members in pipe.execute() for member in (members or [])]
         return list(zip(ids, self.states(ids), strict=True))
 
+    def return_fired(self, schedule_ids: Sequence[str]) -> None:
+        """Put back ids ``pop_fired`` took whose state did not reach MongoDB (it was away)."""
+        if not schedule_ids:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for schedule_id in schedule_ids:
+            pipe.sadd(self.fired_key(self.shard_of(schedule_id)), schedule_id)
+        pipe.execute()
+
     # --- health ----------------------------------------------------------------------------
     @property
     def reconciled_key(self) -> str:

@@ -29,6 +29,7 @@ from jobs import selectors, services
 from jobs.models import Job, Run
 from jobs.runqueue import Entry
 from jobscheduler.epoch import from_epoch_ms
+from jobscheduler.outages import unavailable
 from schedules import services as schedule_services
 from schedules.models import Schedule
 from schedules.selectors import schedule_by_id
@@ -78,11 +79,23 @@ def overlap_decision_policy(trigger: str, schedule_policy: str) -> str:
 
 
 def handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
-    """Execute and record one entry; returns what became of it (for logs and tests)."""
+    """Execute and record one entry; returns what became of it (for logs and tests).
+
+    If MongoDB or Redis is away (jobscheduler.outages.unavailable), the error is raised and
+    the entry stays held (kept alive, not acknowledged) for the caller to handle again once
+    the server is back: the second time reads what the first one recorded, as a replay does,
+    so nothing runs or is recorded twice.
+    """
     try:
-        return _handle(worker, entry, executor)
-    finally:
-        worker.forget(entry)
+        handled = _handle(worker, entry, executor)
+    except Exception as error:
+        if unavailable(error) is None:
+            worker.forget(entry)
+        else:
+            worker.look_again(entry)
+        raise
+    worker.forget(entry)
+    return handled
 
 
 def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:

@@ -4,6 +4,10 @@
 runs each through workers.handler; a keep-alive thread shows the entries held are alive and
 beats the heartbeat. SIGTERM (``stop``) finishes the runs in progress and takes no new ones;
 entries read but not started go back to the stream for any worker.
+
+A MongoDB or Redis outage is ridden out (jobscheduler.outages): reading waits and tries again
+after a capped backoff, a slot whose entry was stopped midway keeps it (not acknowledged, kept
+alive) and handles it again when the server is back, and the recorder retries its writes.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from django.db import connection
 
 from jobs.runqueue import Entry
 from jobscheduler.coordination import WORKERS
+from jobscheduler.outages import Backoff, unavailable
 from workers.children import ChildPool, Slot, child_env
-from workers.handler import handle
+from workers.handler import Handled, handle
 from workers.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -42,8 +47,11 @@ def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) 
     work: queue.Queue[Entry | None] = queue.Queue()
     free = threading.Condition()
     busy = [0]
+    handling = Backoff(f"worker {worker.name}: handling entries")  # shared: logged once for all slots
     threads = [
-        threading.Thread(target=_slot_loop, args=(worker, slot, work, free, busy), name=f"slot-{index}", daemon=True)
+        threading.Thread(
+            target=_slot_loop, args=(worker, slot, work, free, busy, stop, handling), name=f"slot-{index}", daemon=True
+        )
         for index, slot in enumerate(slots)
     ]
     for thread in threads:
@@ -54,6 +62,7 @@ def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) 
     backlog: deque[Entry] = deque()
     next_takeover = next_release = 0.0
     block_ms = int(min(worker.options.block_seconds, worker.options.keep_alive_seconds) * 1000) or 1
+    outage = Backoff(f"worker {worker.name}: reading entries")
     try:
         while not stop.is_set():
             try:
@@ -72,9 +81,11 @@ def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) 
                     room -= len(claimed)
                 if room > 0:
                     backlog.extend(worker.read(room, block_ms=0 if backlog else block_ms))
-            except (redis.ConnectionError, redis.TimeoutError):
-                logger.exception("Redis unavailable; trying again in a second")
-                stop.wait(1)
+                outage.succeeded()
+            except Exception as error:
+                if unavailable(error) is None:
+                    raise
+                stop.wait(outage.failed(error))
             with free:
                 while backlog and busy[0] < len(slots):
                     busy[0] += 1
@@ -98,7 +109,13 @@ def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) 
 
 
 def _slot_loop(
-    worker: Worker, slot: Slot, work: queue.Queue[Entry | None], free: threading.Condition, busy: list[int]
+    worker: Worker,
+    slot: Slot,
+    work: queue.Queue[Entry | None],
+    free: threading.Condition,
+    busy: list[int],
+    stop: threading.Event,
+    outage: Backoff,
 ) -> None:
     # No run process is started before a python or command run needs one (webhooks never do):
     # the slot starts its own at its first such run and keeps it for the next ones.
@@ -108,13 +125,14 @@ def _slot_loop(
             if entry is None:
                 return
             try:
-                outcome = handle(worker, entry, slot)
+                outcome = _handle_through_outages(worker, entry, slot, outage, stop)
                 logger.debug(
                     "entry handled",
                     extra={"fire_key": entry.fire_key, "attempt": entry.attempt, "outcome": outcome},
                 )
             except Exception:
                 # Left in this worker's pending list unattended: taken over after the idle time.
+                worker.forget(entry)
                 logger.exception("entry failed to run", extra={"fire_key": entry.fire_key})
             finally:
                 with free:
@@ -125,16 +143,47 @@ def _slot_loop(
         connection.close()
 
 
+def _handle_through_outages(
+    worker: Worker, entry: Entry, slot: Slot, outage: Backoff, stop: threading.Event
+) -> Handled | None:
+    """Handle the entry, again and again while MongoDB or Redis is away (the entry stays held
+    meanwhile); None if the worker is stopping first: the entry is left to be taken over."""
+    while True:
+        try:
+            outcome = handle(worker, entry, slot)
+        except Exception as error:
+            if unavailable(error) is None:
+                raise
+            if stop.wait(outage.failed(error)):
+                worker.forget(entry)
+                logger.warning(
+                    "stopping during an outage; entry left to be taken over", extra={"fire_key": entry.fire_key}
+                )
+                return None
+            continue
+        outage.succeeded()
+        return outcome
+
+
 def _keep_loop(worker: Worker, quiet: threading.Event, busy: list[int]) -> None:
-    """Heartbeat and keep held entries alive, until the slots are done."""
+    """Heartbeat and keep held entries alive, until the slots are done.
+
+    Through a Redis outage it goes on trying at its usual pace (held entries must look alive
+    as soon as Redis is back, before another worker would take them over), logging it once.
+    """
     next_beat = 0.0
+    outage = Backoff(f"worker {worker.name}: keep-alive")
     while True:
         try:
             worker.keep_alive()
             if time.monotonic() >= next_beat:
                 worker.heartbeat(busy[0])
                 next_beat = time.monotonic() + worker.options.heartbeat_seconds
-        except Exception:
-            logger.exception("keep-alive failed; trying again")
+            outage.succeeded()
+        except Exception as error:
+            if unavailable(error) is None:
+                logger.exception("keep-alive failed; trying again")
+            else:
+                outage.failed(error)
         if quiet.wait(worker.options.keep_alive_seconds):
             return

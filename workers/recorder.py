@@ -12,6 +12,9 @@ the taker runs the attempt.
 
 Attempts read back from MongoDB (a manual run's pending record, a taken-over attempt) keep
 the plain compare-and-set writes of jobs.services, one at a time: they are the rare case.
+
+Through a MongoDB outage every write is tried again (after a capped backoff, the outage
+logged once), and the slots wait: their entries stay pending in the stream until recorded.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 from jobs import selectors, services
 from jobs.models import Run
+from jobscheduler.outages import MONGODB, Backoff, unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +83,7 @@ class Recorder:
         """Record how the attempt ended; returns once it is written. False: it is not, because
         another worker changed the record first (a takeover) or recorded the attempt already."""
         if not run._state.adding and id(run) not in self._tracked:
-            return services.run_finish(
+            return self._finish_stored(
                 run,
                 status=status,
                 now=now,
@@ -102,6 +106,32 @@ class Recorder:
         tracked.done.wait()
         return tracked.recorded
 
+    def _finish_stored(self, run: Run, *, status: str, now: datetime, **change: Any) -> bool:
+        """``services.run_finish``, tried again while MongoDB is away. A try whose answer was
+        lost may have been applied: then the record reads back as this very outcome."""
+        outage = Backoff("recording a run")
+        while True:
+            try:
+                if services.run_finish(run, status=status, now=now, **change):
+                    outage.succeeded()
+                    return True
+                if not outage.down:
+                    return False
+                stored = selectors.run_of_attempt(run.fire_key, run.attempt)
+            except Exception as error:
+                if unavailable(error) != MONGODB:
+                    raise
+                time.sleep(outage.failed(error))
+                continue
+            outage.succeeded()
+            return (
+                stored is not None
+                and stored.status == status
+                and stored.worker == run.worker
+                and stored.finished_at is not None
+                and abs((stored.finished_at - now).total_seconds()) < 0.002
+            )
+
     # --- the writing thread ---------------------------------------------------------------
     def start(self) -> None:
         self._stopping = False
@@ -121,6 +151,7 @@ class Recorder:
     def _loop(self) -> None:
         from django.db import connection
 
+        outage = Backoff("recording runs")
         try:
             while True:
                 with self._lock:
@@ -129,9 +160,15 @@ class Recorder:
                         return
                 try:
                     self.flush()
-                except Exception:
-                    logger.exception("recording runs failed; trying again")
-                    time.sleep(0.5)
+                    outage.succeeded()
+                except Exception as error:
+                    # What failed is written by a later pass (a pass that failed midway is
+                    # recognised by its own records); the slots wait for it meanwhile.
+                    if unavailable(error) is None:
+                        logger.exception("recording runs failed; trying again")
+                        time.sleep(0.5)
+                    else:
+                        time.sleep(outage.failed(error))
         finally:
             connection.close()
 
@@ -144,9 +181,6 @@ class Recorder:
         with self._lock:
             inserts: list[_Tracked] = []
             updates: list[_Tracked] = []
-            # Whether each insert carries the run's outcome: one that arrives while its
-            # "running" insert is in flight is written by the next pass, as an update.
-            carried: list[bool] = []
             for tracked in self._tracked.values():
                 if tracked.inserting:
                     continue
@@ -158,12 +192,14 @@ class Recorder:
                         for name, value in tracked.outcome.items():
                             setattr(tracked.run, name, value)
                     inserts.append(tracked)
-                    carried.append(tracked.outcome is not None)
                 elif not tracked.run._state.adding and tracked.outcome is not None:
                     tracked.inserting = True
                     updates.append(tracked)
         if not inserts and not updates:
             return
+        # Those inserted with their outcome. One whose outcome comes while it is being inserted
+        # as running stays tracked: the next pass writes the outcome.
+        ended = {id(tracked) for tracked in inserts if tracked.outcome is not None}
         try:
             inserted = services.runs_insert_many([tracked.run for tracked in inserts])
             applied = services.runs_compare_and_set_many(
@@ -178,7 +214,7 @@ class Recorder:
                     tracked.inserting = False
             raise
         finished: list[tuple[_Tracked, bool]] = []
-        for tracked, done, with_outcome in zip(inserts, inserted, carried, strict=True):
+        for tracked, done in zip(inserts, inserted, strict=True):
             if not done:
                 # Recorded already. By this very write, if a pass that failed midway (a lost
                 # connection) inserted it before; a pending record of the attempt (a manual run)
@@ -188,11 +224,12 @@ class Recorder:
                     tracked.run._state.adding = False
                     done = True
                 else:
-                    taken = services.run_by_attempt_compare_and_set(
-                        tracked.run, {"status": Run.Status.PENDING}, self._fields(tracked)
-                    )
+                    fields = self._fields(tracked)
+                    taken = services.run_by_attempt_compare_and_set(tracked.run, {"status": Run.Status.PENDING}, fields)
                     done = taken is not None
-            if with_outcome or not done:
+                    if done and "finished_at" in fields:
+                        ended.add(id(tracked))
+            if id(tracked) in ended or not done:
                 finished.append((tracked, done))
         finished += list(zip(updates, applied, strict=True))
         with self._lock:

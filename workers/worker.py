@@ -31,6 +31,7 @@ from jobs.models import Job
 from jobs.runqueue import Entry, RunQueue
 from jobscheduler.coordination import WORKERS, Coordination
 from jobscheduler.notices import ChangeListener
+from jobscheduler.outages import MONGODB, unavailable
 from schedules import selectors as schedule_selectors
 from workers.recorder import Recorder
 
@@ -163,6 +164,7 @@ class Worker:
         return self._own(claimed, claimed=True)
 
     def _own(self, raw: list[tuple[int, str, dict[str, str]]], *, claimed: bool = False) -> list[Entry]:
+        read_at = self.clock()
         entries = []
         for shard, entry_id, fields in raw:
             try:
@@ -172,15 +174,27 @@ class Worker:
                 self.runqueue.ack(shard, entry_id)
                 continue
             entries.append(entry)
-        # One look, for all of them, at which attempts are recorded already: a replay (Redis
-        # lost data after a run was recorded) must not run again.
-        recorded = selectors.recorded_attempts([(entry.fire_key, entry.attempt) for entry in entries])
+        # Held from now on (kept alive while MongoDB is asked below, however long that takes),
+        # counted as perhaps recorded until the answer comes.
         with self._lock:
             for entry in entries:
-                self._owned[entry.key] = _Owned(
-                    entry, recorded=(entry.fire_key, entry.attempt) in recorded, read_at=self.clock()
-                )
+                self._owned[entry.key] = _Owned(entry, recorded=True, read_at=read_at)
                 self._lost.discard(entry.key)
+        # One look, for all of them, at which attempts are recorded already: a replay (Redis
+        # lost data after a run was recorded) must not run again.
+        attempts = [(entry.fire_key, entry.attempt) for entry in entries]
+        try:
+            recorded = selectors.recorded_attempts(attempts)
+        except Exception as error:
+            if unavailable(error) != MONGODB:
+                raise
+            # MongoDB is away: perhaps recorded, so the handler looks again when it comes to them.
+            return entries
+        with self._lock:
+            for entry in entries:
+                owned = self._owned.get(entry.key)
+                if owned is not None:
+                    owned.recorded = (entry.fire_key, entry.attempt) in recorded
         return entries
 
     def was_recorded(self, entry: Entry) -> bool:
@@ -188,6 +202,14 @@ class Worker:
         with self._lock:
             owned = self._owned.get(entry.key)
             return owned is None or owned.recorded
+
+    def look_again(self, entry: Entry) -> None:
+        """Handling the entry stopped midway (a server was away): it stays held, and what is
+        recorded of its attempt is read afresh when it is handled again."""
+        with self._lock:
+            owned = self._owned.get(entry.key)
+            if owned is not None:
+                owned.recorded = True
 
     def holding(self) -> list[Entry]:
         with self._lock:

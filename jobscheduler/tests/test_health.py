@@ -52,13 +52,15 @@ def test_readyz_is_503_naming_redis(client, db, dead_redis):
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
-    assert set(response.json()["failed"]) == {"redis"}
+    assert response.json()["checks"] == {"mongodb": "ok", "redis": "down"}
+    assert response.json()["failed"] == {"redis": "ConnectionError"}
 
 
 def test_readyz_is_503_naming_mongodb(client, db, dead_mongodb):
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert set(response.json()["failed"]) == {"mongodb"}
+    assert response.json()["checks"] == {"mongodb": "down", "redis": "ok"}
+    assert response.json()["failed"] == {"mongodb": "ServerSelectionTimeoutError"}
 
 
 def test_readyz_names_both_when_both_fail(client, db, dead_mongodb, dead_redis):

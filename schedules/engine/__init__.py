@@ -6,8 +6,17 @@
 - ``loop``: ``run_scheduler``'s loop, its housekeeping thread and change notices.
 """
 
-from schedules.engine.loop import LoopSettings, run_loop, scheduler_id
+from schedules.engine.loop import LoopSettings, SchedulerFailed, run_loop, scheduler_id
 from schedules.engine.reconciler import reconcile
 from schedules.engine.steps import dispatch_due, handle_work, sync_fired
 
-__all__ = ["LoopSettings", "dispatch_due", "handle_work", "reconcile", "run_loop", "scheduler_id", "sync_fired"]
+__all__ = [
+    "LoopSettings",
+    "SchedulerFailed",
+    "dispatch_due",
+    "handle_work",
+    "reconcile",
+    "run_loop",
+    "scheduler_id",
+    "sync_fired",
+]

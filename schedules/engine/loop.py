@@ -1,11 +1,14 @@
 """The scheduler loop (``run_scheduler``): sleep until the earliest due time or a change, then dispatch.
 
 MongoDB work (copying fired state, reconciling) runs in a housekeeping thread, so a slow
-MongoDB never delays a fire.
+MongoDB never delays a fire. Both ride out a MongoDB or Redis outage (jobscheduler.outages):
+what Redis holds goes on firing while MongoDB is away; nothing fires while Redis is away,
+and a Redis that comes back empty is rebuilt by the reconcile.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -17,9 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import redis
+
 from jobscheduler.coordination import SCHEDULERS, Coordination
 from jobscheduler.epoch import from_epoch_ms
 from jobscheduler.notices import ChangeListener
+from jobscheduler.outages import MONGODB, Backoff, unavailable
 from schedules.due_index import DueIndex
 from schedules.engine.reconciler import reconcile
 from schedules.engine.steps import SYNC_BATCH, SYNC_PASS, dispatch, handle_work, sync_fired
@@ -46,6 +52,10 @@ class LoopSettings:
     grain: float = 0.002
 
 
+class SchedulerFailed(Exception):
+    """The scheduler stopped on an error it cannot ride out (not an outage): exit non-zero."""
+
+
 def scheduler_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -62,7 +72,8 @@ def run_loop(
     """Dispatch until ``stop`` is set: sleep until the earliest due time or a change.
 
     MongoDB work (syncing fired schedules, reconciling) runs in a housekeeping thread, so
-    a slow MongoDB never delays a fire.
+    a slow MongoDB never delays a fire. Raises SchedulerFailed if housekeeping stopped on an
+    error that is not an outage.
     """
     options = options or LoopSettings()
     name = name or scheduler_id()
@@ -78,9 +89,10 @@ def run_loop(
     order = [(offset + step) % index.shards for step in range(index.shards)]
     changes = ChangeListener(index.keyspace, [index.keyspace.changes_channel])
     fired = [0]
+    failures: list[BaseException] = []
     housekeeping = threading.Thread(
         target=_housekeep,
-        args=(index, coordination, stop, clock, options, name, fired),
+        args=(index, coordination, stop, clock, options, name, fired, failures),
         name="housekeeping",
         daemon=True,
     )
@@ -88,26 +100,43 @@ def run_loop(
         housekeeping.start()
     # When each shard next needs this scheduler, learnt from dispatch replies; 0 = look now.
     attention = [0.0] * index.shards
+    redis_outage = Backoff(f"scheduler {name}: dispatch")
+    mongodb_outage = Backoff(f"scheduler {name}: recording missed runs")
     try:
         while not stop.is_set():
             woke = clock()
             now_ms = int(woke * 1000)
             due = [shard for shard in order if attention[shard] <= now_ms]
-            if due:
-                count, replies = dispatch(index, now_ms, due)
-                fired[0] += count
-                for reply in replies.values():
-                    attention[reply.shard] = min(
-                        math.inf if reply.next_due_ms is None else reply.next_due_ms,
-                        math.inf if reply.next_work_ms is None else reply.next_work_ms,
-                    )
-                work = [r.shard for r in replies.values() if r.next_work_ms is not None and r.next_work_ms <= now_ms]
-                if work:
-                    # A slice at a time, so a burst of refills never holds up a fire.
-                    limit = max(1, options.work_slice // len(work))
-                    handle_work(index, from_epoch_ms(now_ms), options.lease_seconds, limit, shards=work)
-                    for shard in work:
-                        attention[shard] = 0  # resolving moved due times: look again
+            try:
+                if due:
+                    count, replies = dispatch(index, now_ms, due)
+                    fired[0] += count
+                    for reply in replies.values():
+                        attention[reply.shard] = min(
+                            math.inf if reply.next_due_ms is None else reply.next_due_ms,
+                            math.inf if reply.next_work_ms is None else reply.next_work_ms,
+                        )
+                    work = [
+                        r.shard for r in replies.values() if r.next_work_ms is not None and r.next_work_ms <= now_ms
+                    ]
+                    if work:
+                        # A slice at a time, so a burst of refills never holds up a fire.
+                        limit = max(1, options.work_slice // len(work))
+                        handle_work(index, from_epoch_ms(now_ms), options.lease_seconds, limit, work, mongodb_outage)
+                        for shard in work:
+                            attention[shard] = 0  # resolving moved due times: look again
+                redis_outage.succeeded()
+            except Exception as error:
+                server = unavailable(error)
+                if once or server is None:
+                    raise
+                if server == MONGODB:  # a schedule to pause (rare): its work stays leased, tried again
+                    mongodb_outage.failed(error)
+                    continue
+                # Nothing can fire without Redis: wait, then look at every shard again.
+                stop.wait(redis_outage.failed(error))
+                attention = [0.0] * index.shards
+                continue
             if once and min(attention) > now_ms:
                 sync_fired(index)
                 break
@@ -126,7 +155,52 @@ def run_loop(
         changes.close()
         if housekeeping.is_alive():
             housekeeping.join(timeout=30)
-        coordination.forget_beat(SCHEDULERS, name)
+        with contextlib.suppress(redis.RedisError):
+            coordination.forget_beat(SCHEDULERS, name)
+    if failures:
+        raise SchedulerFailed(f"housekeeping failed: {failures[0]!r}") from failures[0]
+
+
+class _Housekeeping:
+    """What the housekeeping thread does each beat, and when it last did each part."""
+
+    def __init__(
+        self, index: DueIndex, coordination: Coordination, clock: Callable[[], float], options: LoopSettings, name: str
+    ):
+        self.index, self.coordination, self.clock, self.options, self.name = index, coordination, clock, options, name
+        self.started = self.last_reconcile = self.last_sync = clock()
+
+    def beat(self, fired: int) -> None:
+        self.coordination.beat(SCHEDULERS, self.name, {"pid": os.getpid(), "started": self.started, "fired": fired})
+
+    def sync_and_check(self, stop: threading.Event) -> None:
+        """Copy fired state to MongoDB when it is time; rebuild or check the mirror when needed."""
+        if self.clock() - self.last_sync >= self.options.sync_every:
+            # A full batch means more may wait: go on, a batch every 0.1 s at most and
+            # SYNC_PASS batches a pass, so the heartbeat and reconcile checks keep their pace.
+            for _ in range(SYNC_PASS):
+                if sync_fired(self.index) < SYNC_BATCH or stop.wait(0.1):
+                    break
+            self.last_sync = self.clock()  # after the copy: one that failed is tried again
+        lost = not self.index.is_reconciled()
+        due = self.clock() - self.last_reconcile >= self.options.reconcile_every
+        lock_ms = int(self.options.reconcile_lock_seconds * 1000)
+        # One scheduler at a time rebuilds or checks the mirror; the others go on firing.
+        if (lost or due) and self.coordination.try_lock("reconcile", self.name, lock_ms):
+            if lost:
+                logger.warning("Redis lost the mirror; rebuilding it from MongoDB")
+            try:
+                reconcile(self.index, _now(self.clock))
+            finally:
+                self.coordination.unlock("reconcile", self.name)
+            self.last_reconcile = self.clock()
+        elif due:
+            self.last_reconcile = self.clock()  # another scheduler holds the lock: it is checking
+
+    def last_sync_before_exit(self) -> None:
+        for _ in range(SYNC_PASS):  # what fired last reaches MongoDB before exit
+            if sync_fired(self.index) < SYNC_BATCH:
+                break
 
 
 def _housekeep(
@@ -137,39 +211,46 @@ def _housekeep(
     options: LoopSettings,
     name: str,
     fired: list[int],
+    failures: list[BaseException],
 ) -> None:
-    """Heartbeat, copy fired state to MongoDB, rebuild the mirror if Redis lost it."""
-    started = last_reconcile = last_sync = clock()
+    """Heartbeat, copy fired state to MongoDB, rebuild the mirror if Redis lost it.
+
+    A MongoDB or Redis outage is ridden out: the heartbeat goes on at its pace (while Redis
+    answers), the MongoDB work is tried again after a capped backoff, and the outage is
+    logged once. Any other error stops the scheduler, which then exits non-zero.
+    """
+    chores = _Housekeeping(index, coordination, clock, options, name)
+    beats = Backoff(f"scheduler {name}: heartbeat")
+    outage = Backoff(f"scheduler {name}: housekeeping")
     try:
         while True:
-            coordination.beat(SCHEDULERS, name, {"pid": os.getpid(), "started": started, "fired": fired[0]})
-            if clock() - last_sync >= options.sync_every:
-                last_sync = clock()
-                # A full batch means more may wait: go on, a batch every 0.1 s at most and
-                # SYNC_PASS batches a pass, so the heartbeat and reconcile checks keep their pace.
-                for _ in range(SYNC_PASS):
-                    if sync_fired(index) < SYNC_BATCH or stop.wait(0.1):
-                        break
-            lost = not index.is_reconciled()
-            due = clock() - last_reconcile >= options.reconcile_every
-            # One scheduler at a time rebuilds or checks the mirror; the others go on firing.
-            if (lost or due) and coordination.try_lock("reconcile", name, int(options.reconcile_lock_seconds * 1000)):
-                if lost:
-                    logger.warning("Redis lost the mirror; rebuilding it from MongoDB")
+            try:
+                chores.beat(fired[0])
+                beats.succeeded()
+            except Exception as error:
+                if unavailable(error) is None:
+                    raise
+                beats.failed(error)
+            if outage.ready():
                 try:
-                    reconcile(index, _now(clock))
-                finally:
-                    coordination.unlock("reconcile", name)
-                last_reconcile = clock()
-            elif due:
-                last_reconcile = clock()  # another scheduler holds the lock: it is checking
+                    chores.sync_and_check(stop)
+                    outage.succeeded()
+                except Exception as error:
+                    if unavailable(error) is None:
+                        raise
+                    outage.failed(error)
             if stop.wait(options.beat_every):
-                for _ in range(SYNC_PASS):  # what fired last reaches MongoDB before exit
-                    if sync_fired(index) < SYNC_BATCH:
-                        break
+                try:
+                    chores.last_sync_before_exit()
+                except Exception as error:
+                    if unavailable(error) is None:
+                        raise
+                    # Not lost: what did not reach MongoDB waits in Redis for the next scheduler.
+                    logger.warning("fired state not copied to MongoDB before exit", extra={"error": repr(error)})
                 return
-    except Exception:
+    except Exception as error:
         logger.exception("housekeeping failed; stopping the scheduler")
+        failures.append(error)
         stop.set()
     finally:
         from django.db import connection

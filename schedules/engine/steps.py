@@ -14,6 +14,7 @@ from bson import ObjectId
 from jobs import services as job_services
 from jobs.models import Run
 from jobscheduler.epoch import to_epoch_ms
+from jobscheduler.outages import MONGODB, Backoff, unavailable
 from schedules import metrics, services
 from schedules.due_index import DispatchResult, DueIndex, Resolution
 from schedules.engine.misfire import decide
@@ -50,9 +51,20 @@ def dispatch(index: DueIndex, now_ms: int, shards: list[int]) -> tuple[int, dict
 
 
 def handle_work(
-    index: DueIndex, now: datetime, lease_seconds: float = 10, limit: int = 500, shards: list[int] | None = None
+    index: DueIndex,
+    now: datetime,
+    lease_seconds: float = 10,
+    limit: int = 500,
+    shards: list[int] | None = None,
+    mongodb: Backoff | None = None,
 ) -> int:
-    """Lease schedules that need Python and resolve them, in batches; returns how many."""
+    """Lease schedules that need Python and resolve them, in batches; returns how many.
+
+    With ``mongodb`` (the scheduler loop's), a MongoDB outage does not stop the loop: schedules
+    whose missed runs cannot be recorded stay leased and unresolved (they are taken again when
+    the lease expires), the others (refills of next times, which need Redis only) are resolved,
+    and while ``mongodb`` backs off no missed run is even tried.
+    """
     claimed = index.claim_work(to_epoch_ms(now), int(lease_seconds * 1000), limit, shards)
     if not claimed:
         return 0
@@ -79,8 +91,10 @@ def handle_work(
         services.schedules_quarantine(broken, index)
     # Missed runs are recorded before the state moves on: a crash in between leaves the
     # lease to expire and the work to be redone, and recording again is harmless.
-    job_services.runs_record(missed_runs)
-    applied = index.resolve(resolutions)
+    if missed_runs and not _record_missed(missed_runs, mongodb):
+        kept = [position for position, missed in enumerate(missed_counts) if not missed]
+        resolutions, missed_counts = [resolutions[i] for i in kept], [missed_counts[i] for i in kept]
+    applied = index.resolve(resolutions) if resolutions else []
     for resolution, missed, done in zip(resolutions, missed_counts, applied, strict=True):
         if done:
             metrics.MISSED.inc(missed)
@@ -88,6 +102,24 @@ def handle_work(
     resolved = sum(applied)
     metrics.WORK_RESOLVED.inc(resolved)
     return resolved
+
+
+def _record_missed(runs: list[Run], mongodb: Backoff | None) -> bool:
+    """Record missed runs; False when MongoDB is away (``mongodb`` notes it, or is waiting)."""
+    if mongodb is None:
+        job_services.runs_record(runs)
+        return True
+    if not mongodb.ready():
+        return False
+    try:
+        job_services.runs_record(runs)
+    except Exception as error:
+        if unavailable(error) != MONGODB:
+            raise
+        mongodb.failed(error)
+        return False
+    mongodb.succeeded()
+    return True
 
 
 def _resolve_one(schedule_id: str, state: dict[str, str], now: datetime) -> tuple[Resolution, list[Run]] | None:
@@ -137,6 +169,13 @@ def sync_fired(index: DueIndex, limit: int = SYNC_BATCH) -> int:
     be close for a reconcile.
     """
     fired = index.pop_fired(limit)
-    return services.schedules_copy_fired_state(
-        (schedule_id, fired_state(state)) for schedule_id, state in fired if state and ObjectId.is_valid(schedule_id)
-    )
+    try:
+        return services.schedules_copy_fired_state(
+            (schedule_id, fired_state(state))
+            for schedule_id, state in fired
+            if state and ObjectId.is_valid(schedule_id)
+        )
+    except Exception:
+        # MongoDB did not take them (an outage): they wait in the fired set for the next pass.
+        index.return_fired([schedule_id for schedule_id, _ in fired])
+        raise

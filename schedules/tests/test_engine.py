@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 
 from jobs.models import Run
 from jobscheduler import scripts
@@ -185,6 +187,34 @@ def test_reconcile_rebuilds_an_emptied_redis_without_replaying(job, keyspace, du
     assert engine.dispatch_due(due_index, T0 + timedelta(seconds=12)) == 0
     assert engine.dispatch_due(due_index, T0 + timedelta(seconds=20)) == 1
     assert fire_keys(due_index) == [f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=20))}"]
+
+
+def test_reconcile_replays_an_occurrence_redis_lost_before_it_was_recorded(job, keyspace, due_index):
+    with time_machine.travel(T0, tick=False):  # its last edit: nothing before it is replayed
+        schedule = create(job, kind="fixed", interval_seconds=10)
+    engine.dispatch_due(due_index, T0 + timedelta(seconds=10))
+    engine.dispatch_due(due_index, T0 + timedelta(seconds=20))
+    engine.sync_fired(due_index)
+    # 10 s ran and was recorded; 30 s too (its worker was quicker); 20 s's entry was still in
+    # its stream when Redis lost everything.
+    for second in (10, 30):
+        moment = T0 + timedelta(seconds=second)
+        Run.objects.create(
+            job=job,
+            schedule=schedule,
+            fire_key=f"{schedule.pk}:{to_epoch_ms(moment)}",
+            nominal_time=moment,
+            status=Run.Status.SUCCEEDED,
+        )
+    for key in keyspace.client.scan_iter(match=f"*{keyspace.prefix}*"):
+        keyspace.client.delete(key)
+    engine.reconcile(due_index, T0 + timedelta(seconds=35))
+    # Replayed from 20 s (30 s follows: a worker finds it recorded and does not run it again).
+    engine.dispatch_due(due_index, T0 + timedelta(seconds=35))
+    engine.dispatch_due(due_index, T0 + timedelta(seconds=35))
+    assert fire_keys(due_index) == [
+        f"{schedule.pk}:{to_epoch_ms(T0 + timedelta(seconds=second))}" for second in (20, 30)
+    ]
 
 
 def test_reconcile_applies_misfire_policy_to_the_gap_and_removes_strays(job, due_index, keyspace):
@@ -387,3 +417,26 @@ def test_a_scheduler_fires_what_is_mirrored_while_it_rebuilds_a_lost_mirror(job,
         release.set()
         stop.set()
         scheduler.join(10)
+
+
+def test_housekeeping_rides_out_an_outage_and_stops_the_scheduler_on_anything_else(job, due_index, monkeypatch):
+    import pymongo.errors
+
+    create(job, kind="fixed", interval_seconds=10)
+    due_index.mark_reconciled()
+    calls: list[str] = []
+
+    def sync_fired(index, limit=0):
+        calls.append("sync")
+        if len(calls) <= 3:
+            raise pymongo.errors.ServerSelectionTimeoutError("MongoDB is away")
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(loop, "sync_fired", sync_fired)
+    stop = threading.Event()
+    settings = loop.LoopSettings(sync_every=0, beat_every=0.01)
+    monkeypatch.setattr(loop, "Backoff", functools.partial(loop.Backoff, first=0.01, cap=0.02))
+    with pytest.raises(engine.SchedulerFailed, match="a bug"):
+        engine.run_loop(due_index, stop, options=settings, clock=lambda: (T0 + timedelta(seconds=5)).timestamp())
+    assert calls == ["sync"] * 4  # three tries through the outage, then the error that is not one
+    assert stop.is_set()

@@ -82,8 +82,33 @@ def test_a_long_run_is_shown_running_then_updated(job, recorder):
     assert Run.objects.count() == 1
 
 
+def test_an_outcome_that_comes_while_the_run_is_inserted_as_running_is_written_next(job, recorder, monkeypatch):
+
+    writer = recorder(insert_after=0.05)
+    run = draft(job)
+    insert = services.runs_insert_many
+    results: list[bool] = []
+    ending = threading.Thread(
+        target=lambda: results.append(writer.finish(run, status="failed", now=T0 + timedelta(seconds=2), error="boom"))
+    )
+
+    def insert_as_the_run_ends(runs: Any) -> Any:
+        if not ending.is_alive() and not results:
+            ending.start()  # the run ends while its running record is on its way
+            wait_for(lambda: all(tracked.outcome for tracked in writer._tracked.values()))
+        return insert(runs)
+
+    monkeypatch.setattr(services, "runs_insert_many", insert_as_the_run_ends)
+    writer.started(run, worker="w1", now=T0, dispatched_at=T0)
+    ending_started = wait_for(lambda: ending.ident)
+    assert ending_started
+    ending.join(5)
+    assert results == [True]
+    stored = Run.objects.get(fire_key="s:1000")
+    assert (stored.status, stored.error) == ("failed", "boom")
+
+
 def test_many_runs_ending_together_are_written_in_one_batch(job, recorder):
-    import threading
 
     writer = recorder(insert_after=60)
     runs = [draft(job, key=f"s:{n}") for n in range(50)]
@@ -168,31 +193,3 @@ def test_a_pass_that_failed_after_inserting_is_not_taken_for_a_duplicate(job, re
     # The thread logs the failed pass and tries again: the record it finds is its own.
     assert writer.finish(run, status="succeeded", now=T0)
     assert Run.objects.get(pk=run.pk).status == "succeeded"
-
-
-def test_an_outcome_arriving_while_its_running_insert_is_in_flight_is_written(job, recorder, monkeypatch):
-    # The run crosses insert_after and its "running" insert goes out; it finishes before that
-    # insert returns. The outcome must be written by the next pass, not taken as written.
-    writer = recorder(insert_after=0.05)
-    run = draft(job)
-    in_flight, release = threading.Event(), threading.Event()
-    original = services.runs_insert_many
-
-    def slow_insert(runs):
-        if runs:
-            in_flight.set()
-            release.wait(5)
-        return original(runs)
-
-    monkeypatch.setattr(services, "runs_insert_many", slow_insert)
-    writer.started(run, worker="w1", now=T0, dispatched_at=T0)
-    assert in_flight.wait(5)
-    finishing = threading.Thread(
-        target=lambda: writer.finish(run, status="succeeded", now=T0 + timedelta(seconds=1), output="done")
-    )
-    finishing.start()
-    time.sleep(0.2)  # finish() has handed its outcome over while the insert is held
-    release.set()
-    finishing.join(10)
-    (stored,) = Run.objects.filter(fire_key="s:1000")
-    assert (stored.status, stored.output) == ("succeeded", "done")

@@ -7,7 +7,7 @@ import signal
 import threading
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from schedules import engine
 from schedules.due_index import get_due_index
@@ -37,7 +37,11 @@ class Command(BaseCommand):
 
             start_http_server(options["metrics_port"], addr="127.0.0.1")
         sync_declared_at_start()
-        engine.run_loop(get_due_index(), stop, once=options["once"], name=options["name"])
+        try:
+            engine.run_loop(get_due_index(), stop, once=options["once"], name=options["name"])
+        except engine.SchedulerFailed as error:
+            # Not 0: a supervisor (systemd Restart=on-failure, Docker restart policies) starts it again.
+            raise CommandError(str(error), returncode=1) from error
 
 
 def sync_declared_at_start() -> None:
