@@ -58,6 +58,9 @@ class JobForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.owner_id is None and self.request_user is not None:
             self.instance.owner = self.request_user
+        if "target" not in self.fields:  # read-only (a job declared in code): nothing to choose
+            self.fields.pop("python_task", None)
+            return
         # The chooser: every discovered Task, with the first line of its docstring.
         choice_field = cast(forms.ChoiceField, self.fields["python_task"])
         choice_field.choices = [("", "---------")] + [

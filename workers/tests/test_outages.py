@@ -36,6 +36,7 @@ import pytest
 import redis
 from django.contrib.auth.models import User
 from django.db import connections
+from django.test import override_settings
 from django_mongodb_backend.base import DatabaseWrapper
 
 from devtools.servers import Servers
@@ -256,16 +257,17 @@ def receiver() -> Iterator[str]:
 def webhook_schedules(url: str, count: int) -> tuple[Job, list[Schedule]]:
     """A signed webhook job with ``count`` schedules every second, spread over the second."""
     owner = User.objects.create_superuser(f"ops-{uuid.uuid4().hex[:6]}", "ops@example.com", "ops-password-1")
-    job = job_create(
-        owner=owner,
-        name="hook",
-        target_type="http",
-        target={"url": url, "method": "POST", "body": '{"event": "tick"}'},
-        secret=Receiver.secret,
-        timeout_seconds=5,
-        max_attempts=5,
-        retry_backoff_seconds=1,
-    )
+    with override_settings(JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS=["127.0.0.1"]):  # the receiver is on loopback
+        job = job_create(
+            owner=owner,
+            name="hook",
+            target_type="http",
+            target={"url": url, "method": "POST", "body": '{"event": "tick"}'},
+            secret=Receiver.secret,
+            timeout_seconds=5,
+            max_attempts=5,
+            retry_backoff_seconds=1,
+        )
     anchor = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
     schedules = [
         schedule_services.schedule_create(
