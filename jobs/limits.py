@@ -32,10 +32,13 @@ def check_job_count(owner: Any, adding: int = 1) -> None:
 def check_schedule_count(owner: Any, count_existing: Any, adding: int = 1) -> None:
     """``count_existing(owner)`` counts the owner's schedules (the schedules app knows how)."""
     limit = _limit("JOBSCHEDULER_MAX_SCHEDULES_PER_OWNER")
-    if limit and _limited(owner) and count_existing(owner) + adding > limit:
+    if not limit or not _limited(owner):
+        return
+    total = count_existing(owner) + adding
+    if total > limit:
         raise ValidationError(
             f"An owner may have at most {limit} schedules (JOBSCHEDULER_MAX_SCHEDULES_PER_OWNER); "
-            f"this would make {count_existing(owner) + adding}."
+            f"this would make {total}."
         )
 
 

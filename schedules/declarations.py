@@ -52,18 +52,10 @@ JOB_OPTIONS = (
     "retry_backoff_seconds",
     "pause_schedules_after_failures",
 )
-SCHEDULE_OPTIONS = (
-    "timezone",
-    "anchor",
-    "start_at",
-    "end_at",
-    "max_runs",
-    "jitter_seconds",
-    "misfire_policy",
-    "misfire_grace_seconds",
-    "catchup_window_seconds",
-    "catchup_max_runs",
-    "overlap_policy",
+# The schedule fields a declaration may set beside its kind and timing (every, cron, at):
+# what a user could set, but the timing and the pause (which stays the user's).
+SCHEDULE_OPTIONS = tuple(
+    name for name in EDITABLE_FIELDS if name not in ("kind", "interval_seconds", "expression", "paused", "paused_until")
 )
 OPTIONS = frozenset(JOB_OPTIONS + SCHEDULE_OPTIONS)
 # A declared schedule's fields, compared with what is stored: all a user could set but pausing.
