@@ -436,6 +436,7 @@ def scenarios(light: int, heavy: int, profile: bool) -> list[Scenario]:
     ]
     if profile:
         chosen.append(Scenario(f"webhook, {heavy}/s, 1 worker, under py-spy", "http", heavy, profile=True))
+        chosen.append(Scenario(f"python, {heavy}/s, 1 worker, under py-spy", "python", heavy, profile=True))
     return chosen
 
 
