@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from e2e_peers import draw_chart, ensure_venv, run_peers  # noqa: E402
-from e2e_probes import probe_filters, probe_retryable_writes, with_retry_writes  # noqa: E402
+from e2e_probes import probe_filters, probe_retryable_writes, server_requests, with_retry_writes  # noqa: E402
 from e2e_profile import start_profilers, summarize_profile  # noqa: E402
 from e2e_report import side_by_side, write_report  # noqa: E402
 from engine import CLOCK_TICKS, Harness, percentile  # noqa: E402
@@ -93,10 +93,15 @@ class Result:
     collection_runs: int  # documents in the runs collection at the end
     profile: list[str] = field(default_factory=list)
     rss_mb: float = 0.0  # the workers' resident memory at the end of the window, run processes included
+    requests: dict[str, int] = field(default_factory=dict)  # SecantusDB's requests in the window, by bucket
 
     @property
     def rate(self) -> float:
         return self.succeeded / self.seconds
+
+    def per_run(self, bucket: str) -> float:
+        """SecantusDB requests of ``bucket`` in the window per run recorded in it."""
+        return self.requests.get(bucket, 0) / max(self.succeeded, 1)
 
     @property
     def saturated(self) -> bool:
@@ -296,12 +301,14 @@ class EndToEnd:
             cpu0 = {role: sum(tree_cpu_seconds(pid) for pid in pids) for role, pids in roles.items()}
             redis0 = self.harness.redis_cpu()
             busy0 = machine_busy_seconds()
+            requests0 = server_requests()
             started = time.monotonic()
             if scenario.profile:
                 secantus = self.harness.servers.processes[0].pid
                 profilers = start_profilers(workers[0].pid, secantus, self.workdir, self.seconds - 1)
             time.sleep(max(0.0, window_end - time.time()))
             wall = time.monotonic() - started
+            requests = {bucket: count - requests0[bucket] for bucket, count in server_requests().items()}
             rss = sum(tree_rss_mb(worker.pid) for worker in workers)
             cpu = {
                 role: (sum(tree_cpu_seconds(pid) for pid in pids) - cpu0[role]) / wall for role, pids in roles.items()
@@ -325,6 +332,7 @@ class EndToEnd:
         result = self.result(scenario, runs, received, window_start, window_end, cpu, profile)
         result.collection_runs = Run.objects.count()
         result.rss_mb = rss
+        result.requests = requests
         return result
 
     def receiver_lines(self, offset: int) -> list[dict[str, Any]]:
@@ -475,6 +483,8 @@ def main() -> None:
                 f"failed={result.failed} stored={result.collection_runs}; CPU {cpu}",
                 flush=True,
             )
+            buckets = ", ".join(f"{b} {result.per_run(b):.2f}" for b in ("insert", "query", "update", "command"))
+            print(f"  SecantusDB requests per run: {result.per_run('all'):.2f} ({buckets})", flush=True)
             for line in result.profile:
                 print("  " + line, flush=True)
         starts = []

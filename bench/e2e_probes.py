@@ -83,3 +83,18 @@ def probe_filters(sizes: Iterable[int] = (1_000, 5_000, 20_000)) -> list[tuple[i
     finally:
         probe.drop()
     return rows
+
+
+def server_requests() -> dict[str, int]:
+    """SecantusDB's lifetime request counts (``serverStatus``): by command bucket, and in all.
+
+    Taken before and after a window, their difference over the runs recorded is the round
+    trips each run costs the database, whichever process (worker, scheduler) made them.
+    """
+    from jobs.models import Run
+    from jobscheduler.mongo import collection
+
+    status = collection(Run).database.client.admin.command("serverStatus")
+    counts = {bucket: int(value) for bucket, value in status["opcounters"].items()}
+    counts["all"] = int(status["network"]["numRequests"])
+    return counts

@@ -71,6 +71,13 @@ def findings(results: list[Result], heavy: int, writes: list[tuple[str, float]])
     return lines
 
 
+def _requests(r: Any) -> str:
+    if not r.requests:
+        return "-"
+    other = r.per_run("query") + r.per_run("getmore") + r.per_run("command")
+    return f"{r.per_run('all'):.2f} ({r.per_run('insert'):.2f} / {r.per_run('update'):.2f} / {other:.2f})"
+
+
 def write_report(
     results: list[Result],
     probe: list[tuple[int, float, float]],
@@ -111,13 +118,16 @@ def write_report(
         "  **failed**: runs not `succeeded`.",
         "- **runs stored**: documents in the runs collection at the end (each scenario starts empty",
         "  unless it says older runs are stored).",
+        "- **DB req/run**: requests SecantusDB answered in the window (`serverStatus`: every process's",
+        "  reads and writes, the scheduler's included) per run recorded in it; in brackets the inserts,",
+        "  updates and the rest (find, aggregate, getMore, other commands) among them.",
         "- **CPU**: CPU seconds per wall second over the window (1.00 = one core), workers including",
         "  their run processes; **others**: the rest of the machine (this script, py-spy, anything else",
         "  running). High values there mean the row was measured on a busy machine.",
         "",
         "| scenario | runs/s | done | lag p50 / p99 ms | recorded p50 / p99 ms | dup | refused | failed "
-        "| runs stored | " + " | ".join(f"CPU {role}" for role in roles) + " |",
-        "|---|---|---|---|---|---|---|---|---|" + "---|" * len(roles),
+        "| runs stored | DB req/run (ins / upd / other) | " + " | ".join(f"CPU {role}" for role in roles) + " |",
+        "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(roles),
     ]
     for r in results:
         cpus = " | ".join(f"{r.cpu[role]:.2f}" if role in r.cpu else "-" for role in roles)
@@ -125,7 +135,7 @@ def write_report(
         lines.append(
             f"| {r.scenario.name} | {r.rate:.1f} | {done} | {r.lag_p50:.0f} / {r.lag_p99:.0f} | "
             f"{r.recorded_p50:.0f} / {r.recorded_p99:.0f} | {r.duplicates} | {r.unverified} | {r.failed} | "
-            f"{r.collection_runs:,} | {cpus} |"
+            f"{r.collection_runs:,} | {_requests(r)} | {cpus} |"
         )
     lines += ["", *findings(results, heavy, writes)]
     if peers:
