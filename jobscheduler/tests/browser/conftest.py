@@ -9,6 +9,7 @@ printed at the end of the run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -21,6 +22,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, connections
 from playwright.sync_api import Browser, BrowserType, Page, Playwright, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from devtools.pytest_servers import delete_keys_with_prefix
 from jobscheduler.tests.browser.pages import log_in
@@ -35,6 +37,8 @@ VIEWPORT = {"width": 1280, "height": 900}
 
 _screenshot_dir: Path | None = None
 _screenshot_count = 0
+_log_dir: Path | None = None
+FAILED = pytest.StashKey[bool]()
 
 
 # --- chromium and Playwright, for this package only -----------------------------------------
@@ -105,9 +109,11 @@ def live(
     """
     from django.contrib.auth.models import User
 
+    global _log_dir
     prefix = f"{os.environ['JOBSCHEDULER_REDIS_PREFIX']}:browser-{uuid.uuid4().hex[:6]}"
     log_dir = Path(os.environ.get("JOBSCHEDULER_TEST_LOG_DIR") or tmp_path_factory.mktemp("logs")) / "browser"
     log_dir.mkdir(parents=True, exist_ok=True)
+    _log_dir = log_dir
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "jobscheduler.settings",
@@ -172,21 +178,39 @@ def screenshot_dir() -> Path:
 
 
 @pytest.fixture
-def snap(request: pytest.FixtureRequest) -> Callable[[Page, str], Path]:
-    """``snap(page, "what")`` saves the whole page as NN-test-what.png, numbered in the order taken."""
+def snap(request: pytest.FixtureRequest) -> Iterator[Callable[[Page, str], Path]]:
+    """``snap(page, "what")`` saves the whole page as NN-test-what.png, numbered in the order taken.
+
+    When the test fails, the last page it took is saved once more as it was then ("failed").
+    """
     name = getattr(request.node, "originalname", request.node.name)  # without pytest-playwright's [chromium]
     test = re.sub(r"[^a-z0-9]+", "-", name.removeprefix("test_").lower()).strip("-")[:60]
+    last: list[Page] = []
 
     def take(page: Page, what: str) -> Path:
         global _screenshot_count
         _screenshot_count += 1
         path = screenshot_dir() / f"{_screenshot_count:02d}-{test}-{what}.png"
         page.screenshot(path=path, full_page=True)
+        last[:] = [page]
         return path
 
-    return take
+    yield take
+    if last and request.node.stash.get(FAILED, False):
+        with contextlib.suppress(PlaywrightError):
+            take(last[0], "failed")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call" and report.failed:
+        item.stash[FAILED] = True
+    return report
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _screenshot_dir is not None and _screenshot_count:
         terminalreporter.write_line(f"browser screenshots: {_screenshot_dir} ({_screenshot_count} taken)")
+    if _log_dir is not None:
+        terminalreporter.write_line(f"browser tests' server, scheduler, worker and receiver logs: {_log_dir}")
