@@ -5,6 +5,10 @@ one browser; each test gets fresh pages. Pages run in Debian's ``chromium`` (Pla
 browser download is not used); without it the tests are skipped, saying what to install.
 Screenshots go to $JOBSCHEDULER_SCREENSHOTS, else a new folder under the system temp dir,
 printed at the end of the run.
+
+A new page's tests go in a new module here, marked ``browser`` and ``slow``; they ask for
+``live`` (its URLs and the receiver's log), ``admin_page`` or the signed-out ``page``, and
+``snap``; pages.py holds the helpers that know the admin's forms.
 """
 
 from __future__ import annotations
