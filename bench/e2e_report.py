@@ -60,6 +60,7 @@ def findings(results: list[Result], heavy: int, writes: list[tuple[str, float]])
         '`{"$and": [{"_id": ...}, {"status": ...}]}`, makes SecantusDB 0.7.0b3 scan the collection '
         "(the probe below).",
     ]
+    lines += bounds(python_one, python_two, one, heavy)
     if len(writes) == 3:
         lines.append(
             f"- **Retryable writes** (second probe): with pymongo's default, once SecantusDB holds 10,000 "
@@ -68,6 +69,36 @@ def findings(results: list[Result], heavy: int, writes: list[tuple[str, float]])
             "write; `retryWrites=false` in its URI avoids it (there is no failover to retry across)."
         )
     lines.append("")
+    return lines
+
+
+def bounds(python_one: Result | None, python_two: Result | None, webhook: Result | None, heavy: int) -> list[str]:
+    """Where the python rows' ceiling comes from, by this run's CPU and request counts."""
+    if not python_one or not python_one.rate or not python_one.requests:
+        return []
+    db_ms = 1000 * python_one.cpu.get("SecantusDB", 0.0) / python_one.rate
+    per_request = 1 / max(python_one.per_run("all"), 1e-9)
+    lines = [
+        f"- **What bounds the python rows**: SecantusDB spends {db_ms:.2f} ms of CPU per run recorded "
+        f"({_cpu(python_one)} of a core at {_rate(python_one)} runs/s), and it is one Python process: at "
+        f"that cost one core records at most about {1000 / db_ms:.0f} runs/s, so a second worker adds "
+        f"nothing ({_rate(python_two)} runs/s with two). Round trips no longer decide it: a request "
+        f"carries {per_request:.1f} runs on average ({python_one.per_run('all'):.2f} per run, the "
+        "scheduler's included). Besides the run inserts, that CPU goes to the scheduler's copy of "
+        f"fired state to the schedules ({heavy} schedules firing every second: an update of each per "
+        "5 s sync pass) and to reading requests off its sockets (the profile below, with `--profile`). "
+        "What would close the gap to the 1,000 runs/s target on this machine: a database that uses both "
+        "cores (a real MongoDB serves requests in parallel and inserts documents in C; not available "
+        "here, not measured), or fewer documents on SecantusDB per run (a sync pass less often for "
+        "schedules that fire every few seconds)."
+    ]
+    if webhook and webhook.rate:
+        lines.append(
+            f"- **What bounds the webhook rows**: the slots. A webhook slot waits on its request and then "
+            f"on its batch; one worker's 16 slots record {_rate(webhook)} runs/s with its CPU at "
+            f"{_cpu(webhook, 'workers')} of a core, so more slots (`--concurrency`) or workers raise it "
+            "until SecantusDB's core is full."
+        )
     return lines
 
 
