@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from demo.tasks import CLOCK_SCHEDULE
 from jobs.models import Job, Run
 from jobscheduler.coordination import Coordination
 from schedules.models import Schedule
@@ -59,3 +60,5 @@ def test_a_task_declared_with_periodic_is_synced_at_start_fired_run_and_recorded
     assert len(nominal_ms) == len(runs)
     steps = [later - earlier for earlier, later in itertools.pairwise(nominal_ms)]
     assert all(step >= 1000 and step % 1000 == 0 for step in steps)  # on the declared one-second grid
+    # The same start applied the demo app's declaration (installed in the tests, as in bin/run).
+    assert Schedule.objects.filter(code_key=CLOCK_SCHEDULE, job__target__task="demo.tasks.clock").exists()
