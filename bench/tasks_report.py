@@ -57,7 +57,8 @@ def latency_table(rows: Sequence[Row], rate: float) -> list[str]:
     ]
     for row in rows:
         name = f"**{row.name}**" if row.name.startswith("ours") else row.name
-        note = "" if keeps_up(row, rate) else f"drains {row.drain.rate if row.drain else 0:.0f}/s: a backlog grows"
+        drained = row.drain.rate if row.drain else 0.0
+        note = "" if keeps_up(row, rate) else f"drains {drained:.0f}/s: at or past saturation"
         for label, latency in row.latencies:
             workers = f"{row.workers} {label}".strip()
             if latency.error and not latency.done:
@@ -83,10 +84,10 @@ def findings(rows: Sequence[Row], rate: float) -> list[str]:
     def best_latency(row: Row) -> str:
         done = [(label, latency) for label, latency in row.latencies if latency.done]
         if not done:
-            return f"{row.name}: none finished"
+            return f"{row.name}, {row.workers}: none finished"
         label, latency = min(done, key=lambda item: item[1].p50_ms)
-        where = f" ({label.strip()})" if label else ""
-        return f"{row.name}{where}: p50 {latency.p50_ms:.0f} ms, p99 {latency.p99_ms:.0f} ms"
+        where = f" {label.strip()}" if label else ""
+        return f"{row.name}, {row.workers}{where}: p50 {latency.p50_ms:.0f} ms, p99 {latency.p99_ms:.0f} ms"
 
     lines = [
         f"- **Drain**: {drains(ours)}; beside {drains(peers)}.",
@@ -94,11 +95,11 @@ def findings(rows: Sequence[Row], rate: float) -> list[str]:
         + "; ".join(best_latency(row) for row in [*ours, *peers])
         + ".",
     ]
-    behind = [row.name for row in rows if row.latencies and not keeps_up(row, rate)]
+    behind = [f"{row.name}, {row.workers}" for row in rows if row.latencies and not keeps_up(row, rate)]
     if behind:
         lines.append(
-            f"- {', '.join(behind)} drained less than 1.2 times the {rate:.0f}/s offered in this run: its latency "
-            "row measures a backlog growing, not its latency at rest."
+            f"- {'; '.join(behind)} drained less than 1.2 times the {rate:.0f}/s offered in this run: at or past "
+            "saturation, its latency there swings with the machine's load (a backlog grows whenever it falls behind)."
         )
     return lines
 

@@ -33,7 +33,7 @@ def test_tables_show_enqueue_cost_per_task_and_flag_a_backlog() -> None:
         "2 `db_worker` --interval 0.1",
         "2 `rqworker`",
     ]
-    assert lines[-1].endswith("| drains 45/s: a backlog grows |")
+    assert lines[-1].endswith("| drains 45/s: at or past saturation |")
 
 
 def test_findings_quote_ours_beside_the_peers_of_the_same_run() -> None:
@@ -42,5 +42,5 @@ def test_findings_quote_ours_beside_the_peers_of_the_same_run() -> None:
         "- **Drain**: ours, `RunQueueBackend`, 1 `run_worker`: 120/s; beside django-tasks-db, "
         "2 `db_worker`: 150/s; django-tasks-rq, 2 `rqworker`: 45/s."
     )
-    assert "django-tasks-db (--interval 0.1): p50 55 ms, p99 200 ms" in found[1]  # each one's best
-    assert found[2].startswith("- django-tasks-rq drained less than 1.2 times the 50/s offered")
+    assert "django-tasks-db, 2 `db_worker` --interval 0.1: p50 55 ms, p99 200 ms" in found[1]  # each one's best
+    assert found[2].startswith("- django-tasks-rq, 2 `rqworker` drained less than 1.2 times the 50/s offered")
