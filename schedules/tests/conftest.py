@@ -21,8 +21,10 @@ DECLARED_TASKS = f"{DECLARED_APP}.tasks"
 def declared(db: Any) -> Iterator[ModuleType]:
     """The test app's tasks module imported afresh, its @periodic declarations in a registry of
     their own. The app is installed meanwhile, so its Tasks pass the real checks of python
-    targets (jobs.targets.python: a Django Task in an installed app's tasks module)."""
-    with modify_settings(INSTALLED_APPS={"append": DECLARED_APP}), declarations.isolated():
+    targets (jobs.targets.python: a Django Task in an installed app's tasks module). The
+    registry is isolated first: installing the app imports its tasks module (jobs.apps
+    discovers every app's tasks), and its declarations must not outlive the test."""
+    with declarations.isolated(), modify_settings(INSTALLED_APPS={"append": DECLARED_APP}):
         sys.modules.pop(DECLARED_TASKS, None)
         module = importlib.import_module(DECLARED_TASKS)
         yield module
