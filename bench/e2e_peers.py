@@ -24,12 +24,13 @@ VENV = BENCH / ".venv-peers"
 PYTHON = VENV / "bin" / "python"
 
 
-def ensure_venv() -> None:
-    built = VENV / ".requirements"  # bench/run's record of what the venv was built from
-    requirements = BENCH / "requirements-peers.txt"
-    if PYTHON.exists() and built.exists() and built.read_bytes() == requirements.read_bytes():
+def ensure_venv(venv: Path = VENV, requirements: Path = BENCH / "requirements-peers.txt") -> None:
+    """Build ``venv`` from ``requirements`` (with every other benchmark venv) unless it is up to date."""
+    built = venv / ".requirements"  # bench/run's record of what the venv was built from
+    python = venv / "bin" / "python"
+    if python.exists() and built.exists() and built.read_bytes() == requirements.read_bytes():
         return
-    print("building bench/.venv-peers: bench/run --venvs-only ...", flush=True)
+    print(f"building {venv.relative_to(BENCH.parent)}: bench/run --venvs-only ...", flush=True)
     subprocess.run([str(BENCH / "run"), "--venvs-only"], check=True)
 
 

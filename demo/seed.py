@@ -4,7 +4,8 @@ The run command seeds it on every start (``manage.py seed_demo`` does it by hand
 machine has something to look at: a Python job every 10 seconds, a cron job every minute, and
 a signed webhook every 15 seconds to the project's own receiver (``demo_receiver``, started by
 the run command on loopback). Everything is written through the services, like any other job
-or schedule.
+or schedule. It also applies the schedules declared in code (``demo.tasks.clock``'s
+``@periodic``, every 5 minutes), as every scheduler start does, so the admin shows one at once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from jobs.models import Job
 from jobs.services import job_create, job_update
 from jobs.targets import clean_target
 from schedules.services import schedule_create
+from schedules.sync_declared import sync_declared_schedules
 
 DEMO_USERNAME = "demo"
 DEFAULT_PASSWORD = "demo-password"  # noqa: S105 - a local demo account, overridable with DEMO_PASSWORD
@@ -78,6 +80,7 @@ class DemoSeed:
     password: str
     token: str
     created_jobs: list[Job] = field(default_factory=list)
+    declared: list[str] = field(default_factory=list)  # what applying the code's declarations did
 
 
 def receiver_url(port: int = DEFAULT_PORT) -> str:
@@ -125,4 +128,5 @@ def seed_demo(password: str = DEFAULT_PASSWORD, *, receiver_port: int = DEFAULT_
         job = job_create(owner=user, **job_fields)
         schedule_create(job=job, **schedule_fields)
         seed.created_jobs.append(job)
+    seed.declared = sync_declared_schedules().lines()
     return seed

@@ -5,15 +5,27 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from jobs.tasks_api import TaskContext, task
+from schedules.declarations import periodic
+
+# The schedule declared in code below: its key in MongoDB (Job.code_key, Schedule.code_key).
+CLOCK_SCHEDULE = "demo-clock"
 
 
 @task
 def hello(name: str = "world") -> str:
     """The demo job: says hello, so a newcomer sees a run succeed."""
     return f"hello, {name}"
+
+
+@periodic(every=300, name=CLOCK_SCHEDULE, timeout_seconds=30)
+@task
+def clock() -> str:
+    """Scheduled in code (@periodic, every 5 minutes): says the time, as a declared schedule at work."""
+    return f"it is {datetime.now(UTC):%H:%M:%S} UTC"
 
 
 @task

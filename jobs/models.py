@@ -144,6 +144,9 @@ class Run(models.Model):
     # A Task enqueued with its own arguments (jobs.tasks_backend): the python target this run
     # executes in place of the job's, {"task", "args", "kwargs"}. None: the job's target.
     target = models.JSONField(null=True, blank=True)
+    # The queue (jobs.runqueue) an enqueued Task's run went on: where it goes back if Redis loses
+    # it (jobs.services.runs_requeue_pending). Blank: the default queue.
+    queue = models.CharField(max_length=64, blank=True)
     # Python targets: what the Task returned (JSON, whole) and, when it raised, the exception's
     # class path: what TaskResult.return_value and TaskResult.errors read.
     return_value = models.JSONField(null=True, blank=True)

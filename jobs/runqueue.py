@@ -197,8 +197,12 @@ class RunQueue:
         """The lane of ``queue`` on ``shard`` (ValueError: a queue this RunQueue does not serve)."""
         return self.queues.index(queue) * self.shards + shard
 
+    def queue_of(self, lane: int) -> str:
+        """The queue whose stream and delayed set ``lane`` is."""
+        return self.queues[lane // self.shards]
+
     def _lane_key(self, lane: int, name: str) -> str:
-        queue = self.queues[lane // self.shards]
+        queue = self.queue_of(lane)
         return self.keyspace.key(lane % self.shards, name if queue == DEFAULT_QUEUE else f"{name}:{queue}")
 
     def stream_key(self, lane: int) -> str:

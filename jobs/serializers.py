@@ -115,6 +115,7 @@ class RunSerializer(ApiModelSerializer):
             "output",
             "error",
             "target",
+            "queue",
             "return_value",
             "exception_class",
             "created_at",

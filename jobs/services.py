@@ -234,19 +234,25 @@ def _dispatch_manual(
             nominal_time=nominal,
             attempt=1,
             target=target,
+            queue=queue,
         )
     return entry.fire_key
 
 
-def runs_requeue_pending(queue: RunQueue, *, batch: int = 1000) -> int:
-    """After Redis lost its data: put every pending run back on its stream; returns how many.
+def runs_requeue_pending(queue: RunQueue, *, batch: int = 1000, now: Callable[[], datetime] = timezone.now) -> int:
+    """After Redis lost its data: put every pending run back where it waited; returns how many.
 
     A pending record stands for an entry Redis held (a manual run waiting for a worker, a run
-    buffer_one held back) and has just lost. The entry comes back with the same fire key and
-    attempt, so a worker records it once, and if the old entry survived after all, the second
-    one finds the attempt taken and is dropped (run_begin's compare-and-set on the record).
+    buffer_one held back, an enqueued Task waiting for its ``run_after``) and has just lost. The
+    entry comes back with the same fire key and attempt, on the queue the record names (an
+    enqueued Task's), in the delayed set if its time is still to come, so a worker records it
+    once; and if the old entry survived after all, the second one finds the attempt taken and is
+    dropped (run_begin's compare-and-set on the record).
     """
     count = 0
+    moment = now()
+    # ``queue`` serves the default queue (the scheduler's); a Task's other queue gets its own.
+    queues: dict[str, RunQueue] = {name: queue for name in queue.queues}
     pending = Run.objects.filter(status=Run.Status.PENDING).order_by("pk")
     for run in pending.iterator(chunk_size=batch):
         schedule_id = str(run.schedule_id) if run.schedule_id else ""
@@ -254,22 +260,24 @@ def runs_requeue_pending(queue: RunQueue, *, batch: int = 1000) -> int:
         # Where a worker looks for it: scheduled entries on their schedule's shard, manual
         # runs (and their retries) on their job's (jobs.runqueue, run_now).
         owner = schedule_id if schedule_id and not manual else str(run.job_id)
+        name = run.queue or DEFAULT_QUEUE
+        lanes = queues.get(name) or queues.setdefault(name, RunQueue(queue.keyspace, queues=[name]))
         nominal = run.nominal_time or run.created_at
-        queue.add(
-            Entry(
-                shard=queue.keyspace.shard_of(owner),
-                entry_id="",
-                fire_key=run.fire_key,
-                schedule_id=schedule_id,
-                job_id=str(run.job_id),
-                nominal_ms=to_epoch_ms(nominal),
-                trigger=run.trigger,
-                attempt=run.attempt,
-                # An enqueued Task's run carries its Task and arguments. It comes back on the
-                # default queue: the record does not say which queue it was on.
-                target=run.target or None,
-            )
+        entry = Entry(
+            shard=lanes.lane_of(lanes.keyspace.shard_of(owner), name),
+            entry_id="",
+            fire_key=run.fire_key,
+            schedule_id=schedule_id,
+            job_id=str(run.job_id),
+            nominal_ms=to_epoch_ms(nominal),
+            trigger=run.trigger,
+            attempt=run.attempt,
+            target=run.target or None,  # an enqueued Task's run carries its Task and arguments
         )
+        if manual and nominal > moment:  # run_after still to come
+            lanes.defer(entry.shard, entry.fields(), entry.nominal_ms)
+        else:
+            lanes.add(entry)
         count += 1
     return count
 
@@ -422,6 +430,7 @@ def run_draft(
     dispatched_at: datetime,
     worker: str,
     target: dict[str, Any] | None = None,
+    queue: str = "",
 ) -> Run:
     """An attempt as it will be recorded, not saved yet: a worker records it in a batch when it
     ends (``runs_insert_many``), or as running first if it lasts (see workers.recorder)."""
@@ -437,6 +446,7 @@ def run_draft(
         dispatched_at=dispatched_at,
         worker=worker,
         target=target,
+        queue=queue,
     )
 
 

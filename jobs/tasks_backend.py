@@ -33,6 +33,7 @@ arguments, and the run records them. So what the admin, the API, retries, takeov
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any, TypeVar
 
@@ -142,6 +143,9 @@ class RunQueueBackend(BaseTaskBackend):
             found = python.resolve(target.get("task"))
         except python.UnknownTask as error:
             raise TaskResultDoesNotExist(f"{result_id}: {error}") from None
+        if first.queue and first.queue != found.queue_name:  # enqueued with .using(queue_name=...)
+            with contextlib.suppress(InvalidTaskError):  # a queue no longer in QUEUES: the Task as declared
+                found = found.using(queue_name=first.queue)
         last = runs[-1]
         started = [run for run in runs if run.started_at is not None]
         status = self._status(last)

@@ -122,6 +122,7 @@ def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
         "dispatched_at": from_epoch_ms(entry.dispatched_ms),
         "worker": worker.name,
         "target": entry.target,
+        "queue": worker.runqueue.queue_of(entry.shard),
     }
     if entry.claimed or entry.is_manual or entry.held or worker.was_recorded(entry):
         # A taken-over entry may have been started, or finished, by the worker that held it;

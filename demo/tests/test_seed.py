@@ -11,8 +11,10 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
+from demo import tasks as demo_tasks
 from demo.receiver import DEFAULT_PORT, DEMO_SECRET
 from demo.seed import DEMO_JOBS, WEBHOOK_JOB, receiver_url, seed_demo
+from demo.tasks import CLOCK_SCHEDULE
 from jobs.models import Job
 from jobs.services import job_update
 from schedules.models import Schedule
@@ -38,6 +40,20 @@ def test_seeds_user_token_and_jobs_through_the_services(db: Any, due_index: Any)
     assert (london.expression, london.timezone) == ("*/1 * * * *", "Europe/London")
     for schedule in schedules.values():  # mirrored: written through schedule_create
         assert due_index.state(str(schedule.pk))["gen"] == "1"
+
+
+def test_seeding_applies_the_schedule_the_demo_declares_in_code(db: Any, due_index: Any) -> None:
+    seed = seed_demo()
+    assert seed.declared == [f"created {CLOCK_SCHEDULE}"]
+    schedule = Schedule.objects.select_related("job").get(code_key=CLOCK_SCHEDULE)
+    job = schedule.job
+    # demo.tasks.clock's @periodic, saved through the services' checks (a Task of an installed app).
+    assert (job.code_key, job.target_type) == (CLOCK_SCHEDULE, "python")
+    assert job.target == {"task": "demo.tasks.clock", "args": [], "kwargs": {}}
+    assert job.timeout_seconds == 30 and job.owner != seed.user  # the code owner's, not the demo user's
+    assert (schedule.kind, schedule.interval_seconds, schedule.paused) == ("fixed", 300, False)
+    assert schedule.next_run_at is not None and due_index.state(str(schedule.pk))["gen"] == "1"
+    assert demo_tasks.clock.call().startswith("it is ")
 
 
 def test_the_webhook_job_runs_against_the_local_receiver(db: Any) -> None:
@@ -79,8 +95,10 @@ def test_running_twice_creates_no_duplicates(db: Any) -> None:
     assert second.token == first.token
     assert User.objects.filter(username="demo").count() == 1
     assert Token.objects.count() == 1
-    assert Job.objects.count() == len(DEMO_JOBS)
-    assert Schedule.objects.count() == len(DEMO_JOBS)
+    assert Job.objects.filter(code_key__isnull=True).count() == len(DEMO_JOBS)
+    assert Schedule.objects.filter(code_key__isnull=True).count() == len(DEMO_JOBS)
+    assert Schedule.objects.filter(code_key=CLOCK_SCHEDULE).count() == 1  # and the one declared in code
+    assert second.declared == []  # in step already
 
 
 def test_an_edited_demo_job_is_left_alone(db: Any) -> None:
@@ -113,3 +131,5 @@ def test_command_prints_login_and_token(db: Any, monkeypatch: Any) -> None:
     again = StringIO()
     call_command("seed_demo", stdout=again)
     assert "none (already there)" in again.getvalue()
+    assert f"Schedules declared in code: created {CLOCK_SCHEDULE}" in out.getvalue()
+    assert "Schedules declared in code: in step" in again.getvalue()

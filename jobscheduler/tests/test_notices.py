@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -120,7 +121,8 @@ def test_notices_arrive_over_tls(tls_redis: str) -> None:
 
 
 @pytest.mark.slow
-def test_run_scheduler_runs_over_tls(tls_redis: str, process_env: dict[str, str]) -> None:
+def test_run_scheduler_runs_over_tls(tls_redis: str, process_env: dict[str, str], db: Any) -> None:
+    # db: the scheduler applies the schedules declared in code (the demo's) to this test's MongoDB.
     env = {**process_env, "REDIS_URL": tls_redis}
     done = subprocess.run(
         [sys.executable, "manage.py", "run_scheduler", "--once"], cwd=ROOT, env=env, capture_output=True, timeout=120
@@ -130,7 +132,8 @@ def test_run_scheduler_runs_over_tls(tls_redis: str, process_env: dict[str, str]
 
 
 @pytest.mark.slow
-def test_run_scheduler_runs_on_a_unix_socket(unix_redis: str, process_env: dict[str, str]) -> None:
+def test_run_scheduler_runs_on_a_unix_socket(unix_redis: str, process_env: dict[str, str], db: Any) -> None:
+    # db: the scheduler applies the schedules declared in code (the demo's) to this test's MongoDB.
     env = {**process_env, "REDIS_URL": unix_redis}
     done = subprocess.run(
         [sys.executable, "manage.py", "run_scheduler", "--once"], cwd=ROOT, env=env, capture_output=True, timeout=120

@@ -38,7 +38,8 @@ from schedules.sync_declared import (
 )
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-TIDY_UP = {"task": "schedules.tests.declared_tasks.tidy_up", "every": 300, "kwargs": {"days": 30}, "max_attempts": 2}
+TASKS = "schedules.tests.declared_app.tasks"
+TIDY_UP = {"task": f"{TASKS}.tidy_up", "every": 300, "kwargs": {"days": 30}, "max_attempts": 2}
 
 
 def now() -> datetime:
@@ -61,9 +62,9 @@ def test_decorator_and_setting_feed_one_registry(declared: ModuleType) -> None:
     found = declarations.declared()
     assert sorted(found) == ["nightly-report", "tidy-up"]
     report = found["nightly-report"]
-    assert report.task == "schedules.tests.declared_tasks.send_report"
+    assert report.task == "schedules.tests.declared_app.tasks.send_report"
     assert report.job_fields()["target"] == {
-        "task": "schedules.tests.declared_tasks.send_report",
+        "task": "schedules.tests.declared_app.tasks.send_report",
         "args": [],
         "kwargs": {"kind": "daily"},
     }
@@ -92,17 +93,17 @@ def test_a_duplicate_name_is_a_system_check_error_and_syncs_nothing(declared: Mo
 
 @override_settings(
     JOBSCHEDULER_TASK_SCHEDULES={
-        "bad-cron": {"task": "schedules.tests.declared_tasks.tidy_up", "cron": "61 * * * *"},
-        "no-task": {"task": "schedules.tests.declared_tasks.not_a_task", "every": 60},
-        "two-whens": {"task": "schedules.tests.declared_tasks.tidy_up", "every": 60, "cron": "@daily"},
-        "odd-option": {"task": "schedules.tests.declared_tasks.tidy_up", "every": 60, "colour": "blue"},
-        "naive": {"task": "schedules.tests.declared_tasks.tidy_up", "at": datetime(2026, 5, 1)},
+        "bad-cron": {"task": "schedules.tests.declared_app.tasks.tidy_up", "cron": "61 * * * *"},
+        "no-task": {"task": "schedules.tests.declared_app.tasks.not_a_task", "every": 60},
+        "two-whens": {"task": "schedules.tests.declared_app.tasks.tidy_up", "every": 60, "cron": "@daily"},
+        "odd-option": {"task": "schedules.tests.declared_app.tasks.tidy_up", "every": 60, "colour": "blue"},
+        "naive": {"task": "schedules.tests.declared_app.tasks.tidy_up", "at": datetime(2026, 5, 1)},
     }
 )
 def test_invalid_declarations_are_reported_by_the_checks(declared: ModuleType) -> None:
     problems = "\n".join(error.msg for error in checks.check_declarations())
     assert "['bad-cron']: expression:" in problems
-    assert "['no-task']: 'schedules.tests.declared_tasks.not_a_task' is not a Django Task" in problems
+    assert "['no-task']: 'schedules.tests.declared_app.tasks.not_a_task' is not a Django Task" in problems
     assert "['two-whens']: Declare exactly one of every" in problems
     assert "['odd-option']: Unknown option(s): colour." in problems
     assert "['naive']: at must be an aware datetime" in problems
@@ -118,7 +119,7 @@ def test_sync_creates_a_job_and_a_schedule_per_declaration(declared: ModuleType,
 
     job, schedule = stored("nightly-report")
     assert job.name == "nightly-report" and job.target_type == "python"
-    assert job.target == {"task": "schedules.tests.declared_tasks.send_report", "args": [], "kwargs": {"kind": "daily"}}
+    assert job.target == {"task": f"{TASKS}.send_report", "args": [], "kwargs": {"kind": "daily"}}
     assert (schedule.job_id, schedule.kind, schedule.expression) == (job.pk, "cron", "0 2 * * *")
     assert schedule.timezone == "Europe/London"
     assert schedule.next_run_at == datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 02:00 GMT
@@ -256,7 +257,7 @@ def test_a_held_lock_makes_a_sync_skip_after_waiting(declared: ModuleType, coord
     assert report.skipped and not Job.objects.exists()
 
 
-def test_nothing_declared_and_nothing_stored_is_a_quick_no_op(task_targets: None, db: Any) -> None:
+def test_nothing_declared_and_nothing_stored_is_a_quick_no_op(db: Any) -> None:
     with declarations.isolated():
         assert not sync().changed
     assert not User.objects.filter(username=DEFAULT_CODE_OWNER).exists()

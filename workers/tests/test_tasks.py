@@ -222,6 +222,40 @@ def test_queues_have_streams_of_their_own_and_workers_serve_the_ones_named(slot:
 
 
 @pytest.mark.django_db
+def test_task_runs_redis_lost_come_back_on_their_queue_and_at_their_time(slot: Slot, runqueue: RunQueue) -> None:
+    from schedules import engine
+    from schedules.due_index import get_due_index
+
+    later = timezone.now() + timedelta(hours=1)
+    later_ms = int(later.timestamp() * 1000)
+    with override_settings(TASKS=TWO_QUEUES):
+        email = demo_tasks.hello.using(queue_name="emails").enqueue(name="mail")
+        deferred = demo_tasks.hello.using(queue_name="emails", run_after=later).enqueue(name="later")
+        plain = demo_tasks.hello.enqueue(name="plain")
+    assert Run.objects.get(fire_key=email.id).queue == "emails"
+    for key in runqueue.client.scan_iter(match=f"*{runqueue.keyspace.prefix}*"):
+        runqueue.client.delete(key)  # Redis lost every key of this test (a restart without persistence)
+
+    assert engine.reconcile(get_due_index(), timezone.now())["requeued"] == 3
+    default_only = Worker(RunQueue(runqueue.keyspace), name="d", options=WorkerOptions(concurrency=1))
+    emails_only = Worker(RunQueue(runqueue.keyspace, queues=["emails"]), name="e", options=WorkerOptions(concurrency=1))
+    for each in (default_only, emails_only):
+        each.runqueue.ensure_groups()
+    assert [entry.fire_key for entry in default_only.read(10)] == [plain.id]
+    entries = emails_only.read(10)
+    assert [entry.fire_key for entry in entries] == [email.id]  # on its own queue, not the default one
+    assert handle(emails_only, entries[0], slot) == Handled.SUCCEEDED
+    with override_settings(TASKS=TWO_QUEUES):
+        result = demo_tasks.hello.get_result(email.id)
+    assert (result.return_value, result.worker_ids, result.task.queue_name) == ("hello, mail", ["e"], "emails")
+    assert demo_tasks.hello.get_result(email.id).task.queue_name == "default"  # "emails" no longer configured
+    # The deferred one waits in its queue's delayed set for its run_after, as it did before.
+    assert emails_only.runqueue.release_delayed(later_ms - 1000) == 0
+    assert emails_only.runqueue.release_delayed(later_ms) == 1
+    assert [entry.fire_key for entry in emails_only.read(10)] == [deferred.id]
+
+
+@pytest.mark.django_db
 def test_only_tasks_in_tasks_modules_and_json_arguments_are_accepted() -> None:
     with pytest.raises(InvalidTaskError, match="not in an installed app's tasks module"):
         defined_outside_a_tasks_module.enqueue()
@@ -255,3 +289,20 @@ def test_on_commit_has_no_transaction_to_wait_for() -> None:
         inside = list(enqueued)
     # atomic() does nothing on this backend: the callback ran at once, inside the block.
     assert len(enqueued) == 1 and inside == enqueued
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_commit_waits_for_django_mongodb_backends_own_atomic() -> None:
+    from django.db import transaction
+    from django_mongodb_backend import transaction as mongo_transaction
+
+    enqueued: list[str] = []
+    with mongo_transaction.atomic():
+        transaction.on_commit(lambda: enqueued.append(demo_tasks.hello.enqueue().id))
+        assert enqueued == []  # held until the MongoDB transaction commits
+    assert len(enqueued) == 1
+    with pytest.raises(RuntimeError), mongo_transaction.atomic():
+        transaction.on_commit(lambda: enqueued.append(demo_tasks.hello.enqueue().id))
+        raise RuntimeError("rolled back")
+    assert len(enqueued) == 1  # dropped with the rollback
+    assert list(Run.objects.values_list("fire_key", flat=True)) == enqueued

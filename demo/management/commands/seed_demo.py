@@ -1,4 +1,4 @@
-"""seed_demo: create the demo user, its API token and the demo jobs (demo.seed); running it again changes nothing."""
+"""seed_demo: the demo user, its API token and jobs, and the schedules declared in code (demo.seed); idempotent."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from demo.seed import DEFAULT_PASSWORD, seed_demo
 
 
 class Command(BaseCommand):
-    help = "Create the demo superuser, its API token and demo jobs (idempotent)."
+    help = (
+        "Create the demo superuser, its API token and demo jobs, and apply the schedules declared in code (idempotent)."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
@@ -32,5 +34,6 @@ class Command(BaseCommand):
         seed = seed_demo(options["password"], receiver_port=options["receiver_port"])
         created = ", ".join(job.name for job in seed.created_jobs) or "none (already there)"
         self.stdout.write(f"Demo jobs created: {created}")
+        self.stdout.write(f"Schedules declared in code: {'; '.join(seed.declared) or 'in step'}")
         self.stdout.write(f"Demo login: {seed.user.username} / {seed.password}")
         self.stdout.write(f"API token:  {seed.token}")

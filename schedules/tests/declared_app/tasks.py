@@ -1,4 +1,4 @@
-"""Django Tasks for the tests of schedules declared in code; imported by their fixture into an isolated registry."""
+"""Django Tasks for the declared-schedule tests: an installed app's tasks module, imported by their fixture."""
 
 from __future__ import annotations
 

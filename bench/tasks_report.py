@@ -1,0 +1,187 @@
+"""The Django Tasks benchmark's report: docs/tasks-benchmark.md from one run of bench/tasks.py."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine import machine
+
+if TYPE_CHECKING:
+    from tasks import Row
+
+
+def _postgres_version() -> str:
+    try:
+        done = subprocess.run(["psql", "--version"], capture_output=True, text=True, timeout=10)
+    except OSError:
+        return "PostgreSQL (version unknown)"
+    return done.stdout.strip().replace("psql (PostgreSQL)", "PostgreSQL")
+
+
+def drain_table(rows: Sequence[Row]) -> list[str]:
+    lines = [
+        "| backend | workers | done/s | done | start to first, s | enqueue ms each | CPU workers | CPU store | "
+        "CPU ms each |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        drain = row.drain
+        if drain is None:
+            continue
+        name = f"**{row.name}**" if row.name.startswith("ours") else row.name
+        if drain.error and not drain.rate:
+            lines.append(f"| {name} | {row.workers} | failed: {drain.error} | | | | | | |")
+            continue
+        lines.append(
+            f"| {name} | {row.workers} | {drain.rate:.0f} | {drain.done:,} of {drain.tasks:,} | "
+            f"{drain.start_to_first_s:.2f} | {1000 * drain.enqueue_s / drain.tasks:.1f} | {drain.worker_cpu:.2f} | "
+            f"{drain.store_cpu:.2f} | "
+            f"{drain.cpu_ms_per_task:.2f} |"
+        )
+    return lines
+
+
+def keeps_up(row: Row, rate: float) -> bool:
+    """Whether the row's workers drain faster than the steady rate offered (with a margin)."""
+    return row.drain is not None and row.drain.rate >= 1.2 * rate
+
+
+def latency_table(rows: Sequence[Row], rate: float) -> list[str]:
+    lines = [
+        f"| backend | workers | done at {rate:.0f}/s | p50 ms | p99 ms | max ms | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        name = f"**{row.name}**" if row.name.startswith("ours") else row.name
+        drained = row.drain.rate if row.drain else 0.0
+        note = "" if keeps_up(row, rate) else f"drains {drained:.0f}/s: at or past saturation"
+        for label, latency in row.latencies:
+            workers = f"{row.workers} {label}".strip()
+            if latency.error and not latency.done:
+                lines.append(f"| {name} | {workers} | failed: {latency.error} | | | | |")
+                continue
+            lines.append(
+                f"| {name} | {workers} | {latency.done:,} of {latency.enqueued:,} | {latency.p50_ms:.0f} | "
+                f"{latency.p99_ms:.0f} | {latency.max_ms:.0f} | {note} |"
+            )
+    return lines
+
+
+def findings(rows: Sequence[Row], rate: float) -> list[str]:
+    """Ours beside the peers, in words, from this run's figures."""
+    ours = [row for row in rows if row.name.startswith("ours") and row.drain and row.drain.rate]
+    peers = [row for row in rows if not row.name.startswith("ours") and row.drain and row.drain.rate]
+    if not ours or not peers:
+        return []
+
+    def drains(group: Sequence[Row]) -> str:
+        return "; ".join(f"{row.name}, {row.workers}: {row.drain.rate:.0f}/s" for row in group if row.drain)
+
+    def best_latency(row: Row) -> str:
+        done = [(label, latency) for label, latency in row.latencies if latency.done]
+        if not done:
+            return f"{row.name}, {row.workers}: none finished"
+        label, latency = min(done, key=lambda item: item[1].p50_ms)
+        where = f" {label.strip()}" if label else ""
+        return f"{row.name}, {row.workers}{where}: p50 {latency.p50_ms:.0f} ms, p99 {latency.p99_ms:.0f} ms"
+
+    lines = [
+        f"- **Drain**: {drains(ours)}; beside {drains(peers)}.",
+        f"- **Latency at {rate:.0f}/s** (the lowest p50 of each): "
+        + "; ".join(best_latency(row) for row in [*ours, *peers])
+        + ".",
+    ]
+    behind = [f"{row.name}, {row.workers}" for row in rows if row.latencies and not keeps_up(row, rate)]
+    if behind:
+        lines.append(
+            f"- {'; '.join(behind)} drained less than 1.2 times the {rate:.0f}/s offered in this run: at or past "
+            "saturation, its latency there swings with the machine's load (a backlog grows whenever it falls behind)."
+        )
+    return lines
+
+
+def write_report(
+    rows: Sequence[Row], out: Path, command: str, load: str, tasks: int, rate: float, seconds: float
+) -> None:
+    now = datetime.now(UTC)
+    errors = [f"- {row.name}, {row.workers}: drain: {row.drain.error}" for row in rows if row.drain and row.drain.error]
+    errors += [
+        f"- {row.name}, {row.workers} {label}: latency: {latency.error}"
+        for row in rows
+        for label, latency in row.latencies
+        if latency.error
+    ]
+    lines = [
+        "# Django Tasks benchmark: `enqueue()` to completion",
+        "",
+        f"Generated by `{command}` on {now:%Y-%m-%d %H:%M} UTC.",
+        f"Machine: {machine()}; {_postgres_version()}.",
+        f"Load averages (1, 5, 15 min) {load}. The machine is shared: figures vary with its load, so",
+        "compare the rows of one run (they are measured one after the other, minutes apart), not runs.",
+        "",
+        "The same no-op Task (`hello(name)` returning a greeting: our `demo.tasks.hello`, and a copy",
+        "of it for django-tasks' backends) through three Django Tasks backends, each with its real",
+        "workers, every process on the same machine:",
+        "",
+        "- **ours**, `jobs.tasks_backend.RunQueueBackend`: a private Redis (nothing on disk) and",
+        "  SecantusDB (in memory; a Python server sharing the same cores) as in the e2e benchmark;",
+        "  `manage.py run_worker`, which runs python Tasks in its run processes (`--processes`). Each",
+        "  enqueue is a run recorded in MongoDB (pending, running, succeeded), shown in the admin and API.",
+        "- **django-tasks-db**: its `DatabaseBackend` on SQLite (a file on /dev/shm, memory-backed) and",
+        "  on PostgreSQL (a database of the bench's own at 127.0.0.1:5432, dropped afterwards; Django",
+        "  connections kept, `CONN_MAX_AGE` 600); two `manage.py db_worker` (one Task at a time each).",
+        "- **django-tasks-rq**: its `RQBackend` on a private redis-server; two django-rq",
+        "  `manage.py rqworker --job-class django_tasks_rq.Job` (RQ's worker: a work horse forked per job).",
+        "",
+        "django-tasks' backends run in a venv of their own (`bench/.venvs/django-tasks`, from",
+        "`bench/requirements-django-tasks.txt`) on django-tasks 0.12.0, the version the project uses, and",
+        "Django 5.2. One script drives every backend through the Tasks API alone (`bench/peers/tasks_driver.py`):",
+        "`task.enqueue()`, then `get_result()` for the status and the `finished_at` the backend recorded.",
+        "Workers log at WARNING or less (`db_worker` and `rqworker` at `--verbosity 0`). Code: `bench/tasks.py`.",
+        "",
+        f"## Drain: {tasks:,} Tasks enqueued up front",
+        "",
+        "Enqueued by a process that exits before the workers start (**enqueue ms each**: the time of",
+        "those enqueues, one after the other, per Task). **done/s**: completions (`finished_at`) between",
+        "the 10th and the 90th percentile completion, a span over which the backlog keeps every worker",
+        "busy. **start to first**: the workers",
+        "started to the first completion (ours: `run_worker` starts its run processes, each setting up",
+        "Django, before the first Task runs). **CPU**: cores over that span, the workers with every process",
+        "below them (run processes, RQ's forks), and the store (SecantusDB and Redis for ours, PostgreSQL's",
+        "server processes for the bench's database, Redis for RQ; SQLite runs inside the workers);",
+        "**CPU ms each**: both per completed Task.",
+        "",
+        *drain_table(rows),
+        "",
+        f"## Latency: {rate:.0f} Tasks a second for {seconds:.0f} s",
+        "",
+        "After a warm-up (20 Tasks run: workers started, connections open), Tasks enqueued at a steady",
+        f"{rate:.0f} a second; each one's latency is its recorded `finished_at` minus the moment just before",
+        "its `enqueue()` (one clock: every process is on this machine). `db_worker` polls its table and",
+        "sleeps `--interval` seconds whenever it finds nothing: measured with its default (1 s) and 0.1 s.",
+        "Ours and RQ's workers block on Redis and wake on the enqueue.",
+        "",
+        *latency_table(rows, rate),
+        "",
+        "## What it shows",
+        "",
+        *findings(rows, rate),
+        "- Per Task, ours does more than the peers: the enqueue looks up the Task's job and writes a",
+        "  pending run record besides the Redis entry, and the worker marks that record running, then",
+        "  finished (compare-and-set writes, so a replay or a takeover never records an attempt twice),",
+        "  all on SecantusDB, a Python server on the same two cores (its CPU is in the store column).",
+        "  That buys what the peers do not keep: every enqueue is a run in the admin and the API, with",
+        "  retries per the job's settings and takeover of a lost worker's run. django-tasks-db keeps",
+        "  one row per Task; django-tasks-rq keeps RQ's job hash and result, and forks per job.",
+        "- Latency: ours and RQ's workers are woken by Redis; `db_worker` finds new Tasks when it next",
+        "  polls, so with its default interval the wait for the poll dominates its latency.",
+        "",
+    ]
+    if errors:
+        lines += ["## Errors in this run", "", *errors, ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
