@@ -144,6 +144,16 @@ def recent_outcomes(schedule_id: Any, limit: int, max_attempts: int) -> list[str
     return [status for _, status in newest.values()][:limit]
 
 
+def recent_runs_of_job(job_id: Any, limit: int = 50) -> list[Run]:
+    """A job's last ``limit`` runs, newest first (the admin's strip): one condition, on the job,
+    answered by the (job, -nominal_time) index."""
+    return list(
+        Run.objects.filter(job_id=job_id)
+        .order_by("-nominal_time", "-created_at")
+        .only("status", "nominal_time", "attempt", "fire_key", "created_at")[:limit]
+    )
+
+
 def attempts_of(fire_key: str) -> list[Run]:
     """Every recorded attempt of one occurrence or manual run (an enqueued Task's), first first."""
     return list(Run.objects.filter(fire_key=fire_key).order_by("attempt"))
