@@ -195,6 +195,9 @@ class JobForm(forms.ModelForm):
         cleaned = super().clean() or {}
         target_type = cleaned.get("target_type")
         if "target_type" in self.fields and target_type:
+            for kind, names in TARGET_FIELDS.items():  # the other types' fields are not read at all
+                for name in names if kind != target_type else ():
+                    self.errors.pop(name, None)
             target = self._target(target_type, cleaned)
             if target is None:
                 self._target_unreadable = True  # its fields say what to fix; no check of half a target
@@ -218,6 +221,7 @@ class JobForm(forms.ModelForm):
             problem = permissions.target_refusal(self.request_user, target_type, cleaned["target"])
             if problem:
                 self.add_error("target_type", problem)
+                self.instance.target_type = target_type  # so the model's check judges the chosen type
         return cleaned
 
     def _target(self, target_type: str, cleaned: dict[str, Any]) -> dict[str, Any] | None:

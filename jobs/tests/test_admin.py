@@ -228,7 +228,7 @@ def test_schedule_change_page_shows_description_and_preview(admin_client: Client
     assert response.status_code == 200
     html = response.content.decode()
     assert "At 01:30 (Europe/London)" in html
-    assert html.count("<li><time>") == 10
+    assert html.count("<li><time datetime=") == 10
     assert "01:30:00" in html
 
 
