@@ -221,7 +221,7 @@ class JobForm(forms.ModelForm):
             problem = permissions.target_refusal(self.request_user, target_type, cleaned["target"])
             if problem:
                 self.add_error("target_type", problem)
-                self.instance.target_type = target_type  # so the model's check judges the chosen type
+                self.instance.target_type = str(target_type)  # so the model's check judges the chosen type
         return cleaned
 
     def _target(self, target_type: str, cleaned: dict[str, Any]) -> dict[str, Any] | None:
