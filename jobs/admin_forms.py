@@ -196,8 +196,8 @@ class JobForm(forms.ModelForm):
         target_type = cleaned.get("target_type")
         if "target_type" in self.fields and target_type:
             for kind, names in TARGET_FIELDS.items():  # the other types' fields are not read at all
-                for name in names if kind != target_type else ():
-                    self.errors.pop(name, None)
+                for field_name in names if kind != target_type else ():
+                    self.errors.pop(field_name, None)
             target = self._target(target_type, cleaned)
             if target is None:
                 self._target_unreadable = True  # its fields say what to fix; no check of half a target
