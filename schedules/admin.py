@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
+from django.db.models import NOT_PROVIDED, QuerySet
 from django.forms.models import BaseInlineFormSet, modelform_factory
 from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import URLPattern, path, reverse
@@ -358,7 +358,12 @@ class ScheduleAdmin(admin.ModelAdmin):
             fields=PREVIEW_FIELDS,
             formfield_callback=partial(self.formfield_for_dbfield, request=request),
         )
-        form = form_class(data=request.GET, instance=instance)
+        data = request.GET.copy()
+        for name in PREVIEW_FIELDS:  # a field left out reads as a new schedule's default
+            default = Schedule._meta.get_field(name).default
+            if name not in data and default is not NOT_PROVIDED and not isinstance(default, bool):
+                data[name] = str(default)
+        form = form_class(data=data, instance=instance)
         if not form.is_valid():
             errors = {name: [item["message"] for item in items] for name, items in form.errors.get_json_data().items()}
             return JsonResponse({"errors": errors, "description": "", "occurrences": [], "html": _fix_these(errors)})
