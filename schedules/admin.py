@@ -360,7 +360,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         )
         data = request.GET.copy()
         for name in PREVIEW_FIELDS:  # a field left out reads as a new schedule's default
-            default = Schedule._meta.get_field(name).default
+            default = getattr(Schedule._meta.get_field(name), "default", NOT_PROVIDED)
             if name not in data and default is not NOT_PROVIDED and not isinstance(default, bool):
                 data[name] = str(default)
         form = form_class(data=data, instance=instance)

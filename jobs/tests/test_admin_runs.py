@@ -133,7 +133,7 @@ def test_run_again_dispatches_a_manual_run_for_the_same_schedule(
     assert again.fire_key.startswith(f"manual:{job.pk}:")
     # ...and it is on the run queue for a worker.
     shard = runqueue.keyspace.shard_of(str(job.pk))
-    entries = runqueue.keyspace.client.xrange(runqueue.stream_key(runqueue.lane_of(shard, "default")))
+    entries: Any = runqueue.keyspace.client.xrange(runqueue.stream_key(runqueue.lane_of(shard, "default")))
     assert any(fields[b"fk"].decode() == again.fire_key for _, fields in entries)  # jobs.runqueue's codec
 
 
