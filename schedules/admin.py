@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import NOT_PROVIDED, QuerySet
 from django.forms.models import BaseInlineFormSet, modelform_factory
 from django.http import Http404, HttpRequest, JsonResponse
@@ -79,6 +81,18 @@ SCHEDULE_FIELDSETS: tuple[tuple[str | None, _FieldOpts], ...] = (
 )
 
 
+class LabelledSplitDateTime(AdminSplitDateTime):
+    """The admin's date and time inputs, each with its own label (screen readers name both)."""
+
+    template_name = "schedules/widgets/split_datetime.html"
+
+
+# The schedule pages' date-times, in both admins (and the live preview, which reads their fields).
+DATE_TIME_WIDGETS: dict[type[models.Field[Any, Any]], dict[str, Any]] = {
+    models.DateTimeField: {"widget": LabelledSplitDateTime}
+}
+
+
 class ScheduleForm(forms.ModelForm):
     """Runs Schedule.clean (through ModelForm's full_clean), with the service's defaults."""
 
@@ -141,6 +155,7 @@ class ScheduleInline(admin.StackedInline):
         *SCHEDULE_FIELDSETS[1:],
     )
     readonly_fields = ("description", "upcoming", "next_run_at", "last_run_at", "run_count", "pause_reason")
+    formfield_overrides = DATE_TIME_WIDGETS
 
     class Media:
         js = ("schedules/preview.js",)
@@ -272,6 +287,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         "updated_at",
     )
     actions = ("pause", "resume", "run_now")
+    formfield_overrides = DATE_TIME_WIDGETS
 
     class Media:
         js = ("schedules/preview.js",)
