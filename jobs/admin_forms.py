@@ -217,8 +217,8 @@ class JobForm(forms.ModelForm):
         # The service checks it again at save; here it is a form error rather than a 403 page.
         target_fields = {"target_type", *(name for names in TARGET_FIELDS.values() for name in names)}
         changed = not self.instance.pk or target_fields & set(self.changed_data)
-        if self.request_user is not None and target_type and "target" in cleaned and changed:
-            problem = permissions.target_refusal(self.request_user, target_type, cleaned["target"])
+        if self.request_user is not None and target_type and changed:
+            problem = permissions.target_refusal(self.request_user, target_type, cleaned.get("target"))
             if problem:
                 self.add_error("target_type", problem)
                 self.instance.target_type = str(target_type)  # so the model's check judges the chosen type

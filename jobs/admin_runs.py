@@ -79,8 +79,10 @@ class RunAdmin(admin.ModelAdmin):
     list_filter = ("status", NominalTimeFilter)
     search_fields = ("fire_key",)
     search_help_text = "An exact fire key (from a log line, or a webhook's webhook-id header)."
-    # No count of every run beside the filtered count: on a million runs it is a full scan.
+    # No count of every run beside the filtered count, and no counts per filter choice: on a
+    # million runs each is a full scan.
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     # The (nominal_time, _id) index serves this order; sorting by other columns would not.
     ordering = ("-nominal_time", "-pk")
     sortable_by = ("nominal_time",)
