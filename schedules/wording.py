@@ -14,7 +14,7 @@ from __future__ import annotations
 from functools import lru_cache
 from itertools import pairwise
 
-from cron_descriptor import CasingTypeEnum, ExpressionDescriptor, FormatError, Options
+from cron_descriptor import CasingTypeEnum, ExpressionDescriptor, FormatException, Options
 
 # (lowest, highest) value of each field, seconds first; day of week 0-6 (Sunday is 0).
 _BOUNDS = ((0, 59), (0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
@@ -30,13 +30,16 @@ def cron_in_words(fields: str, *, either_day: bool) -> str | None:
     parts = fields.split()
     bounds = _BOUNDS if len(parts) == 6 else _BOUNDS[1:]
     plain = " ".join(_plainest(part, low, high) for part, (low, high) in zip(parts, bounds, strict=True))
-    descriptor = ExpressionDescriptor(plain, Options(use_24hour_time_format=True, locale_code="en_US"))
+    options = Options()
+    options.use_24hour_time_format = True
+    options.locale_code = "en_US"
+    descriptor = ExpressionDescriptor(plain, options)
     try:
         time = descriptor.get_time_of_day_description()
         month_day = descriptor.get_day_of_month_description()
         week_day = descriptor.get_day_of_week_description()
         month = descriptor.get_month_description()
-    except (FormatError, ValueError, IndexError, KeyError):
+    except (FormatException, ValueError, IndexError, KeyError):
         return None
     if parts[-3] != "*" and parts[-1] != "*":  # day of month and day of week both restricted
         days = _bare_days(week_day)
