@@ -155,11 +155,16 @@ def recent_runs_of_job(job_id: Any, limit: int = 50) -> list[Run]:
 
 
 def with_jobs_and_schedules(runs: list[Run]) -> list[Run]:
-    """``runs`` with their jobs and schedules loaded, in one query on ids each (no join, no
-    query per run): what a page of runs shows beside each one."""
-    jobs = mongo.by_ids(Job, (run.job_id for run in runs))
+    """``runs`` with their jobs and schedules loaded, one query on ids each (no join, no query
+    per run): what a page of runs shows beside each one.
+
+    ``in_bulk`` asks ``{_id: {$in: [...]}}``, which the id index answers; ``prefetch_related``
+    would ask ``{$expr: {$in: ["$_id", [...]]}}``, which no index answers.
+    """
+    jobs = Job.objects.in_bulk({run.job_id for run in runs})
     schedule_field = Run._meta.get_field("schedule")
-    schedules = mongo.by_ids(schedule_field.related_model, (run.schedule_id for run in runs if run.schedule_id))
+    schedule_ids = {run.schedule_id for run in runs if run.schedule_id is not None}
+    schedules = schedule_field.related_model._default_manager.in_bulk(schedule_ids) if schedule_ids else {}
     job_field = Run._meta.get_field("job")
     for run in runs:
         if run.job_id in jobs:
