@@ -145,13 +145,28 @@ def recent_outcomes(schedule_id: Any, limit: int, max_attempts: int) -> list[str
 
 
 def recent_runs_of_job(job_id: Any, limit: int = 50) -> list[Run]:
-    """A job's last ``limit`` runs, newest first (the admin's strip): one condition, on the job,
-    answered by the (job, -nominal_time) index."""
-    return list(
-        Run.objects.filter(job_id=job_id)
-        .order_by("-nominal_time", "-created_at")
-        .only("status", "nominal_time", "attempt", "fire_key", "created_at")[:limit]
+    """A job's last ``limit`` runs, newest first, with their status, nominal time and attempt
+    (the admin's strip): one condition, on the job, answered by the (job, -nominal_time) index.
+
+    A find rather than the ORM's aggregate: SecantusDB reads every run of the job either way
+    (its sort does not stream from the index; MongoDB's does), and the find takes half as long.
+    """
+    rows = (
+        mongo.collection(Run)
+        .find({"job_id": job_id}, {"status": 1, "nominal_time": 1, "attempt": 1})
+        .sort("nominal_time", -1)  # the index's order: no blocking sort on MongoDB
+        .limit(limit)
     )
+    return [
+        Run(
+            pk=row["_id"],
+            job_id=job_id,
+            status=row.get("status", ""),
+            attempt=row.get("attempt", 1),
+            nominal_time=row["nominal_time"].replace(tzinfo=UTC) if row.get("nominal_time") else None,
+        )
+        for row in rows
+    ]
 
 
 def with_jobs_and_schedules(runs: list[Run]) -> list[Run]:
