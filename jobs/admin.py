@@ -1,7 +1,8 @@
-"""Jobs and read-only run history in the admin (the schedules app adds each job's schedules inline).
+"""Jobs in the admin, edited by target type, with their recent runs (the schedules app adds schedules inline).
 
 Writes go through jobs.services; who sees what comes from jobs.selectors, as in the API:
-staff see their own jobs, superusers everyone's.
+staff see their own jobs, superusers everyone's. The form is jobs.admin_forms; the runs'
+pages are jobs.admin_runs.
 """
 
 from __future__ import annotations
@@ -12,11 +13,18 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
-from jobs import permissions, selectors, services
+from jobs import selectors, services
+from jobs.admin_display import run_strip
+from jobs.admin_forms import JobForm, secret_status
+from jobs.admin_runs import RunAdmin
 from jobs.models import Job, Run
-from jobs.targets import python as python_targets
 from jobscheduler.admin_tools import (
     DeclaredInCodeFilter,
     admin_user,
@@ -25,83 +33,12 @@ from jobscheduler.admin_tools import (
     take_saved_state,
 )
 
+STRIP_RUNS = 50
+# Set on the request by save_model when it generated a webhook job's secret, for response_add
+# to show it that once (never stored anywhere it could be read back from).
+_NEW_SECRET = "_jobscheduler_new_secret"  # noqa: S105 (an attribute name)
 
-class JobForm(forms.ModelForm):
-    """Job.clean runs through ModelForm's full_clean; the secret is never rendered back."""
-
-    # Set by JobAdmin.get_form: the user a new job belongs to when the form has no owner field.
-    request_user: Any = None
-
-    secret = forms.CharField(
-        required=False,
-        widget=forms.PasswordInput(render_value=False),
-        help_text=(
-            "HMAC key for webhook signatures. Leave blank to keep the current one; a new webhook job "
-            "left blank gets a generated one, which POST /api/jobs/{id}/rotate-secret/ replaces and shows."
-        ),
-    )
-
-    python_task = forms.ChoiceField(
-        required=False,
-        label="Task",
-        help_text=(
-            "Python jobs: the Django Task to run, from the installed apps' tasks modules. Sets "
-            '"task" in the target; "args" (a list) and "kwargs" (an object) go there too.'
-        ),
-    )
-
-    class Meta:
-        model = Job
-        fields = ("owner", *services.EDITABLE_FIELDS)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.instance.owner_id is None and self.request_user is not None:
-            self.instance.owner = self.request_user
-        if "target" not in self.fields:  # read-only (a job declared in code): nothing to choose
-            self.fields.pop("python_task", None)
-            return
-        # The chooser: every discovered Task, with the first line of its docstring.
-        choice_field = cast(forms.ChoiceField, self.fields["python_task"])
-        choice_field.choices = [("", "---------")] + [
-            (path, f"{path}: {summary}" if (summary := python_targets.summary(found)) else path)
-            for path, found in python_targets.discovered_tasks().items()
-        ]
-        target = self.instance.target
-        if self.instance.target_type == Job.TargetType.PYTHON and isinstance(target, dict):
-            choice_field.initial = python_targets.target_path(target)
-        self.fields["target"].required = False  # a chosen task makes {} (or nothing) enough
-
-    def clean_secret(self) -> str:
-        return self.cleaned_data.get("secret") or self.instance.secret
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        chosen = cleaned.get("python_task")
-        if chosen and cleaned.get("target_type") == Job.TargetType.PYTHON and "target" not in self.errors:
-            given = cleaned.get("target")
-            arguments = (
-                {key: value for key, value in given.items() if key != "function"} if isinstance(given, dict) else {}
-            )
-            cleaned["target"] = {**arguments, "task": chosen}
-        # With no owner field ModelForm skips the (owner, name) constraint; check it here so a
-        # duplicate name is a form error, not a service error at save time.
-        name, owner_id = cleaned.get("name"), self.instance.owner_id
-        if (
-            "owner" not in self.fields
-            and name
-            and owner_id is not None
-            and selectors.job_name_taken(owner_id, name, excluding=self.instance.pk)
-        ):
-            self.add_error("name", "This owner already has a job with this name.")
-        # The service checks it again at save; here it is a form error rather than a 403 page.
-        target_type, target = cleaned.get("target_type"), cleaned.get("target")
-        changed = not self.instance.pk or {"target_type", "target", "python_task"} & set(self.changed_data)
-        if self.request_user is not None and target_type and changed:
-            problem = permissions.target_refusal(self.request_user, target_type, target)
-            if problem:
-                self.add_error("target_type", problem)
-        return cleaned
+__all__ = ["JobAdmin", "RunAdmin", "run_now_each"]
 
 
 def run_now_each(model_admin: admin.ModelAdmin, request: HttpRequest, runs: list[tuple[Job, Any]]) -> None:
@@ -122,20 +59,53 @@ def run_now_each(model_admin: admin.ModelAdmin, request: HttpRequest, runs: list
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     form = JobForm
-    list_display = ("name", "owner", "target_type", "enabled", "in_code", "updated_at")
+    list_display = ("name", "owner", "target_type", "what", "enabled", "in_code", "updated_at")
     list_filter = ("target_type", "enabled", DeclaredInCodeFilter)
     search_fields = ("name", "description")
     list_select_related = ("owner",)
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at", "signing_secret", "recent_runs")
     actions = ("run_now",)
+
+    class Media:
+        css = {"all": ("jobs/admin.css",)}
+        js = ("jobs/job_form.js",)
 
     @admin.display(description="In code", boolean=True)
     def in_code(self, job: Job) -> bool:
         return bool(job.code_key)
 
+    @admin.display(description="What it runs")
+    def what(self, job: Job) -> str:
+        target = job.target if isinstance(job.target, dict) else {}
+        if job.target_type == Job.TargetType.HTTP:
+            return f"{target.get('method', 'POST')} {target.get('url', '')}"
+        if job.target_type == Job.TargetType.COMMAND:
+            return " ".join([str(target.get("command", "")), *map(str, target.get("args") or [])])
+        return str(target.get("task") or target.get("function") or "")
+
     @admin.display(description="Declared in code")
     def declared_in_code(self, job: Job) -> Any:
         return declared_in_code_notice(job.code_key, "Enabled")
+
+    @admin.display(description="Signing secret")
+    def signing_secret(self, job: Job) -> SafeString:
+        if job.pk is None:
+            return format_html("{}", "Saving a webhook job with no secret of your own generates one, shown once.")
+        if job.target_type != Job.TargetType.HTTP or job.code_key:
+            return secret_status(job)
+        return format_html(
+            '{} <a class="button" id="generate-secret" href="{}">Generate a new secret…</a>',
+            secret_status(job),
+            reverse("admin:jobs_job_secret", args=[job.pk]),
+        )
+
+    @admin.display(description=f"Last {STRIP_RUNS} runs")
+    def recent_runs(self, job: Job) -> SafeString:
+        if job.pk is None:
+            return format_html("{}", "-")
+        strip = run_strip(selectors.recent_runs_of_job(job.pk, STRIP_RUNS))
+        every = reverse("admin:jobs_run_changelist") + f"?job__exact={job.pk}"
+        return format_html('{}<p><a href="{}">All runs of this job</a></p>', strip, every)
 
     @admin.action(description="Run now (schedules do not move)")
     def run_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
@@ -145,40 +115,55 @@ class JobAdmin(admin.ModelAdmin):
         first: tuple[str, ...] = ("name", "description", "enabled")
         if admin_user(request).is_superuser or obj is not None:
             first = ("name", "owner", "description", "enabled")
+        execution = ("timeout_seconds", "max_attempts", "retry_backoff_seconds", "pause_schedules_after_failures")
+        history: tuple[Any, ...] = (("History", {"fields": ("created_at", "updated_at")}),)
+        if obj is not None:
+            history = (("Runs", {"fields": ("recent_runs",)}), *history)
         if obj is not None and obj.code_key:
             # What the declaration owns is shown read-only; a python job has no secret to show.
             return (
                 (None, {"fields": ("declared_in_code", *first)}),
                 ("Target", {"fields": ("target_type", "target")}),
-                (
-                    "Execution",
-                    {
-                        "fields": (
-                            "timeout_seconds",
-                            "max_attempts",
-                            "retry_backoff_seconds",
-                            "pause_schedules_after_failures",
-                        )
-                    },
-                ),
-                ("History", {"fields": ("created_at", "updated_at")}),
+                ("Execution", {"fields": execution}),
+                *history,
             )
+        only_when = "Used when the target type is {}; the other types' fields are ignored."
         return (
             (None, {"fields": first}),
-            ("Target", {"fields": ("target_type", "python_task", "target")}),
+            ("Target", {"fields": ("target_type",)}),
             (
-                "Execution",
+                "Python task",
                 {
-                    "fields": (
-                        "timeout_seconds",
-                        "max_attempts",
-                        "retry_backoff_seconds",
-                        "pause_schedules_after_failures",
-                        "secret",
-                    )
+                    "classes": ("target-fields", "target-python"),
+                    "fields": ("python_task", "python_args", "python_kwargs"),
+                    "description": only_when.format('"Python function"'),
                 },
             ),
-            ("History", {"fields": ("created_at", "updated_at")}),
+            (
+                "Management command",
+                {
+                    "classes": ("target-fields", "target-command"),
+                    "fields": ("command_name", "command_args"),
+                    "description": only_when.format('"Management command"'),
+                },
+            ),
+            (
+                "Webhook",
+                {
+                    "classes": ("target-fields", "target-http"),
+                    "fields": (
+                        "webhook_url",
+                        "webhook_method",
+                        "webhook_headers",
+                        "webhook_body",
+                        "signing_secret",
+                        "secret",
+                    ),
+                    "description": only_when.format('"HTTP webhook"'),
+                },
+            ),
+            ("Execution", {"fields": execution}),
+            *history,
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> tuple[str, ...]:
@@ -209,9 +194,18 @@ class JobAdmin(admin.ModelAdmin):
         fields = editable_values(form, services.EDITABLE_FIELDS)
         if change:
             services.job_update(obj, by=admin_user(request), **fields)
-        else:
-            owner = form.cleaned_data.get("owner") or admin_user(request)
-            take_saved_state(obj, services.job_create(owner=owner, by=admin_user(request), **fields))
+            return
+        owner = form.cleaned_data.get("owner") or admin_user(request)
+        take_saved_state(obj, services.job_create(owner=owner, by=admin_user(request), **fields))
+        if obj.secret and not fields.get("secret"):
+            setattr(request, _NEW_SECRET, obj.secret)
+
+    def response_add(self, request: HttpRequest, obj: Job, post_url_continue: str | None = None) -> HttpResponse:
+        secret = getattr(request, _NEW_SECRET, None)
+        if not secret:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(request, f"The job “{obj}” was added.", messages.SUCCESS)
+        return self._show_secret(request, obj, secret, created=True)
 
     def delete_model(self, request: HttpRequest, obj: Job) -> None:
         services.job_delete(obj)
@@ -223,35 +217,51 @@ class JobAdmin(admin.ModelAdmin):
             except ValidationError as error:  # declared in code
                 self.message_user(request, f"{job} was not deleted: {' '.join(error.messages)}", messages.WARNING)
 
+    # --- "Generate a new secret": confirmed by a POST, shown once ----------------------------
 
-@admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
-    """Run history: written by the engine only, so the admin can look but not touch."""
+    def get_urls(self) -> list[URLPattern]:
+        secret = path("<path:object_id>/secret/", self.admin_site.admin_view(self.secret_view), name="jobs_job_secret")
+        return [secret, *super().get_urls()]
 
-    list_display = (
-        "fire_key",
-        "job",
-        "schedule",
-        "trigger",
-        "status",
-        "attempt",
-        "nominal_time",
-        "started_at",
-        "finished_at",
-    )
-    list_filter = ("status", "trigger")
-    search_fields = ("fire_key",)
-    list_select_related = ("job", "schedule", "schedule__job")
-    date_hierarchy = "nominal_time"
+    def secret_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """GET: what generating a new secret does; POST: generate it (services.job_rotate_secret) and show it once."""
+        job = self.get_object(request, object_id)
+        if job is None:
+            raise Http404
+        if not self.has_change_permission(request, job):
+            raise PermissionDenied
+        change_url = reverse("admin:jobs_job_change", args=[job.pk])
+        if job.target_type != Job.TargetType.HTTP or job.code_key:
+            self.message_user(request, "Only webhook jobs made here have a secret to generate.", messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        if request.method != "POST":
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "original": job,
+                "title": "Generate a new signing secret",
+                "change_url": change_url,
+                "overlap_hours": services.secret_overlap_hours(),
+            }
+            return TemplateResponse(request, "admin/jobs/job/secret_confirm.html", context)
+        secret = services.job_rotate_secret(job)
+        self.log_change(request, job, "Generated a new webhook signing secret.")
+        return self._show_secret(request, job, secret, created=False)
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Run]:
-        return selectors.runs_visible_to(admin_user(request))
+    def _show_secret(self, request: HttpRequest, job: Job, secret: str, *, created: bool) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": job,
+            "title": "The webhook signing secret",
+            "secret": secret,
+            "created": created,
+            "change_url": reverse("admin:jobs_job_change", args=[job.pk]),
+            "previous_expires_at": job.previous_secret_expires_at,
+        }
+        response = render(request, "admin/jobs/job/secret_shown.html", context)
+        response["Cache-Control"] = "no-store"  # shown once: not kept by the browser or a proxy either
+        return response
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Run | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Run | None = None) -> bool:
-        return False
+admin.site.register(Run, RunAdmin)

@@ -163,6 +163,8 @@ class Run(models.Model):
             models.Index(fields=["job", "-nominal_time"]),
             models.Index(fields=["schedule", "-nominal_time"]),
             models.Index(fields=["status", "-nominal_time"]),
+            # The admin's runs list, newest first (its order ends in the id), and its time filter.
+            models.Index(fields=["-nominal_time", "-id"], name="run_nominal_time"),
         ]
 
     def __str__(self) -> str:

@@ -144,6 +144,51 @@ def recent_outcomes(schedule_id: Any, limit: int, max_attempts: int) -> list[str
     return [status for _, status in newest.values()][:limit]
 
 
+def recent_runs_of_job(job_id: Any, limit: int = 50) -> list[Run]:
+    """A job's last ``limit`` runs, newest first, with their status, nominal time and attempt
+    (the admin's strip): one condition, on the job, answered by the (job, -nominal_time) index.
+
+    A find rather than the ORM's aggregate: SecantusDB reads every run of the job either way
+    (its sort does not stream from the index; MongoDB's does), and the find takes half as long.
+    """
+    rows = (
+        mongo.collection(Run)
+        .find({"job_id": job_id}, {"status": 1, "nominal_time": 1, "attempt": 1})
+        .sort("nominal_time", -1)  # the index's order: no blocking sort on MongoDB
+        .limit(limit)
+    )
+    return [
+        Run(
+            pk=row["_id"],
+            job_id=job_id,
+            status=row.get("status", ""),
+            attempt=row.get("attempt", 1),
+            nominal_time=row["nominal_time"].replace(tzinfo=UTC) if row.get("nominal_time") else None,
+        )
+        for row in rows
+    ]
+
+
+def with_jobs_and_schedules(runs: list[Run]) -> list[Run]:
+    """``runs`` with their jobs and schedules loaded, one query on ids each (no join, no query
+    per run): what a page of runs shows beside each one.
+
+    ``in_bulk`` asks ``{_id: {$in: [...]}}``, which the id index answers; ``prefetch_related``
+    would ask ``{$expr: {$in: ["$_id", [...]]}}``, which no index answers.
+    """
+    jobs = Job.objects.in_bulk({run.job_id for run in runs})
+    schedule_field = Run._meta.get_field("schedule")
+    schedule_ids = {run.schedule_id for run in runs if run.schedule_id is not None}
+    schedules = schedule_field.related_model._default_manager.in_bulk(schedule_ids) if schedule_ids else {}
+    job_field = Run._meta.get_field("job")
+    for run in runs:
+        if run.job_id in jobs:
+            job_field.set_cached_value(run, jobs[run.job_id])
+        if run.schedule_id is not None:
+            schedule_field.set_cached_value(run, schedules.get(run.schedule_id))
+    return runs
+
+
 def attempts_of(fire_key: str) -> list[Run]:
     """Every recorded attempt of one occurrence or manual run (an enqueued Task's), first first."""
     return list(Run.objects.filter(fire_key=fire_key).order_by("attempt"))

@@ -142,9 +142,14 @@ def _keep_previous_secret(job: Job, stored_secret: str, moment: datetime) -> Non
     if not job.secret:
         job.previous_secret, job.previous_secret_expires_at = "", None
     elif stored_secret and job.secret != stored_secret:
-        hours = float(getattr(settings, "JOBSCHEDULER_WEBHOOK_SECRET_OVERLAP_HOURS", 24))
+        hours = secret_overlap_hours()
         job.previous_secret = stored_secret
         job.previous_secret_expires_at = moment + timedelta(hours=hours) if hours > 0 else None
+
+
+def secret_overlap_hours() -> float:
+    """How long a replaced webhook secret keeps signing beside the new one (0: not at all)."""
+    return float(getattr(settings, "JOBSCHEDULER_WEBHOOK_SECRET_OVERLAP_HOURS", 24))
 
 
 def job_delete(job: Job, *, override_code: bool = False) -> None:
@@ -196,6 +201,24 @@ def run_now(
     if not (getattr(user, "is_superuser", False) or job.owner_id == getattr(user, "pk", None)):
         raise PermissionDenied("Only the job's owner may run it.")
     return _dispatch_manual(job, schedule=schedule, runqueue=runqueue or RunQueue(), moment=now())
+
+
+def run_again(
+    run: Run,
+    *,
+    user: Any,
+    runqueue: RunQueue | None = None,
+    now: Callable[[], datetime] = timezone.now,
+) -> str:
+    """A new manual run like ``run``: of its job, for its schedule (if it still exists), and for
+    an enqueued Task's run, the same Task with the same arguments. Returns its fire key."""
+    job = run.job
+    if not run.target:
+        schedule = run.schedule if run.schedule_id else None
+        return run_now(job, schedule=schedule, user=user, runqueue=runqueue, now=now)
+    if not (getattr(user, "is_superuser", False) or job.owner_id == getattr(user, "pk", None)):
+        raise PermissionDenied("Only the job's owner may run it.")
+    return _dispatch_manual(job, schedule=None, runqueue=runqueue or RunQueue(), moment=now(), target=run.target)
 
 
 def _dispatch_manual(

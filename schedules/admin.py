@@ -8,14 +8,18 @@ from the selectors, as in the API.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
-from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest
+from django.contrib.admin.widgets import AdminSplitDateTime
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
+from django.db.models import NOT_PROVIDED, QuerySet
+from django.forms.models import BaseInlineFormSet, modelform_factory
+from django.http import Http404, HttpRequest, JsonResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -39,6 +43,20 @@ if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldOpts
 
 PREVIEW_COUNT = 10
+# What the live preview reads of a form being edited (schedules/static/schedules/preview.js
+# sends these, the date-times as the admin's split widgets name them).
+PREVIEW_FIELDS = (
+    "kind",
+    "interval_seconds",
+    "anchor",
+    "expression",
+    "timezone",
+    "start_at",
+    "end_at",
+    "max_runs",
+    "jitter_seconds",
+    "paused",
+)
 
 SCHEDULE_FIELDSETS: tuple[tuple[str | None, _FieldOpts], ...] = (
     (None, {"fields": ("kind", "interval_seconds", "expression", "timezone", "anchor")}),
@@ -61,6 +79,18 @@ SCHEDULE_FIELDSETS: tuple[tuple[str | None, _FieldOpts], ...] = (
     ),
     ("Pause", {"fields": ("paused", "paused_until", "pause_reason")}),
 )
+
+
+class LabelledSplitDateTime(AdminSplitDateTime):
+    """The admin's date and time inputs, each with its own label (screen readers name both)."""
+
+    template_name = "schedules/widgets/split_datetime.html"
+
+
+# The schedule pages' date-times, in both admins (and the live preview, which reads their fields).
+DATE_TIME_WIDGETS: dict[type[models.Field[Any, Any]], dict[str, Any]] = {
+    models.DateTimeField: {"widget": LabelledSplitDateTime}
+}
 
 
 class ScheduleForm(forms.ModelForm):
@@ -121,10 +151,14 @@ class ScheduleInline(admin.StackedInline):
     show_change_link = True
     fieldsets = (
         *SCHEDULE_FIELDSETS[:1],
-        (None, {"fields": ("description", "next_run_at", "last_run_at", "run_count")}),
+        (None, {"fields": ("description", "upcoming", "next_run_at", "last_run_at", "run_count")}),
         *SCHEDULE_FIELDSETS[1:],
     )
-    readonly_fields = ("description", "next_run_at", "last_run_at", "run_count", "pause_reason")
+    readonly_fields = ("description", "upcoming", "next_run_at", "last_run_at", "run_count", "pause_reason")
+    formfield_overrides = DATE_TIME_WIDGETS
+
+    class Media:
+        js = ("schedules/preview.js",)
 
     # The schedules of a job declared in code are its declaration's: shown, not edited here.
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -137,31 +171,87 @@ class ScheduleInline(admin.StackedInline):
         return not _declared(obj) and super().has_delete_permission(request, obj)
 
     @admin.display(description="Description")
-    def description(self, schedule: Schedule) -> str:
-        return schedule.describe() if schedule.pk else "-"
+    def description(self, schedule: Schedule) -> SafeString:
+        return live_description(schedule)
+
+    @admin.display(description=f"Next {PREVIEW_COUNT} occurrences")
+    def upcoming(self, schedule: Schedule) -> SafeString:
+        return live_preview(schedule)
+
+
+def live_description(schedule: Schedule) -> SafeString:
+    """The schedule in words, in an element the live preview rewrites as the fields change."""
+    return format_html(
+        '<span class="schedule-description" aria-live="polite">{}</span>',
+        schedule.describe() if schedule.pk else "Fill in the fields to see it in words.",
+    )
+
+
+def live_preview(schedule: Schedule) -> SafeString:
+    """The next occurrences (a saved schedule's now, from the server), in an element the live
+    preview (schedules/static/schedules/preview.js) refreshes from the fields being edited."""
+    shown = render_preview(schedule) if schedule.pk else format_html("<p>{}</p>", "Fill in the fields to see them.")
+    return format_html(
+        '<div class="schedule-live" data-preview-url="{}" data-schedule="{}">'
+        '<div class="schedule-upcoming" aria-live="polite">{}</div></div>',
+        reverse("admin:schedules_schedule_preview"),
+        str(schedule.pk or ""),
+        shown,
+    )
+
+
+def preview_rows(schedule: Schedule, after: Any = None, count: int = PREVIEW_COUNT) -> list[dict[str, Any]]:
+    """The next occurrences in the schedule's time zone: each one's time (ISO 8601 with offset),
+    as shown, and the wall time a daylight saving gap moved it from (or None). Raises ValueError
+    (or OverflowError) for a schedule that cannot be previewed."""
+    tz = zone(schedule.timezone or "UTC")
+    rows = []
+    for occurrence in timeline.preview(schedule, after or timezone.now(), count):
+        local = occurrence.at.astimezone(tz)
+        moved = occurrence.moved_from
+        rows.append(
+            {
+                "at": local.isoformat(),
+                "shown": local.strftime("%a %Y-%m-%d %H:%M:%S %Z"),
+                "moved_from": f"{moved:%H:%M}" if moved is not None else None,
+            }
+        )
+    return rows
 
 
 def render_preview(schedule: Schedule, after: Any = None, count: int = PREVIEW_COUNT) -> SafeString:
     """The next occurrences as an HTML list, in the schedule's time zone, DST moves marked."""
     try:
-        tz = zone(schedule.timezone or "UTC")
-        upcoming = timeline.preview(schedule, after or timezone.now(), count)
+        rows = preview_rows(schedule, after, count)
     except (ValueError, OverflowError, AssertionError) as error:
         return format_html("<p>No preview: {}</p>", error)
-    if not upcoming:
+    if not rows:
         return format_html("<p>{}</p>", "No further occurrences.")
-    rows = []
-    for occurrence in upcoming:
-        local = occurrence.at.astimezone(tz)
-        note = ""
-        if occurrence.moved_from is not None:
-            note = f" (moved from {occurrence.moved_from:%H:%M} by a daylight saving gap)"
-        rows.append((local.strftime("%a %Y-%m-%d %H:%M:%S %Z"), note))
+    marked = [
+        (
+            row["at"],
+            row["shown"],
+            f" (moved from {row['moved_from']} by a daylight saving gap)" if row["moved_from"] else "",
+        )
+        for row in rows
+    ]
     return format_html(
         '<p>In {}{}:</p><ol class="schedule-preview">{}</ol>',
-        tz.key,
+        schedule.timezone or "UTC",
         " (paused)" if schedule.paused else "",
-        format_html_join("", "<li><time>{}</time><strong>{}</strong></li>", rows),
+        format_html_join("", '<li><time datetime="{}">{}</time><strong>{}</strong></li>', marked),
+    )
+
+
+def _fix_these(errors: dict[str, list[str]]) -> SafeString:
+    """What the live preview shows while the fields do not make a schedule yet."""
+    items = (
+        (name.replace("_", " ").capitalize() if name != "__all__" else "Schedule", " ".join(messages))
+        for name, messages in errors.items()
+    )
+    return format_html(
+        '<p>No preview until these are fixed:</p><ul class="schedule-preview-errors">{}</ul>',
+        format_html_join("", "<li>{}: {}</li>", items),
     )
 
 
@@ -174,7 +264,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     form = ScheduleForm
     list_display = (
         "job",
-        "description",
+        "in_words",
         "kind",
         "timezone",
         "next_run_at",
@@ -197,6 +287,11 @@ class ScheduleAdmin(admin.ModelAdmin):
         "updated_at",
     )
     actions = ("pause", "resume", "run_now")
+    formfield_overrides = DATE_TIME_WIDGETS
+
+    class Media:
+        js = ("schedules/preview.js",)
+
     fieldsets = (
         (None, {"fields": ("job", "description", "upcoming")}),
         *SCHEDULE_FIELDSETS,
@@ -238,14 +333,72 @@ class ScheduleAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="Schedule")
-    def description(self, schedule: Schedule) -> str:
-        return schedule.describe() if schedule.pk else "-"
+    def in_words(self, schedule: Schedule) -> str:
+        return schedule.describe()
+
+    @admin.display(description="Schedule")
+    def description(self, schedule: Schedule) -> SafeString:
+        return live_description(schedule)
 
     @admin.display(description=f"Next {PREVIEW_COUNT} occurrences")
     def upcoming(self, schedule: Schedule) -> SafeString:
-        if not schedule.pk:
-            return format_html("<p>{}</p>", "Save to see the next occurrences.")
-        return render_preview(schedule)
+        return live_preview(schedule)
+
+    # --- the live preview: GET the fields being edited, answer JSON -----------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        preview = path("preview/", self.admin_site.admin_view(self.preview_view), name="schedules_schedule_preview")
+        return [preview, *super().get_urls()]
+
+    def preview_view(self, request: HttpRequest) -> JsonResponse:
+        """The description and next occurrences of a schedule as its form now stands.
+
+        Read with the admin's own form (its widgets parse the fields as a save would, its
+        validation is the model's) and previewed by the code the saved page uses
+        (``preview_rows``, ``render_preview``), daylight saving moves marked. ``schedule``
+        names a saved one being edited (for its run count, which bounds ``max_runs``).
+        Nothing is saved.
+        """
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        instance = Schedule()
+        saved_id = request.GET.get("schedule")
+        if saved_id:
+            saved = self.get_object(request, saved_id)
+            if saved is None:
+                raise Http404
+            instance.run_count = saved.run_count
+        form_class = modelform_factory(
+            Schedule,
+            form=ScheduleForm,
+            fields=PREVIEW_FIELDS,
+            formfield_callback=partial(self.formfield_for_dbfield, request=request),
+        )
+        data = request.GET.copy()
+        for name in PREVIEW_FIELDS:  # a field left out reads as a new schedule's default
+            default = getattr(Schedule._meta.get_field(name), "default", NOT_PROVIDED)
+            if name not in data and default is not NOT_PROVIDED and not isinstance(default, bool):
+                data[name] = str(default)
+        form = form_class(data=data, instance=instance)
+        if not form.is_valid():
+            errors = {name: [item["message"] for item in items] for name, items in form.errors.get_json_data().items()}
+            return JsonResponse({"errors": errors, "description": "", "occurrences": [], "html": _fix_these(errors)})
+        schedule = form.instance
+        try:
+            rows = preview_rows(schedule)
+        except (ValueError, OverflowError, AssertionError) as error:
+            rows = []
+            problem = str(error)
+        else:
+            problem = ""
+        return JsonResponse(
+            {
+                "errors": {"__all__": [problem]} if problem else {},
+                "description": schedule.describe(),
+                "occurrences": rows,
+                "html": render_preview(schedule),
+            }
+        )
 
     def save_model(self, request: HttpRequest, obj: Schedule, form: forms.ModelForm, change: bool) -> None:
         fields = editable_values(form, services.EDITABLE_FIELDS)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
 
 from jobscheduler.epoch import from_epoch_ms, to_epoch_ms
+from schedules.wording import cron_in_words
 
 MIN_INTERVAL_SECONDS = 1
 # Cron macros accepted (Debian cron's, without @reboot, which has no time).
@@ -428,7 +429,11 @@ class CronKind(BaseKind):
         return parse_cron(schedule.expression).iter_after(after, zone(schedule.timezone or "UTC"))
 
     def describe(self, schedule: ScheduleFields) -> str:
-        return f"Cron '{schedule.expression}' in {schedule.timezone or 'UTC'}"
+        """In words, with its zone: "At 02:30, Monday through Friday (Europe/London)"."""
+        parsed = parse_cron(schedule.expression)  # what the service refuses is not described
+        words = cron_in_words(parsed.fields, either_day=parsed.day_or)
+        zone_name = schedule.timezone or "UTC"
+        return f"{words} ({zone_name})" if words else f"Cron '{parsed.source}' in {zone_name}"
 
 
 class AtKind(BaseKind):
@@ -448,7 +453,10 @@ class AtKind(BaseKind):
 
     def describe(self, schedule: ScheduleFields) -> str:
         assert schedule.anchor is not None
-        return f"Once, at {schedule.anchor.astimezone(UTC).isoformat()}"
+        zone_name = schedule.timezone or "UTC"
+        local = schedule.anchor.astimezone(zone(zone_name))
+        shown = f"{local:%Y-%m-%d %H:%M:%S}" if local.second or local.microsecond else f"{local:%Y-%m-%d %H:%M}"
+        return f"Once, at {shown} ({zone_name})"
 
 
 KINDS: dict[str, ScheduleKind] = {kind.name: kind for kind in (FixedKind(), CronKind(), AtKind())}

@@ -38,7 +38,12 @@ class ScheduleSerializer(ApiModelSerializer):
     (shown live from its Redis mirror)."""
 
     job = ObjectIdRelatedField(visible_to=jobs_visible_to)
-    description = serializers.CharField(source="describe", read_only=True)
+    description = serializers.CharField(
+        source="describe",
+        read_only=True,
+        help_text='The schedule in words, e.g. "At 02:30, Monday through Friday (Europe/London)", '
+        '"Every 5 minutes" or "Once, at 2026-07-01 09:30 (Europe/Paris)".',
+    )
 
     class Meta:
         model = Schedule

@@ -88,6 +88,21 @@ class Option:
         assert self.pattern is not None
         return None if self.pattern.fullmatch(value) else f"{self.name} must match {self.pattern.pattern!r}."
 
+    def describe(self) -> str:
+        """The option as a person reads it: ``--days N (a whole number from 7 to 365)``."""
+        if self.type == "flag":
+            text = self.name
+        elif self.type == "int":
+            low = "" if self.minimum is None else f" from {self.minimum}"
+            high = "" if self.maximum is None else f" to {self.maximum}"
+            text = f"{self.name} N (a whole number{low}{high})"
+        elif self.type == "choice":
+            text = f"{self.name} ({' or '.join(self.choices)})"
+        else:
+            assert self.pattern is not None
+            text = f"{self.name} VALUE (matching {self.pattern.pattern})"
+        return f"{text}, required" if self.required else text
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -95,6 +110,14 @@ class Rule:
 
     argvs: tuple[tuple[str, ...], ...] = ((),)
     options: Mapping[str, Option] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """What arguments the rule allows, for the admin's command chooser."""
+        if self.options:
+            return "options: " + "; ".join(option.describe() for option in self.options.values())
+        if self.argvs == ((),):
+            return "no arguments"
+        return "exactly one of: " + "; ".join(" ".join(argv) or "(none)" for argv in self.argvs)
 
     def check(self, args: Sequence[str]) -> str | None:
         if not self.options:

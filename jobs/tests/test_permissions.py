@@ -130,13 +130,14 @@ def test_the_admin_shows_the_refusal_as_a_form_error(plain_user: User) -> None:
         "description": "",
         "enabled": "on",
         "target_type": "command",
-        "target": '{"command": "clearsessions"}',
+        "command_name": "clearsessions",
         "timeout_seconds": "300",
         "max_attempts": "1",
         "retry_backoff_seconds": "10",
         "secret": "",
     }
-    response = client.post(reverse("admin:jobs_job_add"), data)
+    with override_settings(JOBSCHEDULER_ALLOWED_COMMANDS=["clearsessions"]):
+        response = client.post(reverse("admin:jobs_job_add"), data)
     assert response.status_code == 200
     assert "jobs.create_command_jobs" in str(response.context["adminform"].form.errors["target_type"])
     assert not Job.objects.exists()

@@ -54,6 +54,10 @@ def test_schema_is_valid_openapi_with_every_path(client):
     assert components["Schedule"]["properties"]["job"]["type"] == "string"
     assert components["Run"]["properties"]["schedule"]["type"] == "string"
     assert components["Job"]["properties"]["secret"]["writeOnly"] is True
+    # A schedule in words: read-only, documented with examples.
+    description = components["Schedule"]["properties"]["description"]
+    assert description["type"] == "string" and description["readOnly"] is True
+    assert "At 02:30, Monday through Friday" in description["description"]
     parameter = schema["paths"]["/api/jobs/{id}/"]["get"]["parameters"][0]
     assert parameter["schema"]["type"] == "string"
 

@@ -100,7 +100,7 @@ def test_create_cron_with_every_field(api, job, frozen):
         assert body[name] == fields[name]
     assert body["start_at"] == "2026-03-01T23:00:00Z"
     assert body["next_run_at"] == "2026-03-02T08:00:00Z"  # 09:00 in Paris (UTC+1)
-    assert body["description"] == "Cron '0 9 * * MON-FRI' in Europe/Paris, jitter up to 30s"
+    assert body["description"] == "At 09:00, Monday through Friday (Europe/Paris), jitter up to 30s"
 
 
 def test_list_retrieve_and_filters(api, job, user):

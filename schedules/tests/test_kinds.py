@@ -729,8 +729,8 @@ def test_describe() -> None:
         "Every hour",
         "Every day",
     ]
-    assert CronKind().describe(cron("0 9 * * 1-5", "Europe/Paris")) == "Cron '0 9 * * 1-5' in Europe/Paris"
-    assert AtKind().describe(fixed(anchor, None)) == "Once, at 2026-01-01T00:00:00+00:00"
+    assert CronKind().describe(cron("0 9 * * 1-5", "Europe/Paris")) == "At 09:00, Monday through Friday (Europe/Paris)"
+    assert AtKind().describe(fixed(anchor, None)) == "Once, at 2026-01-01 00:00 (UTC)"
 
 
 # --- epoch milliseconds ---------------------------------------------------------------------
