@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0009_job_code_key'),
+        ('jobs', '0010_run_queue'),
         ('schedules', '0003_schedule_code_key'),
     ]
 
