@@ -207,6 +207,25 @@ class JobAdmin(admin.ModelAdmin):
         self.message_user(request, f"The job “{obj}” was added.", messages.SUCCESS)
         return self._show_secret(request, obj, secret, created=True)
 
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        """The jobs and their schedules by name, their runs as a number.
+
+        Django's own list loads every related row and asks for the delete permission on runs,
+        which nobody has here (runs are a read-only record): a job with runs could not be deleted.
+        A job's runs go with it, as through the API, and may number millions: counted, not listed.
+        """
+        jobs = list(objs)
+        schedules = [schedule for job in jobs for schedule in job.schedules.all()]
+        listed: list[Any] = []
+        for job in jobs:
+            listed += [str(job), [f"Schedule: {schedule}" for schedule in schedules if schedule.job_id == job.pk]]
+        runs = selectors.run_count_of_jobs(job.pk for job in jobs)
+        counts = {str(Job._meta.verbose_name_plural): len(jobs), "schedules": len(schedules)}
+        counts[str(Run._meta.verbose_name_plural)] = runs
+        return listed, counts, set(), []
+
     def delete_model(self, request: HttpRequest, obj: Job) -> None:
         services.job_delete(obj)
 

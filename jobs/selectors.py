@@ -144,6 +144,11 @@ def recent_outcomes(schedule_id: Any, limit: int, max_attempts: int) -> list[str
     return [status for _, status in newest.values()][:limit]
 
 
+def run_count_of_jobs(job_ids: Iterable[Any]) -> int:
+    """How many runs these jobs have (their history, deleted with them); one indexed count."""
+    return mongo.collection(Run).count_documents({"job_id": {"$in": list(job_ids)}})
+
+
 def recent_runs_of_job(job_id: Any, limit: int = 50) -> list[Run]:
     """A job's last ``limit`` runs, newest first, with their status, nominal time and attempt
     (the admin's strip): one condition, on the job, answered by the (job, -nominal_time) index.

@@ -214,6 +214,21 @@ def test_delete_job_unschedules(admin_client: Client, job: Job, due_index: DueIn
     assert due_index.state(str(schedule.pk)) == {}
 
 
+def test_delete_job_with_runs_counts_them_and_takes_them_along(admin_client: Client, job: Job) -> None:
+    schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=60)
+    for number in range(3):
+        Run.objects.create(job=job, fire_key=f"gone:{number}", status="succeeded")
+    confirm = admin_client.get(reverse("admin:jobs_job_delete", args=[job.pk]))
+    page = confirm.content.decode()
+    assert confirm.status_code == 200
+    assert "permission" not in page  # Django's own page refused: nobody may delete runs one by one
+    assert "Runs: 3" in page and "Schedules: 1" in page
+    response = admin_client.post(reverse("admin:jobs_job_delete", args=[job.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not Job.objects.filter(pk=job.pk).exists()
+    assert not Run.objects.filter(fire_key__startswith="gone:").exists()
+
+
 def test_schedule_change_page_shows_description_and_preview(admin_client: Client, job: Job) -> None:
     # 02:30 every day in London: on 2026-03-29 the clocks jump from 01:00 to 02:00 at... 01:00
     # UTC, so 01:30 local falls in the gap and fires at the jump instead.
