@@ -102,6 +102,12 @@ def recorded_attempts(attempts: Iterable[tuple[str, int]]) -> set[tuple[str, int
     return {(row["fire_key"], row["attempt"]) for row in found} & wanted
 
 
+def runs_by_ids(run_ids: Iterable[str]) -> dict[str, Run]:
+    """The runs with these ids (malformed ids are left out), by id as a string."""
+    ids = [ObjectId(ident) for ident in run_ids if ObjectId.is_valid(ident)]
+    return {str(run.pk): run for run in Run.objects.filter(pk__in=ids)} if ids else {}
+
+
 def attempt_recorded(fire_key: str, attempt: int) -> bool:
     """Whether this attempt of an occurrence has a run record (the unique (fire key, attempt))."""
     return run_of_attempt(fire_key, attempt) is not None
