@@ -49,6 +49,11 @@ def job_name_taken(owner_id: Any, name: str, *, excluding: Any = None) -> bool:
     return Job.objects.filter(owner_id=owner_id, name=name).exclude(pk=excluding).exists()
 
 
+def job_of_owner_named(owner: Any, name: str) -> Job | None:
+    """The owner's job called ``name`` (names are unique per owner), if any."""
+    return Job.objects.filter(owner=owner, name=name).first()
+
+
 def job_by_id(job_id: str | ObjectId) -> Job | None:
     """The job with this id; None when there is none or the id is malformed."""
     try:

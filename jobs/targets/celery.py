@@ -88,6 +88,14 @@ def clean(target: dict[str, Any]) -> str | None:
     """The problem with a celery target, or None."""
     if not configured():
         return "Celery targets need a broker: set JOBSCHEDULER_CELERY_BROKER_URL (or JOBSCHEDULER_CELERY_APP)."
+    return check(target)
+
+
+def check(target: dict[str, Any]) -> str | None:
+    """The problem with a celery target's fields, whatever the settings (the beat import's dry run)."""
+    unknown = sorted(set(target) - FIELDS)
+    if unknown:
+        return f"Unknown target field(s): {', '.join(unknown)}."
     name = target.get("task")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         return '"task" must be a Celery task name: 1-255 characters, no spaces.'
