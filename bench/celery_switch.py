@@ -47,8 +47,8 @@ from engine import Harness, percentile  # noqa: E402
 from peers.common import terminate, tree_cpu_seconds  # noqa: E402
 
 DOC = ROOT / "docs" / "celery-benchmark.md"
-CELERY_WORKER = (sys.executable, "-m", "celery", "-A", "celery_receiver", "worker", "-P", "solo", "-l", "warning")
-CELERY_WORKER += ("--without-mingle", "--without-gossip", "--without-heartbeat")
+CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "celery_receiver", "worker", "-P", "solo", "-l", "warning"]
+CELERY_WORKER += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
 
 
 @dataclass
@@ -175,12 +175,15 @@ class Bench:
             processes += scheduler_processes
             base = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
             step_us = 1_000_000 // self.schedules
+            anchors = [base + timedelta(microseconds=i * step_us) for i in range(self.schedules)]
             specs = [
-                {"kind": "fixed", "interval_seconds": 1, "anchor": base + timedelta(microseconds=i * step_us)}
-                for i in range(self.schedules)
+                {
+                    "kind": "fixed",
+                    "interval_seconds": 1,
+                    "anchor": anchor.replace(microsecond=anchor.microsecond // 1000 * 1000),
+                }
+                for anchor in anchors
             ]
-            for spec in specs:
-                spec["anchor"] = spec["anchor"].replace(microsecond=spec["anchor"].microsecond // 1000 * 1000)
             schedule_bulk_create(job=job, specs=specs)
             window_start = int(time.time()) + 3
             roles = {"schedulers": scheduler_processes, "workers": worker_processes}
