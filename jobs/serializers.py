@@ -77,6 +77,15 @@ class TargetField(serializers.JSONField):
     """A job's target: any JSON here (checked by jobs.targets), documented per target_type."""
 
 
+def target_shapes_any_of(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular hook: a target may fit several shapes (``{"task": ...}`` is a python and a
+    celery target; target_type says which), so the document lists them as anyOf, not oneOf."""
+    shapes = result.get("components", {}).get("schemas", {}).get("JobTarget", {})
+    if "oneOf" in shapes:
+        shapes["anyOf"] = shapes.pop("oneOf")
+    return result
+
+
 class JobSerializer(ApiModelSerializer):
     """A job: what runs. ``secret`` is write-only; ``has_secret`` says whether one is set."""
 

@@ -225,6 +225,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "jobscheduler.api.document_error_responses",
+        "jobs.serializers.target_shapes_any_of",
     ],
     "SERVE_PERMISSIONS": ["jobscheduler.api.ApiDocsPermission"],
 }
