@@ -271,12 +271,12 @@ class Bench:
         outcome.duplicates = sum(count - 1 for count in seen.values())
 
 
-def report(outcomes: list[Outcome], schedules: int, seconds: int) -> str:
+def report(outcomes: list[Outcome], seconds: int) -> str:
     load = Path("/proc/loadavg").read_text().split()
     lines = [
         "# Replacing celery beat: sending to a real Celery worker through RabbitMQ",
         "",
-        f"Written by `bench/celery_switch.py` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. {schedules} entries firing "
+        f"Written by `bench/celery_switch.py` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. N entries firing "
         f"every second, spread over the second, for {seconds} s (load averages at the end: {load[0]} / {load[1]} / "
         f"{load[2]}); one Celery worker (`-P solo`) drains the "
         "queue and notes each receipt. Lag is the receipt minus the occurrence's nominal time (ours: from the task "
@@ -285,18 +285,26 @@ def report(outcomes: list[Outcome], schedules: int, seconds: int) -> str:
         "'machine' is everything on this 2-core machine meanwhile (other work included). Beat's lag is measured "
         "against the slot before the receipt, so it cannot exceed 1 s: a backlog shows as misses.",
         "",
-        "| scheduler | tasks/s reaching the worker | lag p50 | lag p99 | misses | duplicates | CPU: scheduling | "
+        "| N | scheduler | tasks/s reaching the worker | lag p50 | lag p99 | misses | duplicates | CPU: scheduling | "
         "CPU: Celery worker | machine |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for outcome in outcomes:
         scheduling = sum(value for role, value in outcome.cpu.items() if role != "Celery worker")
         detail = ", ".join(f"{role} {value:.2f}" for role, value in outcome.cpu.items() if role != "Celery worker")
         lines.append(
-            f"| {outcome.name} | {outcome.rate:.0f} of {outcome.offered} | {percentile(outcome.lags, 0.5):.1f} ms | "
+            f"| {outcome.offered} | {outcome.name} | {outcome.rate:.0f} of {outcome.offered} | "
+            f"{percentile(outcome.lags, 0.5):.1f} ms | "
             f"{percentile(outcome.lags, 0.99):.1f} ms | {outcome.misses} | {outcome.duplicates} | "
             f"{scheduling:.2f} ({detail}) | {outcome.cpu.get('Celery worker', 0):.2f} | {outcome.busy:.2f} |"
         )
+    if any(outcome.busy > 1.5 for outcome in outcomes):
+        lines += [
+            "",
+            "**The machine was saturated** (over 1.5 of its 2 cores busy, other work included) during some rows: "
+            "there, every process waited for CPU, the Celery worker first, and the figures show how each scheduler "
+            "behaves under contention (misses, duplicates) rather than its capacity. Rerun on an idle machine for that.",
+        ]
     lines += [
         "",
         "Ours: `run_scheduler` dispatches each occurrence once through Redis, and `run_worker` sends it with "
@@ -314,24 +322,32 @@ def report(outcomes: list[Outcome], schedules: int, seconds: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--schedules", type=int, default=1000)
+    parser.add_argument(
+        "--schedules", type=int, nargs="+", default=[1000, 200], help="Entries per run (each fires every second)."
+    )
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--no-write", action="store_true", help="Print the table; leave docs/ alone.")
     options = parser.parse_args()
     if not shutil.which("rabbitmqctl"):
         raise SystemExit("bench/celery_switch.py: rabbitmqctl is needed (a vhost of the run's own)")
     workdir = Path(tempfile.mkdtemp(prefix="celery-switch-"))
-    bench = Bench(workdir, options.schedules, options.seconds)
+    bench = Bench(workdir, options.schedules[0], options.seconds)
     outcomes: list[Any] = []
-    try:
-        bench.wait_for_worker()
+    scenarios = [
+        (count, name, run)
+        for count in options.schedules
         for name, run in (
             ("celery beat, 1 beat", lambda: bench.beat(1)),
             ("ours, 1 scheduler", lambda: bench.ours(1)),
             ("ours, 2 schedulers", lambda: bench.ours(2)),
             ("celery beat, 2 beats", lambda: bench.beat(2)),
-        ):
-            print(f"{name} ...", flush=True)
+        )
+    ]
+    try:
+        bench.wait_for_worker()
+        for count, name, run in scenarios:
+            bench.schedules = count
+            print(f"{name}, {count} entries ...", flush=True)
             outcome = run()
             outcomes.append(outcome)
             print(
@@ -343,7 +359,7 @@ def main() -> None:
     finally:
         bench.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    text = report(outcomes, options.schedules, options.seconds)
+    text = report(outcomes, options.seconds)
     print(text)
     if not options.no_write:
         DOC.write_text(text)
