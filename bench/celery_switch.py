@@ -303,7 +303,8 @@ def report(outcomes: list[Outcome], seconds: int) -> str:
             "",
             "**The machine was saturated** (over 1.5 of its 2 cores busy, other work included) during some rows: "
             "there, every process waited for CPU, the Celery worker first, and the figures show how each scheduler "
-            "behaves under contention (misses, duplicates) rather than its capacity. Rerun on an idle machine for that.",
+            "behaves under contention (misses, duplicates) rather than its capacity. "
+            "Rerun on an idle machine for that.",
         ]
     lines += [
         "",
