@@ -24,6 +24,7 @@ class Job(models.Model):
         PYTHON = "python", "Python function"
         COMMAND = "command", "Management command"
         HTTP = "http", "HTTP webhook"
+        CELERY = "celery", "Celery task"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
     owner_id: Any
@@ -32,7 +33,8 @@ class Job(models.Model):
     target_type = models.CharField(max_length=16, choices=TargetType.choices)
     # python: {"task": import path of a Django Task, "args": [...], "kwargs": {...}};
     # command: {"command": name, "args": [...]};
-    # http: {"method", "url", "headers", "body"}. Checked by jobs.targets.
+    # http: {"method", "url", "headers", "body"};
+    # celery: {"task": a Celery task name, "args", "kwargs", "queue", ...}. Checked by jobs.targets.
     target = models.JSONField(default=dict)
     timeout_seconds = models.PositiveIntegerField(default=300)
     max_attempts = models.PositiveSmallIntegerField(default=1)
@@ -151,6 +153,9 @@ class Run(models.Model):
     # class path: what TaskResult.return_value and TaskResult.errors read.
     return_value = models.JSONField(null=True, blank=True)
     exception_class = models.CharField(max_length=200, blank=True)
+    # Celery targets: the id of the task the run was handed off as (its fire key). Set once
+    # the hand-off is recorded; a running run with one waits for the task's outcome.
+    external_id = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

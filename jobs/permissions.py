@@ -2,6 +2,8 @@
 
 - ``jobs.create_python_jobs``: a python target runs the project's code in a worker process;
 - ``jobs.create_command_jobs``: a command target runs an allow-listed management command;
+- ``jobs.create_celery_jobs``: a celery target sends any task, with any arguments, to the
+  team's Celery workers;
 - ``jobs.create_internal_webhooks``: a webhook to a destination only the operator's
   allow-list (``JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS``) makes reachable: a trusted host name,
   or a literal address that is not public.
@@ -23,6 +25,7 @@ from jobs.targets.http.request import InvalidTarget, parse_url
 
 CREATE_PYTHON = "jobs.create_python_jobs"
 CREATE_COMMAND = "jobs.create_command_jobs"
+CREATE_CELERY = "jobs.create_celery_jobs"
 CREATE_INTERNAL_WEBHOOKS = "jobs.create_internal_webhooks"
 
 # (codename, name): Job.Meta.permissions.
@@ -30,9 +33,10 @@ JOB_PERMISSIONS = (
     ("create_python_jobs", "Can create and change python jobs"),
     ("create_command_jobs", "Can create and change command jobs"),
     ("create_internal_webhooks", "Can create webhooks to allow-listed internal destinations"),
+    ("create_celery_jobs", "Can create and change celery jobs"),
 )
 
-_FOR_TYPE = {"python": CREATE_PYTHON, "command": CREATE_COMMAND}
+_FOR_TYPE = {"python": CREATE_PYTHON, "command": CREATE_COMMAND, "celery": CREATE_CELERY}
 
 
 def reaches_internal(target: Any) -> bool:

@@ -49,6 +49,11 @@ def job_name_taken(owner_id: Any, name: str, *, excluding: Any = None) -> bool:
     return Job.objects.filter(owner_id=owner_id, name=name).exclude(pk=excluding).exists()
 
 
+def job_of_owner_named(owner: Any, name: str) -> Job | None:
+    """The owner's job called ``name`` (names are unique per owner), if any."""
+    return Job.objects.filter(owner=owner, name=name).first()
+
+
 def job_by_id(job_id: str | ObjectId) -> Job | None:
     """The job with this id; None when there is none or the id is malformed."""
     try:
@@ -100,6 +105,12 @@ def recorded_attempts(attempts: Iterable[tuple[str, int]]) -> set[tuple[str, int
         {"fire_key": {"$in": sorted({fire_key for fire_key, _ in wanted})}}, {"fire_key": 1, "attempt": 1, "_id": 0}
     )
     return {(row["fire_key"], row["attempt"]) for row in found} & wanted
+
+
+def runs_by_ids(run_ids: Iterable[str]) -> dict[str, Run]:
+    """The runs with these ids (malformed ids are left out), by id as a string."""
+    ids = [ObjectId(ident) for ident in run_ids if ObjectId.is_valid(ident)]
+    return {str(run.pk): run for run in Run.objects.filter(pk__in=ids)} if ids else {}
 
 
 def attempt_recorded(fire_key: str, attempt: int) -> bool:

@@ -49,10 +49,26 @@ class HttpTargetSerializer(serializers.Serializer):  # type: ignore[type-arg]
     body = serializers.CharField(required=False, allow_blank=True, max_length=MAX_BODY_CHARS)
 
 
+class CeleryTargetSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """target_type ``celery``: a task of the team's Celery workers, sent by name through the
+    configured broker; its task id is the run's fire key."""
+
+    task = serializers.CharField(help_text="The Celery task's name, e.g. proj.tasks.report.")
+    args = serializers.ListField(required=False, help_text="Positional arguments (a JSON array).")
+    kwargs = serializers.DictField(required=False, help_text="Keyword arguments (a JSON object).")
+    queue = serializers.CharField(required=False)
+    exchange = serializers.CharField(required=False)
+    routing_key = serializers.CharField(required=False)
+    priority = serializers.IntegerField(required=False, min_value=0, max_value=255)
+    expires = serializers.FloatField(required=False, help_text="Seconds after the send; a later task is dropped.")
+    headers = serializers.DictField(required=False, help_text="Message headers (strings, numbers, booleans).")
+    ignore_result = serializers.BooleanField(required=False, help_text="Record the hand-off only.")
+
+
 @extend_schema_field(
     PolymorphicProxySerializer(
         component_name="JobTarget",
-        serializers=[PythonTargetSerializer, CommandTargetSerializer, HttpTargetSerializer],
+        serializers=[PythonTargetSerializer, CommandTargetSerializer, HttpTargetSerializer, CeleryTargetSerializer],
         resource_type_field_name=None,
         many=False,
     )
@@ -61,11 +77,20 @@ class TargetField(serializers.JSONField):
     """A job's target: any JSON here (checked by jobs.targets), documented per target_type."""
 
 
+def target_shapes_any_of(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular hook: a target may fit several shapes (``{"task": ...}`` is a python and a
+    celery target; target_type says which), so the document lists them as anyOf, not oneOf."""
+    shapes = result.get("components", {}).get("schemas", {}).get("JobTarget", {})
+    if "oneOf" in shapes:
+        shapes["anyOf"] = shapes.pop("oneOf")
+    return result
+
+
 class JobSerializer(ApiModelSerializer):
     """A job: what runs. ``secret`` is write-only; ``has_secret`` says whether one is set."""
 
     target = TargetField(
-        required=False, help_text="What a run does; its shape depends on target_type (python, command, http)."
+        required=False, help_text="What a run does; its shape depends on target_type (python, command, http, celery)."
     )
     has_secret = serializers.SerializerMethodField()
 
@@ -118,6 +143,7 @@ class RunSerializer(ApiModelSerializer):
             "queue",
             "return_value",
             "exception_class",
+            "external_id",
             "created_at",
         )
         read_only_fields = fields

@@ -429,17 +429,29 @@ def run_finish(
     expect_worker: str | None = None,
     return_value: Any = None,
     exception_class: str = "",
+    external_id: str = "",
 ) -> bool:
     """Record how an attempt ended, if it is still as expected (status, and worker if given).
 
-    False means another worker changed it first (a takeover): the outcome is not written.
+    Status ``running`` records a hand-off instead: the attempt goes on elsewhere, as the Celery
+    task ``external_id``, and is not finished. False means another worker changed it first (a
+    takeover): the outcome is not written.
     """
     expected: dict[str, Any] = {"status": expect_status}
     if expect_worker is not None:
         expected["worker"] = expect_worker
-    values = {"status": status, "finished_at": now, "output": output, "error": error}
-    values.update(return_value=return_value, exception_class=exception_class)
+    finished_at = None if status == Run.Status.RUNNING else now
+    values = {"status": status, "finished_at": finished_at, "output": output, "error": error}
+    values.update(return_value=return_value, exception_class=exception_class, external_id=external_id)
     return _compare_and_set(run, expected, values)
+
+
+def run_resume(run: Run, *, expect_worker: str) -> bool:
+    """Put a running attempt whose worker died back to pending, to be started again by another
+    (a celery run: its send is marked, so going on never sends the task twice). False if the
+    record changed meanwhile."""
+    expected = {"status": Run.Status.RUNNING, "worker": expect_worker}
+    return _compare_and_set(run, expected, {"status": Run.Status.PENDING, "worker": "", "started_at": None})
 
 
 def run_draft(

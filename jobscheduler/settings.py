@@ -5,6 +5,7 @@ Everything an operator changes is an environment variable; see the README's
 secret key is required.
 """
 
+import json
 import os
 import re
 from datetime import timedelta
@@ -224,6 +225,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "jobscheduler.api.document_error_responses",
+        "jobs.serializers.target_shapes_any_of",
     ],
     "SERVE_PERMISSIONS": ["jobscheduler.api.ApiDocsPermission"],
 }
@@ -298,6 +300,23 @@ JOBSCHEDULER_WEBHOOK_CA_FILE = os.environ.get("JOBSCHEDULER_WEBHOOK_CA_FILE", ""
 # object {"purge_runs": {"--days": {"type": "int", "min": 7}}, "clearsessions": []}, or
 # comma-separated names, each then allowed without arguments. See jobs/targets/command.py.
 JOBSCHEDULER_ALLOWED_COMMANDS = os.environ.get("JOBSCHEDULER_ALLOWED_COMMANDS", "")
+
+# Celery targets (jobs/targets/celery.py) send tasks to the team's existing Celery workers:
+# through this broker, or through the project's own Celery app when JOBSCHEDULER_CELERY_APP
+# names one ("proj.celery.app" or "proj.celery:app"; its broker, result backend and routes
+# are used, the two URLs here are not). With a result backend, workers record each task's
+# outcome when it finishes; without one, a run records the hand-off only.
+JOBSCHEDULER_CELERY_BROKER_URL = os.environ.get("JOBSCHEDULER_CELERY_BROKER_URL", "")
+JOBSCHEDULER_CELERY_RESULT_BACKEND = os.environ.get("JOBSCHEDULER_CELERY_RESULT_BACKEND", "")
+JOBSCHEDULER_CELERY_APP = os.environ.get("JOBSCHEDULER_CELERY_APP", "")
+# More Celery configuration for the app built from the URLs, as a JSON object of Celery
+# setting names (e.g. {"broker_transport_options": {"global_keyprefix": "team:"}}).
+try:
+    JOBSCHEDULER_CELERY_CONFIG: dict[str, object] = json.loads(os.environ.get("JOBSCHEDULER_CELERY_CONFIG") or "{}")
+except ValueError as _error:
+    raise ImproperlyConfigured(f"JOBSCHEDULER_CELERY_CONFIG is not JSON: {_error}") from None
+if not isinstance(JOBSCHEDULER_CELERY_CONFIG, dict):
+    raise ImproperlyConfigured("JOBSCHEDULER_CELERY_CONFIG must be a JSON object.")
 
 # Per-owner limits (superusers are not limited): jobs and schedules one owner may have (0: no
 # limit), and the shortest time between two occurrences of a schedule, in seconds.

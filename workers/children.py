@@ -12,7 +12,9 @@ gets a fresh child. A child that dies by itself (a crash, the OOM killer) makes 
 
 Http targets run in the calling thread, over the process's kept-alive connections:
 :func:`jobs.targets.http.deliver` bounds every step (resolving, connecting, each read, the
-whole exchange) by the timeout itself, with no thread of its own.
+whole exchange) by the timeout itself, with no thread of its own. Celery targets too: a run
+hands the task to the broker (:func:`jobs.targets.celery.send`, about a second of retries at
+most) and its outcome, if awaited, is recorded later by workers.celery_results.
 
 Children ignore SIGINT and SIGTERM (a Ctrl-C or a service manager's stop reaches every
 process; the parent decides when they stop, after their current run) and, on Linux, are
@@ -30,6 +32,7 @@ import json
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -54,14 +57,17 @@ DEFAULT_OUTPUT_CHARS = 4000
 STARTUP_SECONDS = 60  # for a child to import Django and the project; not part of any timeout
 MAX_RETURN_CHARS = 1_000_000  # a Task's return value kept in its run record, as JSON
 
-# Succeeded, failed, timed out: the values of jobs.models.Run.Status these outcomes take.
-SUCCEEDED, FAILED, TIMED_OUT = "succeeded", "failed", "timed_out"
+# Succeeded, failed, timed out: the values of jobs.models.Run.Status these outcomes take;
+# running: handed off (a Celery task), its outcome recorded when it comes.
+SUCCEEDED, FAILED, TIMED_OUT, RUNNING = "succeeded", "failed", "timed_out", "running"
 
 
 @dataclass(frozen=True)
 class Outcome:
     """How one attempt went: a Run status, an output excerpt and an error message (bounded);
-    for python targets the Task's return value (JSON) and, when it raised, the exception's class."""
+    for python targets the Task's return value (JSON) and, when it raised, the exception's class;
+    for celery targets the id of the task it was handed off as (status ``running`` while its
+    outcome is awaited)."""
 
     status: str
     output: str = ""
@@ -69,6 +75,7 @@ class Outcome:
     duration: float = 0.0
     value: Any = None
     error_class: str = ""
+    external_id: str = ""
 
     @property
     def ok(self) -> bool:
@@ -411,8 +418,13 @@ class Slot:
     """
 
     def __init__(
-        self, env: dict[str, str] | None = None, output_limit: int | None = None, pool: ChildPool | None = None
+        self,
+        env: dict[str, str] | None = None,
+        output_limit: int | None = None,
+        pool: ChildPool | None = None,
+        name: str = "",
     ):
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"  # the worker's: who sent a Celery task
         self.env = env if env is not None else child_env()
         self.output_limit = output_limit or output_chars()
         self._own_pool = pool is None
@@ -437,6 +449,8 @@ class Slot:
         started = time.monotonic()
         if job.target_type == "http" and target is None:
             outcome = self._deliver(job, fire_key=fire_key, attempt=attempt)
+        elif job.target_type == "celery" and target is None:
+            outcome = self._send_celery(job, fire_key=fire_key, attempt=attempt)
         else:
             outcome = self._in_child(job, fire_key=fire_key, attempt=attempt, target=target)
         return replace(outcome, duration=time.monotonic() - started)
@@ -459,6 +473,17 @@ class Slot:
             shown = f"{shown}\n{result.response_excerpt}" if shown else result.response_excerpt
         status = SUCCEEDED if result.ok else TIMED_OUT if result.timed_out else FAILED
         return Outcome(status, excerpt(shown, self.output_limit), excerpt(result.error, self.output_limit))
+
+    def _send_celery(self, job: Job, *, fire_key: str, attempt: int) -> Outcome:
+        from jobs.targets import celery
+
+        target = job.target if isinstance(job.target, dict) else {}
+        try:
+            handoff = celery.send(target, fire_key=fire_key, attempt=attempt, sender=self.name)
+        except celery.NotSent as error:
+            return Outcome(FAILED, error=self._redact(excerpt(str(error), self.output_limit)))
+        status = RUNNING if handoff.awaiting else SUCCEEDED
+        return Outcome(status, excerpt(handoff.summary, self.output_limit), external_id=handoff.task_id)
 
     def _in_child(self, job: Job, *, fire_key: str, attempt: int, target: dict[str, Any] | None = None) -> Outcome:
         kind = "python" if target is not None else job.target_type

@@ -12,6 +12,11 @@
 - **Takeover.** A claimed attempt that was running (its worker died) is marked failed
   ("worker X lost mid-run") and replaced, atomically, by attempt + 1 (trigger ``retry``), at
   most ``max_takeovers`` times per occurrence.
+- **Hand-offs.** A celery run ends in the slot once its task is with the broker: recorded as
+  succeeded, or, when the task's outcome is awaited (a result backend), as running with the
+  task's id, acknowledged and left to workers.celery_results. A celery run whose worker died
+  goes on as the same attempt, never attempt + 1: its send mark (jobs.targets.celery) says
+  whether the task still has to be sent.
 - **Overlap.** Runs of a ``skip`` or ``buffer_one`` schedule register in Redis while they run
   (a lease the worker keeps fresh); one Lua step per run applies the policy: ``skip`` records
   a run that would overlap as skipped, ``buffer_one`` holds one back in the delayed set until
@@ -28,6 +33,7 @@ from typing import Any, Protocol
 from jobs import selectors, services
 from jobs.models import Job, Run
 from jobs.runqueue import Entry
+from jobs.targets.celery import SendMarks
 from jobscheduler.epoch import from_epoch_ms
 from jobscheduler.outages import unavailable
 from schedules import services as schedule_services
@@ -57,6 +63,7 @@ class Handled(StrEnum):
     LOST = "lost"  # taken over by another worker while it ran: the outcome was not recorded
     TAKEN_OVER = "taken over"  # its worker died: attempt + 1 was put on the stream
     GIVEN_UP = "given up"  # its worker died once too often
+    HANDED_OFF = "handed off"  # a Celery task now; its outcome is recorded when it comes
 
 
 class Executor(Protocol):
@@ -191,11 +198,18 @@ def _execute(worker: Worker, run: Run, entry: Entry, job: Job, executor: Executo
         expect_worker=worker.name,
         return_value=outcome.value,
         exception_class=outcome.error_class,
+        external_id=outcome.external_id,
     )
     if not recorded:
         # Another worker took the entry over meanwhile and continues the run; ours is void.
         logger.warning("run taken over while it ran; outcome not recorded", extra={"fire_key": entry.fire_key})
         return Handled.LOST
+    if outcome.external_id:
+        # The record holds the hand-off now: no takeover needs the send mark any more.
+        SendMarks(worker.runqueue.keyspace).forget(entry.fire_key, entry.attempt)
+    if outcome.status == Run.Status.RUNNING:
+        worker.stats.done += 1
+        return _await(worker, run, entry)
     worker.stats.done += 1
     metrics.RUNS.labels(status=outcome.status, trigger=run.trigger).inc()
     metrics.RUN_DURATION.labels(target_type=job.target_type).observe(outcome.duration)
@@ -248,6 +262,8 @@ def _recorded_already(worker: Worker, run: Run, entry: Entry, job: Job) -> Handl
         dead = (
             entry.claimed or not worker.worker_alive(run.worker) or (run.worker == worker.name and not executing_here)
         )
+        if dead and job.target_type == Job.TargetType.CELERY:
+            return _resume_handoff(worker, run, entry)
         if dead:
             return _continue_lost(worker, run, entry, job)
     # Another live worker has this very attempt in hand (the entry was replayed).
@@ -268,6 +284,26 @@ def _finish_what_was_left(worker: Worker, run: Run, entry: Entry, job: Job) -> H
             return Handled.RETRY
     worker.runqueue.ack(entry.shard, entry.entry_id)
     return Handled.DUPLICATE
+
+
+def _await(worker: Worker, run: Run, entry: Entry) -> Handled:
+    """The run was handed off as a Celery task: the workers' results watcher (any worker's)
+    records its outcome; the entry is done."""
+    worker.awaited.add([str(run.pk)], worker.now_ms())
+    worker.runqueue.ack(entry.shard, entry.entry_id)
+    return Handled.HANDED_OFF
+
+
+def _resume_handoff(worker: Worker, run: Run, entry: Entry) -> Handled | None:
+    """A celery run whose worker died: its effect is the send, and the send is marked, so the
+    same attempt goes on (None: run it here) instead of failing and trying attempt + 1."""
+    if run.external_id:  # the hand-off is recorded: the task lives on in Celery
+        return _await(worker, run, entry)
+    if not services.run_resume(run, expect_worker=run.worker):
+        worker.runqueue.ack(entry.shard, entry.entry_id)  # another worker resumed it first
+        return Handled.DUPLICATE
+    logger.warning("celery run resumed after its worker died", extra={"fire_key": entry.fire_key})
+    return None
 
 
 def _continue_lost(worker: Worker, run: Run, entry: Entry, job: Job) -> Handled:

@@ -25,6 +25,7 @@ from django.db import connection
 from jobs.runqueue import Entry
 from jobscheduler.coordination import WORKERS
 from jobscheduler.outages import Backoff, unavailable
+from workers import celery_results
 from workers.children import ChildPool, Slot, child_env
 from workers.handler import Handled, handle
 from workers.worker import Worker
@@ -43,7 +44,7 @@ def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) 
     if slots is None:
         env = child_env(redis_prefix=worker.runqueue.keyspace.prefix, shards=worker.runqueue.shards)
         pool = ChildPool(env, worker.options.processes)
-        slots = [Slot(env, pool=pool) for _ in range(worker.options.concurrency)]
+        slots = [Slot(env, pool=pool, name=worker.name) for _ in range(worker.options.concurrency)]
     work: queue.Queue[Entry | None] = queue.Queue()
     free = threading.Condition()
     busy = [0]
@@ -59,6 +60,13 @@ def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) 
     quiet = threading.Event()
     keeper = threading.Thread(target=_keep_loop, args=(worker, quiet, busy), name="keep-alive", daemon=True)
     keeper.start()
+    # Celery tasks' outcomes, when a result backend holds them (workers.celery_results).
+    watched = threading.Event()
+    watcher = None
+    if celery_results.watching():
+        watcher = threading.Thread(target=celery_results.watch, args=(worker, watched), name="celery-results")
+        watcher.daemon = True
+        watcher.start()
     backlog: deque[Entry] = deque()
     next_takeover = next_release = 0.0
     block_ms = int(min(worker.options.block_seconds, worker.options.keep_alive_seconds) * 1000) or 1
@@ -98,6 +106,9 @@ def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) 
         for thread in threads:
             thread.join()
         worker.recorder.stop()
+        watched.set()
+        if watcher is not None:
+            watcher.join(timeout=10)
         if pool is not None:
             pool.close()
         notices.close()

@@ -79,8 +79,10 @@ class Recorder:
         expect_worker: str | None = None,
         return_value: Any = None,
         exception_class: str = "",
+        external_id: str = "",
     ) -> bool:
-        """Record how the attempt ended; returns once it is written. False: it is not, because
+        """Record how the attempt ended (or, with status ``running``, that it was handed off as
+        ``external_id``: a Celery task); returns once it is written. False: it is not, because
         another worker changed the record first (a takeover) or recorded the attempt already."""
         if not run._state.adding and id(run) not in self._tracked:
             return self._finish_stored(
@@ -93,9 +95,11 @@ class Recorder:
                 expect_worker=expect_worker,
                 return_value=return_value,
                 exception_class=exception_class,
+                external_id=external_id,
             )
-        outcome: dict[str, Any] = {"status": status, "finished_at": now, "output": output, "error": error}
-        outcome.update(return_value=return_value, exception_class=exception_class)
+        finished_at = None if status == Run.Status.RUNNING else now
+        outcome: dict[str, Any] = {"status": status, "finished_at": finished_at, "output": output, "error": error}
+        outcome.update(return_value=return_value, exception_class=exception_class, external_id=external_id)
         with self._lock:
             tracked = self._tracked.setdefault(id(run), _Tracked(run, time.monotonic()))
             tracked.outcome = outcome
@@ -124,13 +128,11 @@ class Recorder:
                 time.sleep(outage.failed(error))
                 continue
             outage.succeeded()
-            return (
-                stored is not None
-                and stored.status == status
-                and stored.worker == run.worker
-                and stored.finished_at is not None
-                and abs((stored.finished_at - now).total_seconds()) < 0.002
-            )
+            if stored is None or stored.status != status or stored.worker != run.worker:
+                return False
+            if status == Run.Status.RUNNING:  # a hand-off: it carries the task's id
+                return bool(stored.external_id) and stored.external_id == change.get("external_id")
+            return stored.finished_at is not None and abs((stored.finished_at - now).total_seconds()) < 0.002
 
     # --- the writing thread ---------------------------------------------------------------
     def start(self) -> None:

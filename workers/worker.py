@@ -33,6 +33,7 @@ from jobscheduler.coordination import WORKERS, Coordination
 from jobscheduler.notices import ChangeListener
 from jobscheduler.outages import MONGODB, unavailable
 from schedules import selectors as schedule_selectors
+from workers.awaited import AwaitedRuns
 from workers.recorder import Recorder
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class Worker:
         self._claim_cursors: dict[int, str] = {}
         self.stats = _Stats()
         self.recorder = Recorder()
+        self.awaited = AwaitedRuns(self.runqueue.keyspace)
 
     # --- time ------------------------------------------------------------------------------
     def now_ms(self) -> int:

@@ -3,7 +3,8 @@
 Python targets name a Django Task by its import path (only Tasks in installed apps' ``tasks``
 modules).
 Management commands must be allow-listed in ``JOBSCHEDULER_ALLOWED_COMMANDS``. Webhooks
-(``http``) are checked by the parser that builds their requests.
+(``http``) are checked by the parser that builds their requests. Celery targets name a task of
+the team's own Celery workers, which need a configured broker.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from jobs.targets import command, http, python
+from jobs.targets import celery, command, http, python
 from jobs.targets.command import allowed_commands
 from jobs.targets.python import discovered_tasks, task
 
@@ -23,6 +24,7 @@ _TYPES: dict[str, tuple[frozenset[str], Callable[[dict[str, Any]], str | None]]]
     "python": (python.FIELDS, python.clean),
     "command": (command.FIELDS, command.clean),
     "http": (http.FIELDS, http.clean),
+    "celery": (celery.FIELDS, celery.clean),
 }
 
 
