@@ -1,7 +1,8 @@
 """The admin's pages as a person uses them, for the browser tests: sign in, fill a job, act on a list, wait for a row.
 
 Everything is found by role and label, as a screen reader would, so a reworked form breaks
-only the helper that fills it (``fill_webhook_target`` while the target is edited as JSON).
+only the helper that fills it. The few ids used are the admin's stable hooks where a label is
+not unique (a schedule's two date-time pairs) or names no control (the secret shown once).
 """
 
 from __future__ import annotations
@@ -40,18 +41,21 @@ def open_admin_list(page: Page, model: str) -> None:
     page.goto(reverse(f"admin:{app}_{name}_changelist"))
 
 
-def fill_webhook_target(page: Page, url: str, *, body: dict[str, Any], secret: str) -> None:
-    """The target of a webhook job, as today's form takes it: a type, a JSON object, a secret.
+def fill_webhook_target(page: Page, url: str, *, body: dict[str, Any], secret: str = "") -> None:
+    """The target of a webhook job, by its own fields: type, URL, method, headers, body; a secret of our own.
 
-    The one place to change when the form edits a webhook's URL, method and body as fields.
+    Without ``secret`` the field is left blank, so saving generates one and shows it once.
     """
     field(page, "Target type").select_option(label="HTTP webhook")
-    target = {"url": url, "method": "POST", "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
-    field(page, "Target").fill(json.dumps(target))
-    field(page, "Secret").fill(secret)
+    field(page, "URL").fill(url)
+    field(page, "Method").select_option("POST")
+    field(page, "Headers").fill("Content-Type: application/json")
+    field(page, "Body").fill(json.dumps(body))
+    if secret:
+        field(page, "Your own secret").fill(secret)
 
 
-def fill_new_job(page: Page, name: str, receiver_url: str, *, secret: str, cron: str = "") -> None:
+def fill_new_job(page: Page, name: str, receiver_url: str, *, secret: str = "", cron: str = "") -> None:
     """On the add-job page: a webhook job to ``receiver_url`` and, given ``cron``, its first schedule."""
     field(page, "Name").fill(name)
     fill_webhook_target(page, receiver_url, body={"job": name}, secret=secret)
@@ -62,7 +66,7 @@ def fill_new_job(page: Page, name: str, receiver_url: str, *, secret: str, cron:
 
 
 def add_webhook_job(page: Page, name: str, receiver_url: str, *, secret: str, cron: str = "") -> None:
-    """Jobs, Add job, fill it in, Save: the job exists (and fires, given ``cron``)."""
+    """Jobs, Add job, fill it in with our own ``secret``, Save: the job exists (and fires, given ``cron``)."""
     open_admin_list(page, "jobs.job")
     page.get_by_role("link", name="Add job").click()
     fill_new_job(page, name, receiver_url, secret=secret, cron=cron)
@@ -92,6 +96,12 @@ def reload_until(page: Page, target: Locator, what: str, timeout: float = WAIT_S
         time.sleep(0.5)
         page.reload()
     return target.first
+
+
+def open_run(row: Locator) -> None:
+    """From its row in the runs list, a run's page: the link on its nominal time (the job and
+    schedule cells link to those)."""
+    row.get_by_role("rowheader").get_by_role("link").click()
 
 
 def run_rows(page: Page, job_name: str, status: str) -> Locator:

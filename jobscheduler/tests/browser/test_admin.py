@@ -27,6 +27,7 @@ from jobscheduler.tests.browser.pages import (
     fill_new_job,
     log_in,
     open_admin_list,
+    open_run,
     reload_until,
     run_action,
     run_rows,
@@ -180,7 +181,7 @@ def test_a_run_the_receiver_refuses_shows_as_failed_with_its_error(
     page.get_by_role("link", name="Failed", exact=True).click()
     row = reload_until(page, run_rows(page, name, "Failed"), "the refused run to fail")
     snap(page, "failed-runs")
-    row.get_by_role("link").first.click()
+    open_run(row)
     expect(page.get_by_text("HTTP 401 Unauthorized")).to_be_visible()
     snap(page, "failed-run")
     refused = [entry for entry in live.deliveries() if entry["webhook_id"] == key]
