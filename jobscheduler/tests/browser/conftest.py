@@ -37,7 +37,7 @@ INSTALL_HINT = (
     "as root: apt-get update && apt-get install -y chromium (bin/test does this when run as root),"
     " or point JOBSCHEDULER_CHROMIUM at a chromium binary"
 )
-VIEWPORT = {"width": 1280, "height": 900}
+VIEWPORT = {"width": 1280, "height": 800}  # the README's screenshots are taken at this size
 
 _screenshot_dir: Path | None = None
 _screenshot_count = 0
@@ -182,8 +182,9 @@ def screenshot_dir() -> Path:
 
 
 @pytest.fixture
-def snap(request: pytest.FixtureRequest) -> Iterator[Callable[[Page, str], Path]]:
-    """``snap(page, "what")`` saves the whole page as NN-test-what.png, numbered in the order taken.
+def snap(request: pytest.FixtureRequest) -> Iterator[Callable[..., Path]]:
+    """``snap(page, "what")`` saves the whole page as NN-test-what.png, numbered in the order taken;
+    ``full_page=False``, only what the viewport shows (the README's pictures).
 
     When the test fails, the last page it took is saved once more as it was then ("failed").
     """
@@ -191,11 +192,11 @@ def snap(request: pytest.FixtureRequest) -> Iterator[Callable[[Page, str], Path]
     test = re.sub(r"[^a-z0-9]+", "-", name.removeprefix("test_").lower()).strip("-")[:60]
     last: list[Page] = []
 
-    def take(page: Page, what: str) -> Path:
+    def take(page: Page, what: str, *, full_page: bool = True) -> Path:
         global _screenshot_count
         _screenshot_count += 1
         path = screenshot_dir() / f"{_screenshot_count:02d}-{test}-{what}.png"
-        page.screenshot(path=path, full_page=True)
+        page.screenshot(path=path, full_page=full_page)
         last[:] = [page]
         return path
 

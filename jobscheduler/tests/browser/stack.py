@@ -3,18 +3,22 @@
 Each is a ``manage.py`` command on this test run's MongoDB database and a Redis prefix of its
 own, logging to a file; they are ended by PID, receiver last. The web server is the one
 ``bin/run`` uses (runserver, no reloader) on a free loopback port; webhooks may reach 127.0.0.1,
-where the demo's receiver listens (its secret is ``demo.receiver.DEMO_SECRET``).
+where the demo's receiver listens (its secret is ``demo.receiver.DEMO_SECRET``). A secret the
+admin generates is only known once shown: ``receiver_knowing`` serves one more receiver, in a
+thread of the test, that holds that secret alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -22,6 +26,7 @@ from typing import IO, Any, TypeVar
 import redis
 
 from demo.receiver import PATH as RECEIVER_PATH
+from demo.receiver import Receiver, serve
 from devtools.servers import free_port, port_open
 from jobscheduler.coordination import SCHEDULERS, WORKERS, Coordination
 from jobscheduler.keyspace import Keyspace
@@ -66,7 +71,7 @@ class LiveStack:
 
     @property
     def receiver_url(self) -> str:
-        return f"http://127.0.0.1:{self.receiver_port}{RECEIVER_PATH}"
+        return receiver_url(self.receiver_port)
 
     def log(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -114,13 +119,7 @@ class LiveStack:
 
     def deliveries(self) -> list[dict[str, Any]]:
         """What the receiver logged, one dict per webhook delivery it judged."""
-        found = []
-        for line in self.log("receiver").read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                entry = json.loads(line)
-                if isinstance(entry, dict) and "webhook_id" in entry:
-                    found.append(entry)
-        return found
+        return delivery_lines(self.log("receiver").read_text(errors="replace"))
 
     def stop(self) -> None:
         """SIGTERM each process by PID (the receiver last, after the worker), SIGKILL any that hangs."""
@@ -136,3 +135,37 @@ class LiveStack:
                 process.wait()
         for out in self._logs:
             out.close()
+
+
+def delivery_lines(log: str) -> list[dict[str, Any]]:
+    """A receiver's JSON lines about deliveries (not its other lines), in order."""
+    found = []
+    for line in log.splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and "webhook_id" in entry:
+                found.append(entry)
+    return found
+
+
+def receiver_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}{RECEIVER_PATH}"
+
+
+@contextlib.contextmanager
+def receiver_knowing(secret: str, port: int) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The demo's receiver on ``port``, verifying with ``secret`` alone, while the block runs.
+
+    Yields a function returning the deliveries it judged so far. It runs in a thread of this
+    process (the secret was learned from a page mid-test); the live worker delivers to it
+    like any other receiver.
+    """
+    out = io.StringIO()
+    receiver = Receiver(port, secret=secret, out=out)
+    thread = threading.Thread(target=serve, args=(receiver,), name=f"receiver-{port}", daemon=True)
+    thread.start()
+    try:
+        yield lambda: delivery_lines(out.getvalue())
+    finally:
+        receiver.shutdown()
+        thread.join(STOP_SECONDS)

@@ -30,7 +30,9 @@ from jobscheduler.tests.browser.pages import (
     open_run,
     reload_until,
     run_action,
+    run_now,
     run_rows,
+    search_runs,
     success_message,
 )
 from jobscheduler.tests.browser.stack import ADMIN_PASSWORD, ADMIN_USERNAME, LiveStack, wait_until
@@ -142,14 +144,9 @@ def test_pausing_stops_the_firing_run_now_still_runs_and_resuming_fires_again(
     time.sleep(3)  # three occurrences of an every-second schedule
     assert scheduled_runs_after(name, paused_at + timedelta(seconds=1)) == []
 
-    open_admin_list(page, "jobs.job")
-    run_action(page, "Run now (schedules do not move)", name)
-    expect(success_message(page)).to_contain_text("Started 1 run: manual:")
+    key = run_now(page, name)
     snap(page, "run-now")
-    key = success_message(page).inner_text().split(": ", 1)[1].strip()
-    open_admin_list(page, "jobs.run")
-    page.get_by_role("textbox", name="Search").fill(key)
-    page.get_by_role("button", name="Search").click()
+    search_runs(page, key)
     row = reload_until(page, run_rows(page, name, "Succeeded"), "the manual run to succeed")
     expect(row).to_contain_text("Manual")
     snap(page, "manual-run")
@@ -173,9 +170,7 @@ def test_a_run_the_receiver_refuses_shows_as_failed_with_its_error(
     page, name = admin_page, "refused-by-receiver"
     wrong_secret = "whsec_" + base64.b64encode(b"not the receiver's secret, 32 b").decode()
     add_webhook_job(page, name, live.receiver_url, secret=wrong_secret)
-    run_action(page, "Run now (schedules do not move)", name)
-    expect(success_message(page)).to_contain_text("Started 1 run: manual:")
-    key = success_message(page).inner_text().split(": ", 1)[1].strip()
+    key = run_now(page, name)
 
     open_admin_list(page, "jobs.run")
     page.get_by_role("link", name="Failed", exact=True).click()
