@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.test.utils import setup_databases, teardown_databases
 from playwright.sync_api import Browser, BrowserType, Page, Playwright, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
@@ -37,6 +38,9 @@ INSTALL_HINT = (
     "as root: apt-get update && apt-get install -y chromium (bin/test does this when run as root),"
     " or point JOBSCHEDULER_CHROMIUM at a chromium binary"
 )
+# The database the settings name, read before any fixture runs (pytest-django may then switch
+# the connection to its test database).
+CONFIGURED_DATABASE = connection.settings_dict["NAME"]
 VIEWPORT = {"width": 1280, "height": 800}  # the README's screenshots are taken at this size
 
 _screenshot_dir: Path | None = None
@@ -104,8 +108,30 @@ def browser_context_args(live: LiveStack) -> dict[str, Any]:
 
 # --- the live service -----------------------------------------------------------------------
 @pytest.fixture(scope="package")
+def test_database(django_db_setup: Any, django_db_blocker: Any) -> Iterator[str]:
+    """This run's migrated test database (its name), set up here when pytest-django did not.
+
+    pytest-django creates it only when a collected test asks for a database (a django_db mark,
+    the db fixtures), and these ask through ``live``, which it cannot see. Run alone, they went
+    to the database the settings name, unmigrated (so without the indexes the service relies
+    on: a manual run the worker recorded first was recorded twice) and flushed it at the end.
+    """
+    if connection.settings_dict["NAME"] != CONFIGURED_DATABASE:  # pytest-django switched to its own
+        yield connection.settings_dict["NAME"]
+        return
+    with django_db_blocker.unblock():
+        # django-stubs types aliases as a Mapping; Django reads any collection of aliases.
+        config = setup_databases(0, False, aliases={DEFAULT_DB_ALIAS}, serialized_aliases=())  # type: ignore[arg-type]
+    try:
+        yield connection.settings_dict["NAME"]
+    finally:
+        with django_db_blocker.unblock():
+            teardown_databases(config, verbosity=0)
+
+
+@pytest.fixture(scope="package")
 def live(
-    chromium: str, django_db_setup: Any, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+    chromium: str, test_database: str, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveStack]:
     """Web server, scheduler, worker and receiver on this run's test database, with a superuser.
 
@@ -122,7 +148,7 @@ def live(
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "jobscheduler.settings",
         "DJANGO_DEBUG": "1",
-        "MONGODB_DB": connection.settings_dict["NAME"],
+        "MONGODB_DB": test_database,
         "JOBSCHEDULER_REDIS_PREFIX": prefix,
         "JOBSCHEDULER_SHARDS": str(SHARDS),
         "JOBSCHEDULER_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",  # the receiver listens on loopback
