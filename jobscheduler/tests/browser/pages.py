@@ -113,6 +113,12 @@ def reload_until(page: Page, target: Locator, what: str, timeout: float = WAIT_S
     return target.first
 
 
+def scroll_to_heading(page: Page, name: str) -> None:
+    """Scroll the page so the heading ``name`` (a fieldset's) is at the top of the window."""
+    heading = page.get_by_role("heading", name=name, exact=True).filter(visible=True)
+    heading.evaluate("h => window.scrollTo(0, h.getBoundingClientRect().top + window.scrollY - 8)")
+
+
 def open_run(row: Locator) -> None:
     """From its row in the runs list, a run's page: the link on its nominal time (the job and
     schedule cells link to those)."""

@@ -22,6 +22,7 @@ from jobscheduler.tests.browser.pages import (
     reload_until,
     run_now,
     run_rows,
+    scroll_to_heading,
     search_runs,
     success_message,
 )
@@ -70,6 +71,8 @@ def test_a_failed_run_is_run_again_from_its_page_once_the_job_is_fixed_and_the_s
     expect(newest).to_have_accessible_name(re.compile(r"^Succeeded, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, attempt 1$"))
     expect(oldest).to_have_accessible_name(re.compile(r"^Failed, .* UTC, attempt 1$"))
     snap(page, "strip")
+    scroll_to_heading(page, "Target")
+    snap(page, "job-page", full_page=False)  # the README's picture of a job's page
     oldest.click()
     expect(page).to_have_url(failed_run_url)
     expect(page.locator(".field-fire_key")).to_contain_text(failed_key)
