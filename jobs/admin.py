@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from jobs import permissions, selectors, services
-from jobs.admin_paging import RunsPaginator
+from jobs.admin_runs import RunsChangeList, RunsPaginator
 from jobs.models import Job, Run
 from jobs.targets import python as python_targets
 from jobscheduler.admin_tools import (
@@ -243,16 +243,19 @@ class RunAdmin(admin.ModelAdmin):
     list_filter = ("status", "trigger", ("nominal_time", admin.DateFieldListFilter))
     search_fields = ("fire_key",)
     # Fast with a million runs (docs/dashboard-benchmark.md): no join (select_related is a
-    # $lookup over every run before the page is cut), the page's jobs and schedules fetched
-    # by id instead; no date hierarchy (two aggregations over every run; the nominal time
-    # filter reads a range by index); no second count; a paginator that does not count or
-    # sort every run (jobs.admin_paging).
+    # $lookup over every run before the page is cut), the page's jobs and schedules read by
+    # id instead (RunsChangeList); no date hierarchy (two aggregations over every run; the
+    # nominal time filter reads a range by index); no second count; a paginator that does
+    # not count or sort every run (jobs.admin_runs).
     list_select_related = ()
     show_full_result_count = False
     paginator = RunsPaginator
 
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[RunsChangeList]:
+        return RunsChangeList
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Run]:
-        return selectors.runs_visible_to(admin_user(request)).prefetch_related("job", "schedule__job")
+        return selectors.runs_visible_to(admin_user(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

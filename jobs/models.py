@@ -161,7 +161,7 @@ class Run(models.Model):
             models.Index(fields=["schedule", "-nominal_time"]),
             models.Index(fields=["status", "-nominal_time"]),
             # The runs list's order (the admin adds the primary key): its first pages read
-            # recent runs by range on this index (jobs.admin_paging), and MongoDB sorts by it.
+            # recent runs by range on this index (jobs.admin_runs), and MongoDB sorts by it.
             models.Index(fields=["-nominal_time", "-created_at", "-id"], name="run_newest_first"),
         ]
 

@@ -1,4 +1,4 @@
-"""The runs list's paginator (jobs.admin_paging): the pages of a full sort, without counting or sorting every run."""
+"""The runs list's paginator (jobs.admin_runs): the pages of a full sort, without counting or sorting every run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from jobs.admin_paging import RunsPaginator, estimated_run_count
+from jobs.admin_runs import RunsPaginator, estimated_run_count
 from jobs.models import Job, Run
 from jobscheduler.keyspace import Keyspace
 
@@ -90,3 +90,34 @@ def test_the_admin_runs_list_pages_and_filters(runs: list[Run], db: Any) -> None
     assert f"{len(runs)} runs" in page.content.decode()
     recent = client.get(url, {"nominal_time__gte": str(NOW - timedelta(days=1))})  # as the filter links it
     assert recent.status_code == 200
+
+
+def test_the_page_reads_its_jobs_and_schedules_by_id_in_a_few_queries(job: Job, db: Any) -> None:
+    from jobs.services import job_create
+    from schedules import services as schedule_services
+
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "root-password-1"))
+    url = reverse("admin:jobs_run_changelist")
+    other = job_create(owner=job.owner, name="other", target_type="python", target={"task": "demo.tasks.hello"})
+    schedule = schedule_services.schedule_create(job=other, kind="fixed", interval_seconds=60)
+
+    def load(count: int) -> tuple[list[str], str]:
+        Run.objects.bulk_create(
+            Run(
+                job=other if number % 2 else job,
+                schedule=schedule if number % 2 else None,
+                fire_key=f"{count}:{number}",
+            )
+            for number in range(count)
+        )
+        with CaptureQueriesContext(connection) as queries:
+            page = client.get(url)
+        assert page.status_code == 200
+        return [query["sql"] for query in queries.captured_queries], page.content.decode()
+
+    few, _ = load(2)
+    many, html = load(30)
+    assert len(many) == len(few)  # none per row
+    assert not any("$lookup" in query or "$expr" in query for query in many)  # no join, no unindexed filter
+    assert "other: Every minute" in html and ">hello<" in html  # each run's job, and its schedule named by its job
