@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django import template
@@ -11,12 +12,17 @@ from dashboard import panels
 from dashboard.overview import build_overview
 
 register = template.Library()
+logger = logging.getLogger(__name__)
 
 
 @register.inclusion_tag("dashboard/dashboard.html", takes_context=True)
 def operations_dashboard(context: dict[str, Any]) -> dict[str, Any]:
     request = context["request"]
-    overview = build_overview(request.user)
+    try:
+        overview = build_overview(request.user)
+    except Exception:  # a bug here must not take the admin's index (and its links) down with it
+        logger.exception("the operations dashboard failed")
+        return {"failed": True}
     return {
         **panels.context(overview),
         "request": request,

@@ -274,3 +274,19 @@ def test_the_page_survives_redis_being_away(admin_client: Client, keyspace: Keys
     assert not found["redis_ok"] and found["mongodb_ok"]
     assert found["schedulers"] is None and found["runs"] is None
     assert found["paused_by_service"] == {"total": 0, "schedules": []}  # MongoDB's part still shown
+
+
+def test_a_dashboard_that_fails_leaves_the_admin_index_working(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dashboard.templatetags import dashboard as tags
+
+    def broken(user: Any) -> Any:
+        raise RuntimeError("a bug in the dashboard")
+
+    monkeypatch.setattr(tags, "build_overview", broken)
+    page = admin_client.get(reverse("admin:index"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "the dashboard could not be built" in html
+    assert reverse("admin:jobs_job_changelist") in html  # the app list is there to go on from
