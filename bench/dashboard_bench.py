@@ -328,7 +328,7 @@ def write_report(path: Path, args: argparse.Namespace, facts: dict[str, Any], ti
         f"Measured {facts['date']} with `{command}` (bench/dashboard_bench.py; its docstring says what it loads",
         "and how it measures). This part is written by the benchmark; the notes after it are by hand.",
         "",
-        f"- machine: {facts['machine']}; load average at the start {facts['load']}",
+        f"- machine: {facts['machine']}; load average when measuring began {facts['load']}",
         f"- SecantusDB {facts['secantus']} (data on disk), Redis {facts['redis']}, Python {facts['python']}",
         f"- stored: {facts['runs']:,} runs over the last {SPAN.days} days, {JOBS} jobs, {SCHEDULES:,} schedules",
         f"- loading the runs: {facts['load_seconds']:,.0f} s ({facts['load_rate']:,.0f} runs/s, batches of {BATCH:,}"
@@ -413,6 +413,8 @@ def main() -> None:
         facts["load_rate"] = args.runs / facts["load_seconds"]
         live_processes()
         print("measuring", flush=True)
+        facts["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        facts["load"] = " ".join(f"{value:.2f}" for value in os.getloadavg())
         pages, parts = measure(job, args.repeat)
         timings = {"pages": pages, "parts": parts}
         if args.baseline:

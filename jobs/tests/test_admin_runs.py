@@ -54,7 +54,7 @@ def test_every_page_holds_the_rows_a_full_sort_would(runs: list[Run], per_page: 
     assert shown == everything
 
 
-def test_the_first_page_reads_only_the_last_hour(runs: list[Run]) -> None:
+def test_the_first_page_reads_only_recent_runs(runs: list[Run]) -> None:
     pages = paginator(Run.objects.order_by(*ORDER), 3)
     with CaptureQueriesContext(connection) as queries:
         first = [run.fire_key for run in pages.page(1).object_list]
