@@ -67,6 +67,7 @@ class Timing:
     seconds: list[float] = field(default_factory=list)
     queries: int = 0
     note: str = ""
+    size: int = 0  # bytes of the response body
 
     @property
     def median(self) -> float:
@@ -214,6 +215,7 @@ def timed(name: str, fetch: Callable[[], Any], repeat: int, before: Callable[[],
         if status != 200:
             raise RuntimeError(f"{name}: HTTP {status}")
         timing.queries = len(queries.captured_queries)
+        timing.size = len(getattr(response, "content", b""))
         shown = re.search(r"([\d,]+) runs?\b", getattr(response, "content", b"").decode())
         timing.note = f"{shown.group(1)} runs" if shown else ""
     print(f"  {name}: median {timing.median * 1000:,.0f} ms over {repeat} {timing.note}", flush=True)
@@ -313,11 +315,15 @@ def measure_baseline(job: Any) -> list[Timing]:
 
 def write_report(path: Path, args: argparse.Namespace, facts: dict[str, Any], timings: dict[str, list[Timing]]) -> None:
     def table(rows: list[Timing]) -> list[str]:
-        lines = ["| what | median | min | max | ORM queries | the list says |", "|---|---:|---:|---:|---:|---|"]
+        lines = [
+            "| what | median | min | max | ORM queries | response | the list says |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
         for row in rows:
+            size = f"{row.size / 1024:,.0f} KiB" if row.size else ""
             lines.append(
                 f"| {row.name} | {row.median * 1000:,.0f} ms | {min(row.seconds) * 1000:,.0f} ms "
-                f"| {max(row.seconds) * 1000:,.0f} ms | {row.queries} | {row.note} |"
+                f"| {max(row.seconds) * 1000:,.0f} ms | {row.queries} | {size} | {row.note} |"
             )
         return lines
 

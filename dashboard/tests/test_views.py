@@ -290,3 +290,15 @@ def test_a_dashboard_that_fails_leaves_the_admin_index_working(
     html = page.content.decode()
     assert "the dashboard could not be built" in html
     assert reverse("admin:jobs_job_changelist") in html  # the app list is there to go on from
+
+
+def test_the_json_is_compressed_for_browsers(admin_client: Client, job: Job) -> None:
+    import gzip
+    import json
+
+    schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=60)
+    plain = admin_client.get(reverse(DATA))
+    packed = admin_client.get(reverse(DATA), HTTP_ACCEPT_ENCODING="gzip")
+    assert packed["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain
+    assert len(packed.content) < len(plain.content) / 2
+    assert set(json.loads(gzip.decompress(packed.content))["panels"]) == set(plain.json()["panels"])
