@@ -403,11 +403,15 @@ def main() -> None:
         setup_django(mongo, redis_url)
         from jobs.models import Job
         from schedules.due_index import get_due_index
-        from schedules.engine.reconciler import reconcile
+        from schedules.models import Schedule
+        from schedules.services import schedules_resync
 
         if reused:
             print(f"reusing {args.runs:,} runs in {data}; refilling Redis", flush=True)
-            reconcile(get_due_index(), datetime.now(UTC))
+            # The service's re-mirroring of schedules (their next times from now), not a
+            # reconcile: a rebuild reads every run of a schedule Redis lost, minutes at 1M.
+            schedules_resync(Schedule.objects.values_list("pk", flat=True))
+            get_due_index().mark_reconciled()
             recount_recent()
             facts.update(load_seconds=loaded["load_seconds"], reused=True)  # type: ignore[index]
             job = Job.objects.order_by("name").first()

@@ -23,6 +23,7 @@ PANELS = ("warnings", "processes", "due", "runs", "failures", "upcoming")
 STATUS_LABELS = dict(Run.Status.choices)
 TIMELINE_HOURS = 24
 REFRESH_SECONDS = 5  # how often the page polls the JSON endpoint
+FIGURE_TIMES = 24  # occurrences of each upcoming schedule listed in the JSON figures
 
 
 def duration_text(seconds: float) -> str:
@@ -244,7 +245,9 @@ def figures(overview: Overview) -> dict[str, Any]:
                 "job_name": row.job_name,
                 "description": row.description,
                 "due_at": _iso(row.due_at),
-                "times": [_iso(moment) for moment in row.times],
+                # The first few times (the page draws them all): the JSON is polled often.
+                "times": [_iso(moment) for moment in row.times[:FIGURE_TIMES]],
+                "count": len(row.times),
                 "more": row.more,
             }
             for row in overview.upcoming
