@@ -25,6 +25,7 @@ from django.views.decorators.http import require_POST
 
 from jobs import selectors, services
 from jobs.admin_display import duration, human_duration, lag, short_fire_key, status_badge
+from jobs.admin_paging import RunsPaginator
 from jobs.models import Run
 from jobscheduler.admin_tools import admin_user
 
@@ -83,6 +84,9 @@ class RunAdmin(admin.ModelAdmin):
     # million runs each is a full scan.
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
+    # Unfiltered: MongoDB's estimate of the total, and the first pages read from a window of
+    # recent runs by index (jobs.admin_paging; docs/dashboard-benchmark.md).
+    paginator = RunsPaginator
     # The (nominal_time, _id) index serves this order; sorting by other columns would not.
     ordering = ("-nominal_time", "-pk")
     sortable_by = ("nominal_time",)

@@ -3,7 +3,8 @@
 Run records are written by the worker through the ``run_*`` and ``runs_*`` functions: inserts
 keyed by (fire key, attempt), many at a time, and compare-and-set status changes, so a
 replayed stream entry records once and two workers can never both start (or both finish) the
-same attempt.
+same attempt. Each write that gives runs their final status also counts them for the
+dashboard (jobs.outcomes).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pymongo.errors import BulkWriteError
 
 from jobs import limits, permissions, selectors
 from jobs.models import SAVED_BY_SERVICE, Job, Run
+from jobs.outcomes import count_ended
 from jobs.runqueue import DEFAULT_QUEUE, Entry, RunQueue
 from jobs.signals import job_deleting, job_enabled_changed
 from jobs.targets import python as python_targets
@@ -382,17 +384,19 @@ def runs_record(runs: list[Run]) -> int:
         return 0
     try:
         Run.objects.bulk_create(runs)
-        return len(runs)
     except IntegrityError:
-        created = 0
+        created = []
         for run in runs:
             run.pk = None
             try:
                 run.save(force_insert=True)
-                created += 1
+                created.append(run)
             except IntegrityError:
                 pass
-        return created
+        count_ended(created)
+        return len(created)
+    count_ended(runs)
+    return len(runs)
 
 
 def run_begin(run: Run) -> tuple[Run, bool]:
@@ -518,6 +522,7 @@ def runs_insert_many(runs: Sequence[Run]) -> list[bool]:
         if done:
             run._state.adding = False
             run._state.db = "default"
+    count_ended([run for run, done in zip(runs, inserted, strict=True) if done])
     return inserted
 
 
@@ -550,6 +555,7 @@ def runs_compare_and_set_many(changes: Sequence[tuple[Run, dict[str, Any], dict[
         if done:
             for name, value in values.items():
                 setattr(run, name, value)
+    count_ended([run for (run, _, values), done in zip(changes, applied, strict=True) if done and "status" in values])
     return applied
 
 
@@ -568,6 +574,8 @@ def run_by_attempt_compare_and_set(run: Run, expected: dict[str, Any], values: d
     run._state.db = "default"
     for name, value in values.items():
         setattr(run, name, value)
+    if "status" in values:
+        count_ended([run])
     return run
 
 
@@ -596,6 +604,8 @@ def _compare_and_set(run: Run, expected: dict[str, Any], values: dict[str, Any])
     if changed:
         for name, value in values.items():
             setattr(run, name, value)
+        if "status" in values:
+            count_ended([run])
     return bool(changed)
 
 

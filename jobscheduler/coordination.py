@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from typing import Any
 
+from jobscheduler import __version__
 from jobscheduler.keyspace import Keyspace, default_keyspace
 from jobscheduler.scripts import LuaScripts
 
 SCHEDULERS = "schedulers"
 WORKERS = "workers"
+_HOST = socket.gethostname()
 
 
 class Coordination:
@@ -26,10 +29,15 @@ class Coordination:
         return self.keyspace.global_key(kind)
 
     def beat(self, kind: str, name: str, info: dict[str, Any], ttl_seconds: float = 10) -> None:
-        """A heartbeat of a process of ``kind`` (SCHEDULERS, WORKERS), live for ``ttl_seconds``."""
+        """A heartbeat of a process of ``kind`` (SCHEDULERS, WORKERS), live for ``ttl_seconds``.
+
+        Every beat carries the process's host and the service's version (the dashboard shows
+        them), and the time it was sent.
+        """
         now = time.time()
+        info = {"host": _HOST, "version": __version__, **info, "beat": now}
         pipe = self.client.pipeline(transaction=False)
-        pipe.hset(self.beats_key(kind), name, json.dumps({**info, "beat": now}))
+        pipe.hset(self.beats_key(kind), name, json.dumps(info))
         pipe.zadd(f"{self.beats_key(kind)}:expiry", {name: now + ttl_seconds})
         pipe.execute()
 

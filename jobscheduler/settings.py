@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "jobs",
     "schedules",
     "workers",
+    "dashboard",
 ]
 # The demo (seed_demo, demo_receiver, the demo.* tasks) is for local runs and tests only:
 # bin/run and the test plugin set JOBSCHEDULER_DEMO=1; production never does.

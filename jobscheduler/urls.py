@@ -1,4 +1,4 @@
-"""URL routes: admin, API, docs and health."""
+"""URL routes: admin (its dashboard's data included), API, docs and health."""
 
 from django.apps import apps
 from django.contrib import admin
@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from dashboard import views as dashboard_views
 from jobs.views import JobViewSet, RunViewSet
 from jobscheduler import health
 from schedules.views import ScheduleViewSet
@@ -16,6 +17,8 @@ router.register("schedules", ScheduleViewSet, basename="schedule")
 router.register("runs", RunViewSet, basename="run")
 
 urlpatterns = [
+    # What the admin index's dashboard polls; staff only, as the admin itself.
+    path("admin/dashboard/data/", admin.site.admin_view(dashboard_views.data), name="dashboard-data"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

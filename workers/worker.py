@@ -283,6 +283,7 @@ class Worker:
             "concurrency": self.options.concurrency,
             "busy": busy,
             "done": self.stats.done,
+            "queues": list(self.runqueue.queues),
         }
         ttl = max(10.0, 3 * self.options.heartbeat_seconds)
         self.coordination.beat(WORKERS, self.name, info, ttl_seconds=ttl)

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("jobscheduler", "jobs", "schedules", "workers", "demo", "devtools")
-# Each may import the ones before it, never one after it: the plumbing, the three apps, then
-# what exists only for local runs and tests (the demo app, the servers and run command).
-LAYERS = ("jobscheduler", "jobs", "schedules", "workers", "demo", "devtools")
+PACKAGES = ("jobscheduler", "jobs", "schedules", "workers", "dashboard", "demo", "devtools")
+# Each may import the ones before it, never one after it: the plumbing, the three apps, the
+# dashboard that reads them all, then what exists only for local runs and tests (the demo
+# app, the servers and run command).
+LAYERS = ("jobscheduler", "jobs", "schedules", "workers", "dashboard", "demo", "devtools")
 # Where the apps are put together: Django's root URL conf names each app's views.
 COMPOSITION_ROOTS = ("jobscheduler.urls",)
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 import redis
 
+from jobscheduler import activity
 from jobscheduler.coordination import SCHEDULERS, Coordination
 from jobscheduler.epoch import from_epoch_ms
 from jobscheduler.notices import ChangeListener
@@ -157,6 +158,7 @@ def run_loop(
             housekeeping.join(timeout=30)
         with contextlib.suppress(redis.RedisError):
             coordination.forget_beat(SCHEDULERS, name)
+            activity.flush_lags(index.keyspace)  # what the last beat did not send (and --once's)
     if failures:
         raise SchedulerFailed(f"housekeeping failed: {failures[0]!r}") from failures[0]
 
@@ -172,6 +174,7 @@ class _Housekeeping:
 
     def beat(self, fired: int) -> None:
         self.coordination.beat(SCHEDULERS, self.name, {"pid": os.getpid(), "started": self.started, "fired": fired})
+        activity.flush_lags(self.index.keyspace)  # the dashboard's lag histogram, once a beat
 
     def sync_and_check(self, stop: threading.Event) -> None:
         """Copy fired state to MongoDB when it is time; rebuild or check the mirror when needed."""

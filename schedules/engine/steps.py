@@ -13,6 +13,7 @@ from bson import ObjectId
 
 from jobs import services as job_services
 from jobs.models import Run
+from jobscheduler import activity
 from jobscheduler.epoch import to_epoch_ms
 from jobscheduler.outages import MONGODB, Backoff, unavailable
 from schedules import metrics, services
@@ -43,6 +44,7 @@ def dispatch(index: DueIndex, now_ms: int, shards: list[int]) -> tuple[int, dict
             total += result.dispatched
             if result.lags_ms:
                 metrics.observe_lags(result.lags_ms)
+                activity.LAGS.observe(result.lags_ms, now_ms)  # the dashboard's, sent with the heartbeat
             last[result.shard] = result
         shards = [result.shard for result in results if result.more]
     if total:

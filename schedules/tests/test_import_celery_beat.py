@@ -89,8 +89,8 @@ def test_a_dry_run_prints_the_plan_and_changes_nothing(user, beat_database):
     assert error is None
     assert "create  ping every 30s (proj.tasks.ping): Every 30 seconds" in out
     assert "create  cleanup every 2h (proj.tasks.cleanup): Every 2 hours, paused" in out
-    assert "create  nightly report (proj.tasks.report): Cron '30 2 * * *' in Europe/Paris" in out
-    assert "create  new year (proj.tasks.greet): Once, at 2031-01-01T12:00:00+00:00" in out
+    assert "create  nightly report (proj.tasks.report): At 02:30 (Europe/Paris)" in out
+    assert "create  new year (proj.tasks.greet): Once, at 2031-01-01 12:00 (UTC)" in out
     for name, reason in REFUSED.items():
         assert f"refuse  {name} " in out and reason in out
     assert "10 entries: 6 would be created, 0 would be updated, 0 unchanged, 4 not imported." in out

@@ -22,7 +22,8 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(beats)} scheduler(s) alive")
         for name, info in sorted(beats.items()):
             age = time.time() - info["beat"]
-            self.stdout.write(f"  {name}  pid={info['pid']}  fired={info['fired']}  last beat {age:.1f}s ago")
+            where = f"host={info.get('host', '?')}  pid={info['pid']}  version={info.get('version', '?')}"
+            self.stdout.write(f"  {name}  {where}  fired={info['fired']}  last beat {age:.1f}s ago")
         workers = coordination.beats(WORKERS)
         self.stdout.write(f"{len(workers)} worker(s) alive")
         for name, info in sorted(workers.items()):
