@@ -8,6 +8,7 @@ from the selectors, as in the API.
 
 from __future__ import annotations
 
+from datetime import datetime, time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,8 @@ PREVIEW_FIELDS = (
     "anchor",
     "expression",
     "timezone",
+    "dst_gap",
+    "dst_repeat",
     "start_at",
     "end_at",
     "max_runs",
@@ -60,6 +63,10 @@ PREVIEW_FIELDS = (
 
 SCHEDULE_FIELDSETS: tuple[tuple[str | None, _FieldOpts], ...] = (
     (None, {"fields": ("kind", "interval_seconds", "expression", "timezone", "anchor")}),
+    (
+        "Daylight saving (cron at a fixed time)",
+        {"classes": ("collapse",), "fields": ("dst_gap", "dst_repeat")},
+    ),
     (
         "Bounds",
         {"classes": ("collapse",), "fields": ("start_at", "end_at", "max_runs", "jitter_seconds")},
@@ -201,37 +208,62 @@ def live_preview(schedule: Schedule) -> SafeString:
 
 
 def preview_rows(schedule: Schedule, after: Any = None, count: int = PREVIEW_COUNT) -> list[dict[str, Any]]:
-    """The next occurrences in the schedule's time zone: each one's time (ISO 8601 with offset),
-    as shown, and the wall time a daylight saving gap moved it from (or None). Raises ValueError
-    (or OverflowError) for a schedule that cannot be previewed."""
+    """The next occurrences in the schedule's time zone, and what it skips among them, in order.
+
+    Each row has its time (``at``, ISO 8601 with offset; None for a skipped one), ``shown``, the
+    wall time a daylight saving gap moved it from (``moved_from``), the pass of a wall time a
+    fall-back repeats (``repeated_pass``), and for a skipped one ``skipped``: why, in words.
+    Raises ValueError (or OverflowError) for a schedule that cannot be previewed."""
     tz = zone(schedule.timezone or "UTC")
-    rows = []
-    for occurrence in timeline.preview(schedule, after or timezone.now(), count):
+    found, skipped = timeline.preview_with_skipped(schedule, after or timezone.now(), count)
+    # (local wall time, row): a skipped day falls in place among the occurrences; a stable sort
+    # keeps both passes of a repeated wall time in order.
+    rows: list[tuple[datetime, dict[str, Any]]] = []
+    for occurrence in found:
         local = occurrence.at.astimezone(tz)
         moved = occurrence.moved_from
-        rows.append(
-            {
-                "at": local.isoformat(),
-                "shown": local.strftime("%a %Y-%m-%d %H:%M:%S %Z"),
-                "moved_from": f"{moved:%H:%M}" if moved is not None else None,
-            }
-        )
-    return rows
+        row = {
+            "at": local.isoformat(),
+            "shown": local.strftime("%a %Y-%m-%d %H:%M:%S %Z"),
+            "moved_from": f"{moved:%H:%M}" if moved is not None else None,
+            "repeated_pass": occurrence.repeated_pass,
+            "skipped": None,
+        }
+        rows.append((local.replace(tzinfo=None), row))
+    for item in skipped:
+        wall = item.wall_time or datetime.combine(item.day, time())
+        shown = f"{wall:%a %Y-%m-%d %H:%M:%S}" if item.wall_time else f"{item.day:%a %Y-%m-%d}"
+        row = {"at": None, "shown": shown, "moved_from": None, "repeated_pass": None, "skipped": item.message}
+        rows.append((wall, row))
+    rows.sort(key=lambda pair: pair[0])
+    return [row for _, row in rows]
+
+
+def _row_note(row: dict[str, Any]) -> str:
+    if row["skipped"]:
+        return f" (skipped: {row['skipped']})"
+    if row["moved_from"]:
+        return f" (moved from {row['moved_from']} by a daylight saving gap)"
+    if row["repeated_pass"]:
+        which = "first" if row["repeated_pass"] == 1 else "second"
+        return f" ({which} pass of a wall time the clocks go back over)"
+    return ""
 
 
 def render_preview(schedule: Schedule, after: Any = None, count: int = PREVIEW_COUNT) -> SafeString:
-    """The next occurrences as an HTML list, in the schedule's time zone, DST moves marked."""
+    """The next occurrences as an HTML list, in the schedule's time zone, DST moves, repeats and
+    skipped days marked."""
     try:
         rows = preview_rows(schedule, after, count)
     except (ValueError, OverflowError, AssertionError) as error:
         return format_html("<p>No preview: {}</p>", error)
     if not rows:
         return format_html("<p>{}</p>", "No further occurrences.")
-    marked = [
-        (
-            row["at"],
-            row["shown"],
-            f" (moved from {row['moved_from']} by a daylight saving gap)" if row["moved_from"] else "",
+    items = [
+        format_html("<li><s>{}</s><strong>{}</strong></li>", row["shown"], _row_note(row))
+        if row["at"] is None
+        else format_html(
+            '<li><time datetime="{}">{}</time><strong>{}</strong></li>', row["at"], row["shown"], _row_note(row)
         )
         for row in rows
     ]
@@ -239,7 +271,7 @@ def render_preview(schedule: Schedule, after: Any = None, count: int = PREVIEW_C
         '<p>In {}{}:</p><ol class="schedule-preview">{}</ol>',
         schedule.timezone or "UTC",
         " (paused)" if schedule.paused else "",
-        format_html_join("", '<li><time datetime="{}">{}</time><strong>{}</strong></li>', marked),
+        format_html_join("", "{}", ((item,) for item in items)),
     )
 
 

@@ -4,7 +4,8 @@ The hash ``{p:n}:s:<id>`` (see schedules.due_index for the keys around it) holds
 dispatch Lua needs to fire and advance a schedule, and what the scheduler needs to compute
 cron times and misfires without asking MongoDB. Its fields, all strings:
 
-- the schedule's settings: ``kind``, ``job``, ``expression``, ``timezone``, ``anchor``, ``start``,
+- the schedule's settings: ``kind``, ``job``, ``expression``, ``timezone``, ``dst_gap`` and
+  ``dst_repeat`` (a cron time's daylight saving choice), ``anchor``, ``start``,
   ``end`` (epoch ms), ``interval`` (ms; NONE for kinds other than fixed), ``max``, ``jitter``
   (ms), ``grace`` (ms), ``window`` (ms), ``catchup_max``, ``misfire``, ``overlap``, ``gen``
   (the generation of the MongoDB document it mirrors);
@@ -27,6 +28,7 @@ from itertools import islice
 from typing import Any
 
 from jobscheduler.epoch import from_epoch_ms, to_epoch_ms
+from schedules.cron import GAP_SHIFT, REPEAT_ONCE
 from schedules.models import Schedule
 from schedules.timeline import TimelineFields, next_occurrence, occurrences
 
@@ -65,6 +67,8 @@ def encode(schedule: Schedule) -> dict[str, str]:
     fields: dict[str, Any] = {
         "expression": schedule.expression,
         "timezone": schedule.timezone,
+        "dst_gap": schedule.dst_gap,
+        "dst_repeat": schedule.dst_repeat,
         "anchor": _ms(schedule.anchor),
         "start": _ms(schedule.start_at),
         "window": schedule.catchup_window_seconds * 1000,
@@ -99,6 +103,8 @@ class MirroredSchedule:
     anchor: datetime | None
     expression: str
     timezone: str
+    dst_gap: str
+    dst_repeat: str
     start_at: datetime | None
     end_at: datetime | None
     max_runs: int | None
@@ -128,6 +134,9 @@ class MirroredSchedule:
             anchor=moment("anchor"),
             expression=state.get("expression", ""),
             timezone=state.get("timezone", "UTC"),
+            # Mirrors written before the choice existed hold Debian cron's rules.
+            dst_gap=state.get("dst_gap", GAP_SHIFT),
+            dst_repeat=state.get("dst_repeat", REPEAT_ONCE),
             start_at=moment("start"),
             end_at=moment("end"),
             max_runs=None if maximum == NONE else maximum,

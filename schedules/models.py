@@ -41,6 +41,15 @@ class Schedule(models.Model):
         SKIP = "skip", "Skip"
         BUFFER_ONE = "buffer_one", "Buffer one"
 
+    # How a wall-clock cron time meets daylight saving (schedules.cron.DstRules).
+    class DstGap(models.TextChoices):
+        SHIFT = kinds.GAP_SHIFT, "Shift: fire at the jump (Debian cron)"
+        SKIP = kinds.GAP_SKIP, "Skip: not that day"
+
+    class DstRepeat(models.TextChoices):
+        ONCE = kinds.REPEAT_ONCE, "Once: on the first pass (Debian cron)"
+        TWICE = kinds.REPEAT_TWICE, "Twice: on both passes"
+
     job = models.ForeignKey("jobs.Job", on_delete=models.CASCADE, related_name="schedules")
     job_id: Any
     kind = models.CharField(max_length=16, choices=kinds.KIND_CHOICES)
@@ -48,6 +57,20 @@ class Schedule(models.Model):
     anchor = models.DateTimeField(null=True, blank=True)
     expression = models.CharField(max_length=200, blank=True)
     timezone = models.CharField(max_length=64, default="UTC")
+    dst_gap = models.CharField(
+        "Spring-forward gap",
+        max_length=8,
+        choices=DstGap.choices,
+        default=DstGap.SHIFT,
+        help_text="Cron schedules at a fixed time: when the clocks skip that time.",
+    )
+    dst_repeat = models.CharField(
+        "Fall-back repeat",
+        max_length=8,
+        choices=DstRepeat.choices,
+        default=DstRepeat.ONCE,
+        help_text="Cron schedules at a fixed time: when the clocks go back over that time.",
+    )
     start_at = models.DateTimeField(null=True, blank=True)
     end_at = models.DateTimeField(null=True, blank=True)
     max_runs = models.PositiveIntegerField(null=True, blank=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from jobs.models import Job
@@ -33,6 +34,27 @@ READ_ONLY_FIELDS = (
 DEFAULT_PREVIEW_COUNT = 10
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Cron at 02:30 New York time, skipped on the day clocks spring forward, twice when they fall back",
+            value={
+                "job": "6650c3f2a1b2c3d4e5f60718",
+                "kind": "cron",
+                "expression": "30 2 * * *",
+                "timezone": "America/New_York",
+                "dst_gap": "skip",
+                "dst_repeat": "twice",
+            },
+            request_only=True,
+        ),
+        OpenApiExample(
+            "Every 5 minutes",
+            value={"job": "6650c3f2a1b2c3d4e5f60718", "kind": "fixed", "interval_seconds": 300},
+            request_only=True,
+        ),
+    ]
+)
 class ScheduleSerializer(ApiModelSerializer):
     """A schedule: when its job runs. The engine keeps next_run_at, last_run_at and run_count
     (shown live from its Redis mirror)."""
@@ -56,6 +78,16 @@ class ScheduleSerializer(ApiModelSerializer):
             "anchor": {"help_text": "fixed: a time on the grid (default: start_at, else now); at: when it runs."},
             "expression": {"help_text": "cron: 5 fields, 6 with seconds first, or a macro such as @daily."},
             "timezone": {"help_text": "cron: the IANA zone it is read in, e.g. Europe/Paris (default UTC)."},
+            "dst_gap": {
+                "help_text": "cron at a fixed minute and hour: a time the clocks skip (spring forward) fires at "
+                "the jump (shift, Debian cron's rule, the default) or not that day (skip). Other expressions "
+                "follow elapsed time and keep the default."
+            },
+            "dst_repeat": {
+                "help_text": "cron at a fixed minute and hour: a time the clocks go back over fires on its first "
+                "pass (once, Debian cron's rule, the default) or on both passes (twice). Other expressions "
+                "follow elapsed time and keep the default."
+            },
             "misfire_grace_seconds": {"max_value": MAX_DURATION_SECONDS},
             "catchup_window_seconds": {"max_value": MAX_DURATION_SECONDS},
             "jitter_seconds": {"max_value": MAX_DURATION_SECONDS},
@@ -103,16 +135,70 @@ class MovedOccurrenceSerializer(serializers.Serializer):  # type: ignore[type-ar
     wall_time = serializers.CharField(help_text="The wall time that does not exist that day (no offset).")
 
 
+class RepeatedOccurrenceSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    at = serializers.DateTimeField(help_text="When it fires, in the schedule's time zone.")
+    wall_time = serializers.CharField(help_text="The wall time the clocks show twice that day (no offset).")
+    pass_number = serializers.IntegerField(help_text="1: the first pass; 2: the second (dst_repeat: twice).")
+
+
+class SkippedSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    day = serializers.DateField(help_text="The local day it does not fire on.")
+    reason = serializers.CharField(help_text="dst_gap: its wall time is not on the clock that day (dst_gap: skip).")
+    message = serializers.CharField(help_text="Why, in words.")
+    wall_time = serializers.CharField(allow_null=True, help_text="The local wall time it names (no offset), if any.")
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "02:30 in New York with dst_gap skip: no run on 8 March 2026",
+            value={
+                "occurrences": ["2026-03-09T02:30:00-04:00", "2026-03-10T02:30:00-04:00"],
+                "moved_by_dst_gap": [],
+                "repeated_by_dst_fall_back": [],
+                "skipped": [
+                    {
+                        "day": "2026-03-08",
+                        "reason": "dst_gap",
+                        "message": "02:30 is not on the clock on 2026-03-08 (clocks spring forward): "
+                        "skipped that day (dst_gap: skip).",
+                        "wall_time": "2026-03-08T02:30:00",
+                    }
+                ],
+            },
+            response_only=True,
+        ),
+        OpenApiExample(
+            "01:30 in New York with dst_repeat twice: both passes on 1 November 2026",
+            value={
+                "occurrences": ["2026-11-01T01:30:00-04:00", "2026-11-01T01:30:00-05:00", "2026-11-02T01:30:00-05:00"],
+                "moved_by_dst_gap": [],
+                "repeated_by_dst_fall_back": [
+                    {"at": "2026-11-01T01:30:00-04:00", "wall_time": "2026-11-01T01:30:00", "pass_number": 1},
+                    {"at": "2026-11-01T01:30:00-05:00", "wall_time": "2026-11-01T01:30:00", "pass_number": 2},
+                ],
+                "skipped": [],
+            },
+            response_only=True,
+        ),
+    ]
+)
 class PreviewSerializer(serializers.Serializer):  # type: ignore[type-arg]
     occurrences = serializers.ListField(child=serializers.DateTimeField())
-    moved_by_dst_gap = MovedOccurrenceSerializer(many=True)
+    moved_by_dst_gap = MovedOccurrenceSerializer(many=True, help_text="Occurrences a spring-forward gap moved.")
+    repeated_by_dst_fall_back = RepeatedOccurrenceSerializer(
+        many=True, help_text="Occurrences at a wall time a fall-back repeats, with the pass each fires on."
+    )
+    skipped = SkippedSerializer(
+        many=True, help_text="Days its rule names up to the last occurrence shown on which it does not fire."
+    )
 
 
 def preview_data(schedule: Schedule, after: datetime, count: int) -> dict[str, Any]:
     """The next ``count`` occurrences strictly after ``after``, in the schedule's time zone."""
     tz = kinds.zone(schedule.timezone or "UTC")
     try:
-        found = timeline.preview(schedule, after, count)
+        found, skipped = timeline.preview_with_skipped(schedule, after, count)
     except OverflowError:
         # Past the year 9999: bounded times and intervals keep fixed grids short of it, but a
         # cron expression can match rarely (29 February on a Sunday: every 28 years or so).
@@ -125,5 +211,23 @@ def preview_data(schedule: Schedule, after: datetime, count: int) -> dict[str, A
             {"at": occurrence.at.astimezone(tz).isoformat(), "wall_time": occurrence.moved_from.isoformat()}
             for occurrence in found
             if occurrence.moved_from is not None
+        ],
+        "repeated_by_dst_fall_back": [
+            {
+                "at": occurrence.at.astimezone(tz).isoformat(),
+                "wall_time": occurrence.at.astimezone(tz).replace(tzinfo=None).isoformat(),
+                "pass_number": occurrence.repeated_pass,
+            }
+            for occurrence in found
+            if occurrence.repeated_pass is not None
+        ],
+        "skipped": [
+            {
+                "day": item.day.isoformat(),
+                "reason": item.reason,
+                "message": item.message,
+                "wall_time": item.wall_time.isoformat() if item.wall_time is not None else None,
+            }
+            for item in skipped
         ],
     }

@@ -37,6 +37,8 @@ EDITABLE_FIELDS = (
     "anchor",
     "expression",
     "timezone",
+    "dst_gap",
+    "dst_repeat",
     "start_at",
     "end_at",
     "max_runs",

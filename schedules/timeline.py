@@ -13,7 +13,7 @@ from itertools import islice
 from typing import Protocol
 
 from jobscheduler.epoch import to_epoch_ms
-from schedules.kinds import Occurrence, ScheduleFields, get_kind
+from schedules.kinds import Occurrence, ScheduleFields, Skipped, get_kind
 
 MAX_PREVIEW = 1000
 
@@ -59,6 +59,26 @@ def occurrences(schedule: TimelineFields, after: datetime, fired: int | None = N
 def preview(schedule: TimelineFields, after: datetime, count: int = 10) -> list[Occurrence]:
     """The next ``count`` occurrences strictly after ``after``."""
     return list(islice(occurrences(schedule, after), max(0, min(count, MAX_PREVIEW))))
+
+
+def skipped(schedule: TimelineFields, after: datetime, until: datetime) -> list[Skipped]:
+    """What the schedule's rule names after ``after`` up to ``until`` within its start and end,
+    but does not fire, with the reason (previews show these beside the occurrences)."""
+    if schedule.start_at is not None:
+        after = max(after, schedule.start_at - timedelta(microseconds=1))
+    if schedule.end_at is not None:
+        until = min(until, schedule.end_at)
+    if until <= after:
+        return []
+    return get_kind(schedule.kind).skipped_between(schedule, after, until)[:MAX_PREVIEW]
+
+
+def preview_with_skipped(
+    schedule: TimelineFields, after: datetime, count: int = 10
+) -> tuple[list[Occurrence], list[Skipped]]:
+    """``preview``, and what was skipped from ``after`` up to the last occurrence shown."""
+    found = preview(schedule, after, count)
+    return found, skipped(schedule, after, found[-1].at if found else after)
 
 
 def jitter_ms(key: str, jitter_seconds: int, until_next_ms: int | None) -> int:
