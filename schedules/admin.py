@@ -54,6 +54,10 @@ PREVIEW_FIELDS = (
     "timezone",
     "dst_gap",
     "dst_repeat",
+    "solar_event",
+    "latitude",
+    "longitude",
+    "solar_offset_seconds",
     "start_at",
     "end_at",
     "max_runs",
@@ -63,6 +67,10 @@ PREVIEW_FIELDS = (
 
 SCHEDULE_FIELDSETS: tuple[tuple[str | None, _FieldOpts], ...] = (
     (None, {"fields": ("kind", "interval_seconds", "expression", "timezone", "anchor")}),
+    (
+        "Sun (solar schedules)",
+        {"classes": ("collapse",), "fields": ("solar_event", "latitude", "longitude", "solar_offset_seconds")},
+    ),
     (
         "Daylight saving (cron at a fixed time)",
         {"classes": ("collapse",), "fields": ("dst_gap", "dst_repeat")},
@@ -110,7 +118,9 @@ class ScheduleForm(forms.ModelForm):
             "interval_seconds": "Fixed schedules: seconds between runs (at least 1).",
             "expression": "Cron schedules: 5 fields (minute hour day month weekday), 6 with leading "
             "seconds, or a macro such as @daily.",
-            "timezone": "An IANA time zone such as Europe/London; cron times are read in it.",
+            "timezone": "An IANA time zone such as Europe/London; cron times are read in it, and a solar "
+            "schedule's days.",
+            "solar_event": "Solar schedules: civil dawn and dusk are when the sun is 6 degrees below the horizon.",
             "anchor": "Fixed schedules: where the grid of runs starts (blank: the start time, else now). "
             "One-off schedules: when to run.",
             "paused_until": "Blank: paused until resumed.",

@@ -9,7 +9,7 @@ datetime; occurrences are returned in UTC.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -26,6 +26,7 @@ from schedules.cron import (
     parse_cron,
 )
 from schedules.occurrence import Occurrence, Skipped
+from schedules.solar import EVENTS, MAX_OFFSET_SECONDS, SunEvents, place_name
 from schedules.wording import cron_in_words
 
 __all__ = [  # what callers take from here, the cron maths and occurrences included
@@ -36,6 +37,7 @@ __all__ = [  # what callers take from here, the cron maths and occurrences inclu
     "KIND_CHOICES",
     "REPEAT_ONCE",
     "REPEAT_TWICE",
+    "SOLAR_EVENTS",
     "CronExpression",
     "DstRules",
     "Occurrence",
@@ -50,6 +52,7 @@ __all__ = [  # what callers take from here, the cron maths and occurrences inclu
 ]
 
 MIN_INTERVAL_SECONDS = 1
+SOLAR_EVENTS = EVENTS
 
 
 class ScheduleFields(Protocol):
@@ -62,6 +65,10 @@ class ScheduleFields(Protocol):
     timezone: str
     dst_gap: str
     dst_repeat: str
+    solar_event: str
+    latitude: float | None
+    longitude: float | None
+    solar_offset_seconds: int
 
 
 class ScheduleKind(Protocol):
@@ -277,7 +284,79 @@ class AtKind(BaseKind):
         return f"Once, at {shown} ({zone_name})"
 
 
-KINDS: dict[str, ScheduleKind] = {kind.name: kind for kind in (FixedKind(), CronKind(), AtKind())}
+class SolarKind(BaseKind):
+    """Once a local day at a sun event (sunrise, sunset, civil dawn or dusk) at a latitude and
+    longitude, moved by ``solar_offset_seconds``; no occurrence on a day without the event."""
+
+    name = "solar"
+    label = "Sunrise, sunset, dawn or dusk"
+
+    def clean(self, schedule: ScheduleFields) -> dict[str, str]:
+        errors = _clean_timezone(schedule)
+        if schedule.solar_event not in EVENTS:
+            errors["solar_event"] = f"A solar schedule needs solar_event: one of {', '.join(EVENTS)}."
+        for name, bound in (("latitude", 90), ("longitude", 180)):
+            value = getattr(schedule, name)
+            if value is None:
+                errors[name] = f"A solar schedule needs {name}, in degrees (north and east positive)."
+            elif not -bound <= value <= bound:
+                errors[name] = f"Must be between -{bound} and {bound} degrees."
+        if abs(schedule.solar_offset_seconds or 0) > MAX_OFFSET_SECONDS:
+            errors["solar_offset_seconds"] = f"Must be within {MAX_OFFSET_SECONDS} seconds (6 hours) either way."
+        return errors
+
+    def next_after(self, schedule: ScheduleFields, after: datetime) -> Occurrence | None:
+        moment = _sun_events(schedule).next_after(after)
+        return Occurrence(moment) if moment is not None else None
+
+    def skipped_between(self, schedule: ScheduleFields, after: datetime, until: datetime) -> list[Skipped]:
+        events = _sun_events(schedule)
+        place = _place(schedule)
+        return [
+            Skipped(day=missing.day, reason=missing.reason, message=missing.message(place))
+            for missing in events.missing_between(after, until)
+        ]
+
+    def describe(self, schedule: ScheduleFields) -> str:
+        """ "30 minutes before sunset at 51.5074°N 0.1278°W (Europe/London)"."""
+        event = EVENTS[schedule.solar_event][0]
+        offset = schedule.solar_offset_seconds or 0
+        if offset:
+            words = _duration_words(abs(offset))
+            event = f"{words} {'after' if offset > 0 else 'before'} {event.lower()}"
+        else:
+            event = f"At {event.lower()}"
+        text = f"{event} at {_place(schedule)} ({schedule.timezone or 'UTC'})"
+        return text[0].upper() + text[1:]
+
+
+def _sun_events(schedule: ScheduleFields) -> SunEvents:
+    assert schedule.latitude is not None and schedule.longitude is not None
+    return SunEvents(
+        event=schedule.solar_event,
+        latitude=schedule.latitude,
+        longitude=schedule.longitude,
+        offset=timedelta(seconds=schedule.solar_offset_seconds or 0),
+        tz=zone(schedule.timezone or "UTC"),
+    )
+
+
+def _place(schedule: ScheduleFields) -> str:
+    assert schedule.latitude is not None and schedule.longitude is not None
+    return place_name(schedule.latitude, schedule.longitude)
+
+
+def _duration_words(seconds: int) -> str:
+    """ "1 hour 30 minutes", "45 seconds"."""
+    parts = []
+    for unit, size in (("hour", 3600), ("minute", 60), ("second", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
+    return " ".join(parts)
+
+
+KINDS: dict[str, ScheduleKind] = {kind.name: kind for kind in (FixedKind(), CronKind(), AtKind(), SolarKind())}
 KIND_CHOICES = [(kind.name, kind.label) for kind in KINDS.values()]
 
 

@@ -12,6 +12,7 @@ from jobscheduler.bounds import MAX_COUNT, MAX_DURATION_SECONDS, out_of_bounds
 from schedules import kinds
 
 MAX_JITTER_SECONDS = 3600
+SOLAR_EVENT_CHOICES = [(name, label) for name, (label, _) in kinds.SOLAR_EVENTS.items()]
 PAUSE_REASON_CHARS = 500
 
 
@@ -70,6 +71,15 @@ class Schedule(models.Model):
         choices=DstRepeat.choices,
         default=DstRepeat.ONCE,
         help_text="Cron schedules at a fixed time: when the clocks go back over that time.",
+    )
+    # Solar schedules: which sun event, where (degrees, north and east positive), and an offset.
+    solar_event = models.CharField(max_length=8, choices=SOLAR_EVENT_CHOICES, blank=True)
+    latitude = models.FloatField(null=True, blank=True, help_text="Solar schedules: degrees north (south negative).")
+    longitude = models.FloatField(null=True, blank=True, help_text="Solar schedules: degrees east (west negative).")
+    solar_offset_seconds = models.IntegerField(
+        "Offset (seconds)",
+        default=0,
+        help_text="Solar schedules: seconds after the event (before it if negative), at most 6 hours either way.",
     )
     start_at = models.DateTimeField(null=True, blank=True)
     end_at = models.DateTimeField(null=True, blank=True)

@@ -19,6 +19,7 @@ from jobscheduler.api import (
 from jobscheduler.bounds import MAX_COUNT, MAX_DURATION_SECONDS
 from schedules import kinds, services, timeline
 from schedules.models import Schedule
+from schedules.solar import MAX_OFFSET_SECONDS
 
 READ_ONLY_FIELDS = (
     "id",
@@ -49,6 +50,19 @@ DEFAULT_PREVIEW_COUNT = 10
             request_only=True,
         ),
         OpenApiExample(
+            "Half an hour before sunset in London",
+            value={
+                "job": "6650c3f2a1b2c3d4e5f60718",
+                "kind": "solar",
+                "solar_event": "sunset",
+                "latitude": 51.5074,
+                "longitude": -0.1278,
+                "solar_offset_seconds": -1800,
+                "timezone": "Europe/London",
+            },
+            request_only=True,
+        ),
+        OpenApiExample(
             "Every 5 minutes",
             value={"job": "6650c3f2a1b2c3d4e5f60718", "kind": "fixed", "interval_seconds": 300},
             request_only=True,
@@ -73,7 +87,22 @@ class ScheduleSerializer(ApiModelSerializer):
         read_only_fields = READ_ONLY_FIELDS
         # Which kind reads which field, for the document (schedules.kinds checks them).
         extra_kwargs = {
-            "kind": {"help_text": "fixed: needs interval_seconds; cron: needs expression; at: needs anchor."},
+            "kind": {
+                "help_text": "fixed: needs interval_seconds; cron: needs expression; at: needs anchor; solar: needs "
+                "solar_event, latitude and longitude."
+            },
+            "solar_event": {
+                "help_text": "solar: sunrise, sunset, dawn (civil: the sun 6 degrees below the horizon, rising) or "
+                "dusk (civil, setting), each local day of timezone. A day without it (polar day or night, a white "
+                "night for dawn and dusk) has no occurrence; previews list such days under skipped."
+            },
+            "latitude": {"min_value": -90, "max_value": 90, "help_text": "solar: degrees north (south negative)."},
+            "longitude": {"min_value": -180, "max_value": 180, "help_text": "solar: degrees east (west negative)."},
+            "solar_offset_seconds": {
+                "min_value": -MAX_OFFSET_SECONDS,
+                "max_value": MAX_OFFSET_SECONDS,
+                "help_text": "solar: seconds after the event (negative: before it), at most 6 hours either way.",
+            },
             "interval_seconds": {"max_value": MAX_DURATION_SECONDS, "help_text": "fixed: seconds between runs."},
             "anchor": {"help_text": "fixed: a time on the grid (default: start_at, else now); at: when it runs."},
             "expression": {"help_text": "cron: 5 fields, 6 with seconds first, or a macro such as @daily."},
@@ -143,7 +172,10 @@ class RepeatedOccurrenceSerializer(serializers.Serializer):  # type: ignore[type
 
 class SkippedSerializer(serializers.Serializer):  # type: ignore[type-arg]
     day = serializers.DateField(help_text="The local day it does not fire on.")
-    reason = serializers.CharField(help_text="dst_gap: its wall time is not on the clock that day (dst_gap: skip).")
+    reason = serializers.CharField(
+        help_text="dst_gap: its wall time is not on the clock that day (dst_gap: skip); polar_day, polar_night, "
+        "white_night: a solar schedule's event does not happen that day."
+    )
     message = serializers.CharField(help_text="Why, in words.")
     wall_time = serializers.CharField(allow_null=True, help_text="The local wall time it names (no offset), if any.")
 

@@ -3,6 +3,7 @@ choice reaches the next times the scheduler computes, also after Redis lost the 
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 from jobscheduler.epoch import from_epoch_ms
 from schedules import engine, services
 from schedules.due_index import DueIndex
+from schedules.kinds import KINDS
 from schedules.mirror import LOOK_AHEAD, MirroredSchedule
 from schedules.tests.test_engine import fire_keys
 
@@ -95,3 +97,46 @@ def test_twice_reaches_the_scheduler_after_a_mirror_rebuild(job: Any, keyspace: 
         "2026-11-01T01:30:00-05:00",  # the second 01:30, an hour later
         "2026-11-01T02:30:00-05:00",
     ]
+
+
+def test_a_solar_schedule_fires_at_the_suns_times_computed_from_the_mirror(job: Any, due_index: DueIndex) -> None:
+    """Sunrise in New York: the mirror carries the place, so the scheduler's next times follow
+    the sun, days on from the LOOK_AHEAD computed when it was saved, a rebuilt mirror included."""
+    start = datetime(2026, 3, 1, 0, 0, tzinfo=NEW_YORK)
+    schedule = services.schedule_create(
+        job=job,
+        now=lambda: start,
+        kind="solar",
+        solar_event="sunrise",
+        latitude=40.7128,
+        longitude=-74.006,
+        solar_offset_seconds=600,
+        timezone="America/New_York",
+        misfire_grace_seconds=3600,  # driven hourly below: each fires within the hour
+    )
+    state = due_index.state(str(schedule.pk))
+    mirrored = MirroredSchedule.from_state(str(schedule.pk), state)
+    assert (mirrored.solar_event, mirrored.latitude, mirrored.longitude, mirrored.solar_offset_seconds) == (
+        "sunrise",
+        40.7128,
+        -74.006,
+        600,
+    )
+    end = start + timedelta(days=LOOK_AHEAD + 4)
+    moment = start.astimezone(UTC)
+    while moment < end:
+        moment += timedelta(hours=1)
+        engine.dispatch_due(due_index, moment)
+        engine.handle_work(due_index, moment)
+    fired = [from_epoch_ms(int(key.split(":")[1])) for key in fire_keys(due_index)]
+    expected = [
+        occurrence.at
+        for occurrence in itertools.islice(KINDS["solar"].iter_after(schedule, start), LOOK_AHEAD + 4)
+        if occurrence.at <= end
+    ]
+    assert len(fired) == len(expected) > LOOK_AHEAD
+    assert fired == expected
+    # Ten minutes after sunrise (06:30 EST on 1 March, 07:19 EDT on 8 March, daylight time).
+    local = [moment.astimezone(NEW_YORK) for moment in fired]
+    assert local[0].strftime("%Y-%m-%d %H:%M") == "2026-03-01 06:40"
+    assert local[7].strftime("%Y-%m-%d %H:%M") == "2026-03-08 07:29"

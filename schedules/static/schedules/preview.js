@@ -6,7 +6,8 @@
 'use strict';
 {
     const FIELDS = [
-        'kind', 'interval_seconds', 'expression', 'timezone', 'dst_gap', 'dst_repeat', 'anchor_0', 'anchor_1',
+        'kind', 'interval_seconds', 'expression', 'timezone', 'dst_gap', 'dst_repeat',
+        'solar_event', 'latitude', 'longitude', 'solar_offset_seconds', 'anchor_0', 'anchor_1',
         'start_at_0', 'start_at_1', 'end_at_0', 'end_at_1', 'max_runs', 'jitter_seconds', 'paused'
     ];
     const WAIT_MS = 250;  // after the last keystroke
