@@ -8,11 +8,12 @@ from rest_framework.routers import DefaultRouter
 
 from jobs.views import JobViewSet, RunViewSet
 from jobscheduler import health
-from schedules.views import ScheduleViewSet
+from schedules.views import CalendarViewSet, ScheduleViewSet
 
 router = DefaultRouter()
 router.register("jobs", JobViewSet, basename="job")
 router.register("schedules", ScheduleViewSet, basename="schedule")
+router.register("calendars", CalendarViewSet, basename="calendar")
 router.register("runs", RunViewSet, basename="run")
 
 urlpatterns = [

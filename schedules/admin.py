@@ -37,6 +37,7 @@ from jobscheduler.admin_tools import (
 )
 from jobscheduler.declared import declared_message
 from schedules import selectors, services, timeline
+from schedules.admin_calendars import calendar_choices
 from schedules.kinds import KINDS, zone
 from schedules.models import Schedule
 
@@ -62,6 +63,7 @@ PREVIEW_FIELDS = (
     "end_at",
     "max_runs",
     "jitter_seconds",
+    "exclusion_calendars",
     "paused",
 )
 
@@ -92,6 +94,7 @@ SCHEDULE_FIELDSETS: tuple[tuple[str | None, _FieldOpts], ...] = (
             ),
         },
     ),
+    ("Exclusion calendars", {"classes": ("collapse",), "fields": ("exclusion_calendars",)}),
     ("Pause", {"fields": ("paused", "paused_until", "pause_reason")}),
 )
 
@@ -144,6 +147,19 @@ class ScheduleForm(forms.ModelForm):
         return cleaned
 
 
+def calendar_formfield(db_field: Any, request: HttpRequest, default: Any) -> Any:
+    """The schedule's exclusion calendars as a choice among those the user sees, not raw JSON."""
+    if db_field.name != "exclusion_calendars":
+        return default
+    return forms.MultipleChoiceField(
+        label="Exclusion calendars",
+        choices=calendar_choices(admin_user(request)),
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 5}),
+        help_text="The schedule does not run on these calendars' days (Exclusion calendars in the menu).",
+    )
+
+
 class ScheduleInlineFormSet(BaseInlineFormSet):
     """The job page's schedules, saved, changed and deleted through the schedule services."""
 
@@ -176,6 +192,9 @@ class ScheduleInline(admin.StackedInline):
 
     class Media:
         js = ("schedules/preview.js",)
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        return calendar_formfield(db_field, request, super().formfield_for_dbfield(db_field, request, **kwargs))
 
     # The schedules of a job declared in code are its declaration's: shown, not edited here.
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -225,7 +244,8 @@ def preview_rows(schedule: Schedule, after: Any = None, count: int = PREVIEW_COU
     fall-back repeats (``repeated_pass``), and for a skipped one ``skipped``: why, in words.
     Raises ValueError (or OverflowError) for a schedule that cannot be previewed."""
     tz = zone(schedule.timezone or "UTC")
-    found, skipped = timeline.preview_with_skipped(schedule, after or timezone.now(), count)
+    days = selectors.calendar_days(schedule.exclusion_calendars or [])
+    found, skipped = timeline.preview_with_skipped(schedule, after or timezone.now(), count, days)
     # (local wall time, row): a skipped day falls in place among the occurrences; a stable sort
     # keeps both passes of a repeated wall time in order.
     rows: list[tuple[datetime, dict[str, Any]]] = []
@@ -242,7 +262,11 @@ def preview_rows(schedule: Schedule, after: Any = None, count: int = PREVIEW_COU
         rows.append((local.replace(tzinfo=None), row))
     for item in skipped:
         wall = item.wall_time or datetime.combine(item.day, time())
-        shown = f"{wall:%a %Y-%m-%d %H:%M:%S}" if item.wall_time else f"{item.day:%a %Y-%m-%d}"
+        if item.at is not None:
+            wall = item.at.astimezone(tz).replace(tzinfo=None)
+            shown = item.at.astimezone(tz).strftime("%a %Y-%m-%d %H:%M:%S %Z")
+        else:
+            shown = f"{wall:%a %Y-%m-%d %H:%M:%S}" if item.wall_time else f"{item.day:%a %Y-%m-%d}"
         row = {"at": None, "shown": shown, "moved_from": None, "repeated_pass": None, "skipped": item.message}
         rows.append((wall, row))
     rows.sort(key=lambda pair: pair[0])
@@ -251,7 +275,11 @@ def preview_rows(schedule: Schedule, after: Any = None, count: int = PREVIEW_COU
 
 def _row_note(row: dict[str, Any]) -> str:
     if row["skipped"]:
-        return f" (skipped: {row['skipped']})"
+        return (
+            f" ({row['skipped'][0].lower()}{row['skipped'][1:]})"
+            if row["skipped"].startswith("Skipped")
+            else (f" (skipped: {row['skipped']})")
+        )
     if row["moved_from"]:
         return f" (moved from {row['moved_from']} by a daylight saving gap)"
     if row["repeated_pass"]:
@@ -369,6 +397,9 @@ class ScheduleAdmin(admin.ModelAdmin):
     def declared_in_code(self, schedule: Schedule) -> SafeString:
         return declared_in_code_notice(schedule.code_key, "Paused and Paused until")
 
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        return calendar_formfield(db_field, request, super().formfield_for_dbfield(db_field, request, **kwargs))
+
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "job":
             kwargs["queryset"] = jobs_visible_to(admin_user(request))
@@ -419,7 +450,12 @@ class ScheduleAdmin(admin.ModelAdmin):
         data = request.GET.copy()
         for name in PREVIEW_FIELDS:  # a field left out reads as a new schedule's default
             default = getattr(Schedule._meta.get_field(name), "default", NOT_PROVIDED)
-            if name not in data and default is not NOT_PROVIDED and not isinstance(default, bool):
+            if (
+                name not in data
+                and default is not NOT_PROVIDED
+                and not isinstance(default, bool)
+                and not callable(default)
+            ):
                 data[name] = str(default)
         form = form_class(data=data, instance=instance)
         if not form.is_valid():

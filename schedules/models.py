@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.dispatch import Signal
 
 from jobscheduler.bounds import MAX_COUNT, MAX_DURATION_SECONDS, out_of_bounds
-from schedules import kinds
+from schedules import calendars, kinds
 
 MAX_JITTER_SECONDS = 3600
 SOLAR_EVENT_CHOICES = [(name, label) for name, (label, _) in kinds.SOLAR_EVENTS.items()]
@@ -90,6 +91,12 @@ class Schedule(models.Model):
     catchup_window_seconds = models.PositiveIntegerField(default=3600)
     catchup_max_runs = models.PositiveIntegerField(default=100)
     overlap_policy = models.CharField(max_length=16, choices=Overlap.choices, default=Overlap.ALLOW)
+    # Ids (strings) of exclusion calendars whose days this schedule skips (its job owner's).
+    exclusion_calendars = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Exclusion calendars whose days this schedule skips.",
+    )
     paused = models.BooleanField(default=False)
     paused_until = models.DateTimeField(null=True, blank=True)
     # Why the system paused it (failing runs, or a schedule the engine could not compute);
@@ -158,5 +165,48 @@ class Schedule(models.Model):
         errors.update(out_of_bounds({"max_runs": self.max_runs, "catchup_max_runs": self.catchup_max_runs}, MAX_COUNT))
         if self.catchup_max_runs < 1:
             errors["catchup_max_runs"] = "Must be at least 1."
+        if errors:
+            raise ValidationError(errors)
+
+
+class ExclusionCalendar(models.Model):
+    """Named days or ranges of days (holidays, freeze windows) in a time zone, owned like jobs.
+
+    ``days`` holds ``{"start", "end", "name"}`` entries (schedules.calendars); a schedule that
+    names the calendar does not run on them.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exclusion_calendars")
+    owner_id: Any
+    name = models.CharField(max_length=200)
+    description = models.CharField(max_length=500, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC", help_text="The zone its days are read in.")
+    days = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="calendar_name_per_owner")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def ranges(self) -> list[calendars.DayRange]:
+        return calendars.parse_entries(self.days)
+
+    def as_days(self) -> calendars.CalendarDays:
+        return calendars.CalendarDays(str(self.pk), self.name, self.timezone or "UTC", tuple(self.ranges()))
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        try:
+            kinds.zone(self.timezone or "UTC")
+        except ValueError as error:
+            errors["timezone"] = str(error)
+        try:
+            self.days = [entry.stored() for entry in calendars.parse_entries(self.days)]
+        except ValueError as error:
+            errors["days"] = str(error)
         if errors:
             raise ValidationError(errors)

@@ -25,11 +25,13 @@ class Skipped:
     """A day its rule names on which a schedule does not fire: what a preview says instead.
 
     ``reason`` is a short code (``dst_gap``: the wall time is not on the clock that day and
-    the schedule skips such times); ``message`` says it in words; ``wall_time`` is the local
-    wall time (no offset) when there is one.
+    the schedule skips such times; ``calendar``: an exclusion calendar's day); ``message`` says
+    it in words; ``wall_time`` is the local wall time (no offset) when there is one.
     """
 
     day: date
     reason: str
     message: str
     wall_time: datetime | None = None
+    at: datetime | None = None  # an occurrence that does not run (an exclusion calendar's day)
+    calendar: str | None = None  # that calendar's id

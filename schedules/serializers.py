@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,8 @@ from jobscheduler.api import (
 )
 from jobscheduler.bounds import MAX_COUNT, MAX_DURATION_SECONDS
 from schedules import kinds, services, timeline
-from schedules.models import Schedule
+from schedules.calendars import CalendarDays
+from schedules.models import ExclusionCalendar, Schedule
 from schedules.solar import MAX_OFFSET_SECONDS
 
 READ_ONLY_FIELDS = (
@@ -50,6 +52,17 @@ DEFAULT_PREVIEW_COUNT = 10
             request_only=True,
         ),
         OpenApiExample(
+            "Weekdays at 09:00 in London, not on UK bank holidays",
+            value={
+                "job": "6650c3f2a1b2c3d4e5f60718",
+                "kind": "cron",
+                "expression": "0 9 * * 1-5",
+                "timezone": "Europe/London",
+                "exclusion_calendars": ["6650c40aa1b2c3d4e5f60720"],
+            },
+            request_only=True,
+        ),
+        OpenApiExample(
             "Half an hour before sunset in London",
             value={
                 "job": "6650c3f2a1b2c3d4e5f60718",
@@ -74,6 +87,14 @@ class ScheduleSerializer(ApiModelSerializer):
     (shown live from its Redis mirror)."""
 
     job = ObjectIdRelatedField(visible_to=jobs_visible_to)
+    exclusion_calendars = serializers.ListField(
+        child=serializers.CharField(max_length=24),
+        max_length=50,
+        required=False,
+        help_text="Ids of exclusion calendars (/api/calendars/) of the job's owner: the schedule does not run on "
+        "their days. A skipped occurrence is recorded as a skipped run naming the calendar, or not at all "
+        "(JOBSCHEDULER_RECORD_CALENDAR_SKIPS).",
+    )
     description = serializers.CharField(
         source="describe",
         read_only=True,
@@ -174,8 +195,13 @@ class SkippedSerializer(serializers.Serializer):  # type: ignore[type-arg]
     day = serializers.DateField(help_text="The local day it does not fire on.")
     reason = serializers.CharField(
         help_text="dst_gap: its wall time is not on the clock that day (dst_gap: skip); polar_day, polar_night, "
-        "white_night: a solar schedule's event does not happen that day."
+        "white_night: a solar schedule's event does not happen that day; calendar: the occurrence falls on a day "
+        "of an exclusion calendar the schedule names."
     )
+    at = serializers.DateTimeField(
+        required=False, help_text="calendar: the occurrence that does not run, in the schedule's time zone."
+    )
+    calendar = serializers.CharField(required=False, help_text="calendar: the calendar's id.")
     message = serializers.CharField(help_text="Why, in words.")
     wall_time = serializers.CharField(allow_null=True, help_text="The local wall time it names (no offset), if any.")
 
@@ -226,11 +252,14 @@ class PreviewSerializer(serializers.Serializer):  # type: ignore[type-arg]
     )
 
 
-def preview_data(schedule: Schedule, after: datetime, count: int) -> dict[str, Any]:
-    """The next ``count`` occurrences strictly after ``after``, in the schedule's time zone."""
+def preview_data(
+    schedule: Schedule, after: datetime, count: int, calendars: Sequence[CalendarDays] = ()
+) -> dict[str, Any]:
+    """The next ``count`` occurrences strictly after ``after`` that run, in the schedule's time
+    zone, and what is skipped among them (``calendars``: the exclusion calendars it names)."""
     tz = kinds.zone(schedule.timezone or "UTC")
     try:
-        found, skipped = timeline.preview_with_skipped(schedule, after, count)
+        found, skipped = timeline.preview_with_skipped(schedule, after, count, calendars)
     except OverflowError:
         # Past the year 9999: bounded times and intervals keep fixed grids short of it, but a
         # cron expression can match rarely (29 February on a Sunday: every 28 years or so).
@@ -259,7 +288,82 @@ def preview_data(schedule: Schedule, after: datetime, count: int) -> dict[str, A
                 "reason": item.reason,
                 "message": item.message,
                 "wall_time": item.wall_time.isoformat() if item.wall_time is not None else None,
+                **({"at": item.at.astimezone(tz).isoformat()} if item.at is not None else {}),
+                **({"calendar": item.calendar} if item.calendar is not None else {}),
             }
             for item in skipped
         ],
     }
+
+
+class CalendarDaySerializer(StrictFieldsMixin, serializers.Serializer):  # type: ignore[type-arg]
+    start = serializers.DateField(help_text="The first day (YYYY-MM-DD), in the calendar's time zone.")
+    end = serializers.DateField(required=False, help_text="The last day, included (default: start).")
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200, help_text="e.g. Christmas Day.")
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "UK bank holidays and a change freeze",
+            value={
+                "name": "UK holidays",
+                "timezone": "Europe/London",
+                "days": [
+                    {"start": "2026-12-25", "name": "Christmas Day"},
+                    {"start": "2026-12-28", "name": "Boxing Day (substitute day)"},
+                    {"start": "2026-12-21", "end": "2027-01-04", "name": "Change freeze"},
+                ],
+            },
+            request_only=True,
+        )
+    ]
+)
+class CalendarSerializer(ApiModelSerializer):
+    """An exclusion calendar: named days or ranges of days in a time zone that schedules naming
+    it skip."""
+
+    days = CalendarDaySerializer(many=True, required=False, help_text="Days or ranges of days, ends included.")
+
+    class Meta:
+        model = ExclusionCalendar
+        fields = ("id", "name", "description", "timezone", "days", "created_at", "updated_at")
+        read_only_fields = ("id", "created_at", "updated_at")
+        extra_kwargs = {"timezone": {"help_text": "The IANA zone its days are read in, e.g. Europe/London."}}
+
+    def validate_days(self, days: list[dict[str, Any]]) -> list[dict[str, str]]:
+        return [
+            {
+                "start": day["start"].isoformat(),
+                "end": day.get("end", day["start"]).isoformat(),
+                "name": day.get("name", ""),
+            }
+            for day in days
+        ]
+
+    def to_representation(self, instance: Any) -> Any:
+        data = super().to_representation(instance)
+        data["days"] = instance.days  # as stored: start, end and label, each a string
+        return data
+
+
+class CalendarImportSerializer(StrictFieldsMixin, serializers.Serializer):  # type: ignore[type-arg]
+    """An iCalendar (.ics) file's events as days of a new calendar, or of ``calendar``."""
+
+    ics = serializers.CharField(help_text="The .ics file's text (VCALENDAR with VEVENTs).", trim_whitespace=False)
+    name = serializers.CharField(required=False, max_length=200, help_text="A new calendar's name.")
+    timezone = serializers.CharField(required=False, default="UTC", help_text="A new calendar's time zone.")
+    calendar = serializers.CharField(required=False, help_text="Add to this calendar (its id) instead.")
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if not data.get("calendar") and not data.get("name"):
+            raise serializers.ValidationError({"name": "Name the new calendar, or give calendar to add to one."})
+        return data
+
+
+class CalendarImportResultSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    calendar = CalendarSerializer()
+    imported = serializers.IntegerField(help_text="Days or ranges read from the file.")
+    recurring_not_imported = serializers.ListField(
+        child=serializers.CharField(), help_text="Summaries of recurring (RRULE) events, which are not expanded."
+    )

@@ -7,12 +7,14 @@ use them, so they can never disagree about when something fires.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Protocol
 
 from jobscheduler.epoch import to_epoch_ms
+from schedules.calendars import CalendarDays
+from schedules.calendars import excluded as excluded_by
 from schedules.kinds import Occurrence, ScheduleFields, Skipped, get_kind
 
 MAX_PREVIEW = 1000
@@ -74,11 +76,34 @@ def skipped(schedule: TimelineFields, after: datetime, until: datetime) -> list[
 
 
 def preview_with_skipped(
-    schedule: TimelineFields, after: datetime, count: int = 10
+    schedule: TimelineFields, after: datetime, count: int = 10, calendars: Sequence[CalendarDays] = ()
 ) -> tuple[list[Occurrence], list[Skipped]]:
-    """``preview``, and what was skipped from ``after`` up to the last occurrence shown."""
-    found = preview(schedule, after, count)
-    return found, skipped(schedule, after, found[-1].at if found else after)
+    """The next ``count`` occurrences that run, and what is skipped from ``after`` up to the
+    last of them: days the rule names but does not fire, and occurrences on a day of one of
+    ``calendars`` (exclusion calendars: dispatched, then skipped by the worker)."""
+    found: list[Occurrence] = []
+    excluded: list[Skipped] = []
+    wanted = max(0, min(count, MAX_PREVIEW))
+    for occurrence in occurrences(schedule, after) if wanted else ():
+        exclusion = excluded_by(calendars, occurrence.at) if calendars else None
+        if exclusion is None:
+            found.append(occurrence)
+            if len(found) >= wanted:
+                break
+            continue
+        excluded.append(
+            Skipped(
+                day=exclusion.day,
+                reason="calendar",
+                message=exclusion.message(),
+                at=occurrence.at,
+                calendar=exclusion.calendar.calendar_id,
+            )
+        )
+        if len(excluded) >= MAX_PREVIEW:
+            break
+    named = skipped(schedule, after, found[-1].at if found else after)
+    return found, sorted([*named, *excluded], key=lambda item: item.day)
 
 
 def jitter_ms(key: str, jitter_seconds: int, until_next_ms: int | None) -> int:

@@ -32,8 +32,9 @@ from schemathesis.specs.openapi.checks import (
 from jobs.models import Job, Run
 from jobs.services import job_create
 from jobscheduler.wsgi import application
+from schedules import calendar_services
 from schedules import services as schedule_services
-from schedules.models import Schedule
+from schedules.models import ExclusionCalendar, Schedule
 
 # Per operation; with ~20 operations the whole fuzz stays well under a minute on 2 cores.
 MAX_EXAMPLES = 15
@@ -84,6 +85,12 @@ class Owned:
         schedule = Schedule.objects.filter(job=job).first()
         return schedule or schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=60)
 
+    def calendar(self) -> ExclusionCalendar:
+        found = ExclusionCalendar.objects.filter(owner=self.user).first()
+        return found or calendar_services.calendar_create(
+            owner=self.user, name="fuzz calendar", timezone="UTC", days=[]
+        )
+
     def run(self) -> Run:
         job = self.job()
         return Run.objects.filter(job=job).first() or Run.objects.create(job=job, fire_key=f"fuzz:{job.pk}")
@@ -94,6 +101,7 @@ _OWNED_BY_PATH: dict[str, Callable[[Owned], Any]] = {
     "/api/jobs/": Owned.job,
     "/api/schedules/": Owned.schedule,
     "/api/runs/": Owned.run,
+    "/api/calendars/": Owned.calendar,
 }
 
 

@@ -722,7 +722,9 @@ def test_fixed_and_at_clean() -> None:
 def test_kinds_registry() -> None:
     assert set(KINDS) == {"fixed", "cron", "at", "solar"}
     assert isinstance(get_kind("cron"), CronKind)
-    with pytest.raises(ValueError, match=re.escape("Unknown schedule kind 'hourly'; choose one of fixed, cron, at, solar.")):
+    with pytest.raises(
+        ValueError, match=re.escape("Unknown schedule kind 'hourly'; choose one of fixed, cron, at, solar.")
+    ):
         get_kind("hourly")
 
 
