@@ -8,9 +8,8 @@ from the selectors, as in the API.
 
 from __future__ import annotations
 
-from datetime import datetime, time
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -20,9 +19,8 @@ from django.db import models
 from django.db.models import NOT_PROVIDED, QuerySet
 from django.forms.models import BaseInlineFormSet, modelform_factory
 from django.http import Http404, HttpRequest, JsonResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, path
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from jobs.admin import JobAdmin, run_now_each
@@ -36,15 +34,22 @@ from jobscheduler.admin_tools import (
     take_saved_state,
 )
 from jobscheduler.declared import declared_message
-from schedules import selectors, services, timeline
+from schedules import selectors, services
 from schedules.admin_calendars import calendar_choices
-from schedules.kinds import KINDS, zone
+from schedules.admin_preview import (
+    PREVIEW_COUNT,
+    fix_these,
+    live_description,
+    live_preview,
+    preview_rows,
+    render_preview,
+)
+from schedules.kinds import KINDS
 from schedules.models import Schedule
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldOpts
 
-PREVIEW_COUNT = 10
 # What the live preview reads of a form being edited (schedules/static/schedules/preview.js
 # sends these, the date-times as the admin's split widgets name them).
 PREVIEW_FIELDS = (
@@ -129,8 +134,27 @@ class ScheduleForm(forms.ModelForm):
             "paused_until": "Blank: paused until resumed.",
         }
 
+    # Fields with a default that older forms and scripts do not send: left out, they keep it.
+    DEFAULTED = ("dst_gap", "dst_repeat", "solar_offset_seconds")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        absent = [name for name in self.DEFAULTED if name in self.fields and self.add_prefix(name) not in self.data]
+        if self.is_bound and absent:
+            data = cast(Any, self.data).copy()  # not sent: as if its current value were (no change)
+            for name in absent:
+                value = getattr(self.instance, name)
+                data[self.add_prefix(name)] = "" if value is None else str(value)
+            self.data = data
+        for name in self.DEFAULTED:
+            if name in self.fields:
+                self.fields[name].required = False
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        for name in self.DEFAULTED:
+            if name in cleaned and cleaned[name] in (None, ""):
+                cleaned[name] = getattr(Schedule(), name)  # the model's default
         job = cleaned.get("job")
         if self.instance.pk is None and job is not None and job.code_key:
             self.add_error("job", declared_message(job.code_key, "job") + " Its schedule is declared there too.")
@@ -213,116 +237,6 @@ class ScheduleInline(admin.StackedInline):
     @admin.display(description=f"Next {PREVIEW_COUNT} occurrences")
     def upcoming(self, schedule: Schedule) -> SafeString:
         return live_preview(schedule)
-
-
-def live_description(schedule: Schedule) -> SafeString:
-    """The schedule in words, in an element the live preview rewrites as the fields change."""
-    return format_html(
-        '<span class="schedule-description" aria-live="polite">{}</span>',
-        schedule.describe() if schedule.pk else "Fill in the fields to see it in words.",
-    )
-
-
-def live_preview(schedule: Schedule) -> SafeString:
-    """The next occurrences (a saved schedule's now, from the server), in an element the live
-    preview (schedules/static/schedules/preview.js) refreshes from the fields being edited."""
-    shown = render_preview(schedule) if schedule.pk else format_html("<p>{}</p>", "Fill in the fields to see them.")
-    return format_html(
-        '<div class="schedule-live" data-preview-url="{}" data-schedule="{}">'
-        '<div class="schedule-upcoming" aria-live="polite">{}</div></div>',
-        reverse("admin:schedules_schedule_preview"),
-        str(schedule.pk or ""),
-        shown,
-    )
-
-
-def preview_rows(schedule: Schedule, after: Any = None, count: int = PREVIEW_COUNT) -> list[dict[str, Any]]:
-    """The next occurrences in the schedule's time zone, and what it skips among them, in order.
-
-    Each row has its time (``at``, ISO 8601 with offset; None for a skipped one), ``shown``, the
-    wall time a daylight saving gap moved it from (``moved_from``), the pass of a wall time a
-    fall-back repeats (``repeated_pass``), and for a skipped one ``skipped``: why, in words.
-    Raises ValueError (or OverflowError) for a schedule that cannot be previewed."""
-    tz = zone(schedule.timezone or "UTC")
-    days = selectors.calendar_days(schedule.exclusion_calendars or [])
-    found, skipped = timeline.preview_with_skipped(schedule, after or timezone.now(), count, days)
-    # (local wall time, row): a skipped day falls in place among the occurrences; a stable sort
-    # keeps both passes of a repeated wall time in order.
-    rows: list[tuple[datetime, dict[str, Any]]] = []
-    for occurrence in found:
-        local = occurrence.at.astimezone(tz)
-        moved = occurrence.moved_from
-        row = {
-            "at": local.isoformat(),
-            "shown": local.strftime("%a %Y-%m-%d %H:%M:%S %Z"),
-            "moved_from": f"{moved:%H:%M}" if moved is not None else None,
-            "repeated_pass": occurrence.repeated_pass,
-            "skipped": None,
-        }
-        rows.append((local.replace(tzinfo=None), row))
-    for item in skipped:
-        wall = item.wall_time or datetime.combine(item.day, time())
-        if item.at is not None:
-            wall = item.at.astimezone(tz).replace(tzinfo=None)
-            shown = item.at.astimezone(tz).strftime("%a %Y-%m-%d %H:%M:%S %Z")
-        else:
-            shown = f"{wall:%a %Y-%m-%d %H:%M:%S}" if item.wall_time else f"{item.day:%a %Y-%m-%d}"
-        row = {"at": None, "shown": shown, "moved_from": None, "repeated_pass": None, "skipped": item.message}
-        rows.append((wall, row))
-    rows.sort(key=lambda pair: pair[0])
-    return [row for _, row in rows]
-
-
-def _row_note(row: dict[str, Any]) -> str:
-    if row["skipped"]:
-        return (
-            f" ({row['skipped'][0].lower()}{row['skipped'][1:]})"
-            if row["skipped"].startswith("Skipped")
-            else (f" (skipped: {row['skipped']})")
-        )
-    if row["moved_from"]:
-        return f" (moved from {row['moved_from']} by a daylight saving gap)"
-    if row["repeated_pass"]:
-        which = "first" if row["repeated_pass"] == 1 else "second"
-        return f" ({which} pass of a wall time the clocks go back over)"
-    return ""
-
-
-def render_preview(schedule: Schedule, after: Any = None, count: int = PREVIEW_COUNT) -> SafeString:
-    """The next occurrences as an HTML list, in the schedule's time zone, DST moves, repeats and
-    skipped days marked."""
-    try:
-        rows = preview_rows(schedule, after, count)
-    except (ValueError, OverflowError, AssertionError) as error:
-        return format_html("<p>No preview: {}</p>", error)
-    if not rows:
-        return format_html("<p>{}</p>", "No further occurrences.")
-    items = [
-        format_html("<li><s>{}</s><strong>{}</strong></li>", row["shown"], _row_note(row))
-        if row["at"] is None
-        else format_html(
-            '<li><time datetime="{}">{}</time><strong>{}</strong></li>', row["at"], row["shown"], _row_note(row)
-        )
-        for row in rows
-    ]
-    return format_html(
-        '<p>In {}{}:</p><ol class="schedule-preview">{}</ol>',
-        schedule.timezone or "UTC",
-        " (paused)" if schedule.paused else "",
-        format_html_join("", "{}", ((item,) for item in items)),
-    )
-
-
-def _fix_these(errors: dict[str, list[str]]) -> SafeString:
-    """What the live preview shows while the fields do not make a schedule yet."""
-    items = (
-        (name.replace("_", " ").capitalize() if name != "__all__" else "Schedule", " ".join(messages))
-        for name, messages in errors.items()
-    )
-    return format_html(
-        '<p>No preview until these are fixed:</p><ul class="schedule-preview-errors">{}</ul>',
-        format_html_join("", "<li>{}: {}</li>", items),
-    )
 
 
 def _declared(obj: Any) -> bool:
@@ -460,7 +374,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         form = form_class(data=data, instance=instance)
         if not form.is_valid():
             errors = {name: [item["message"] for item in items] for name, items in form.errors.get_json_data().items()}
-            return JsonResponse({"errors": errors, "description": "", "occurrences": [], "html": _fix_these(errors)})
+            return JsonResponse({"errors": errors, "description": "", "occurrences": [], "html": fix_these(errors)})
         schedule = form.instance
         try:
             rows = preview_rows(schedule)
