@@ -35,6 +35,7 @@ from jobscheduler.admin_tools import (
 )
 from jobscheduler.declared import declared_message
 from schedules import selectors, services
+from schedules.admin_backfills import backfill_action
 from schedules.admin_calendars import calendar_choices
 from schedules.admin_preview import (
     PREVIEW_COUNT,
@@ -270,7 +271,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
-    actions = ("pause", "resume", "run_now")
+    actions = ("pause", "resume", "run_now", backfill_action)
     formfield_overrides = DATE_TIME_WIDGETS
 
     class Media:

@@ -210,3 +210,52 @@ class ExclusionCalendar(models.Model):
             errors["days"] = str(error)
         if errors:
             raise ValidationError(errors)
+
+
+class Backfill(models.Model):
+    """Past occurrences of a schedule dispatched on request: each one in [start_at, end_at]
+    with no run record yet (by fire key), at a bounded rate, with progress counted here.
+
+    A worker (workers/backfills.py) or the ``backfill`` command runs it under a lease; one
+    that dies leaves it to be taken up again from ``cursor``.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        CANCELLED = "cancelled", "Cancelled"
+        FAILED = "failed", "Failed"
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="backfills")
+    schedule_id: Any
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    start_at = models.DateTimeField()
+    end_at = models.DateTimeField()
+    overlap_policy = models.CharField(max_length=16, choices=Schedule.Overlap.choices, default=Schedule.Overlap.ALLOW)
+    rate_per_second = models.FloatField(default=10)
+    # What the request is, for a repeat of it to find this one: schedule, range and policy.
+    request_key = models.CharField(max_length=64, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    total = models.PositiveIntegerField(default=0, help_text="Occurrences in the range.")
+    dispatched = models.PositiveIntegerField(default=0, help_text="Occurrences sent to the workers.")
+    already_recorded = models.PositiveIntegerField(default=0, help_text="Occurrences that had a run record already.")
+    cursor = models.DateTimeField(null=True, blank=True, help_text="The last occurrence handled.")
+    cancel_requested = models.BooleanField(default=False)
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "lease_until"], name="backfill_status_lease")]
+
+    def __str__(self) -> str:
+        return f"Backfill of {self.schedule_id} {self.start_at:%Y-%m-%d %H:%M} to {self.end_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def handled(self) -> int:
+        return self.dispatched + self.already_recorded

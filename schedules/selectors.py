@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from jobs.models import Job
 from jobs.selectors import AnyUser, job_ids_visible_to
 from schedules.calendars import CalendarDays
-from schedules.models import ExclusionCalendar, Schedule
+from schedules.models import Backfill, ExclusionCalendar, Schedule
 
 
 def schedules_visible_to(user: AnyUser) -> QuerySet[Schedule]:
@@ -86,3 +86,18 @@ def calendar_name_taken(owner_id: object, name: str, *, excluding: object = None
     if excluding is not None:
         found = found.exclude(pk=excluding)
     return found.exists()
+
+
+def backfills_visible_to(user: AnyUser) -> QuerySet[Backfill]:
+    """The backfills of the schedules ``user`` may see."""
+    if getattr(user, "is_superuser", False):
+        return Backfill.objects.all()
+    return Backfill.objects.filter(schedule__in=list(schedules_visible_to(user).values_list("pk", flat=True)))
+
+
+def backfill_by_id(backfill_id: str | ObjectId) -> Backfill | None:
+    """The backfill with this id (operators' commands see every one); None when there is none."""
+    try:
+        return Backfill.objects.filter(pk=ObjectId(backfill_id)).first()
+    except InvalidId:
+        return None

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from django.db import models
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
@@ -15,12 +16,13 @@ from jobscheduler.api import (
     ApiModelSerializer,
     AwareDateTimeField,
     ObjectIdRelatedField,
+    StrictCharField,
     StrictFieldsMixin,
 )
 from jobscheduler.bounds import MAX_COUNT, MAX_DURATION_SECONDS
 from schedules import kinds, services, timeline
 from schedules.calendars import CalendarDays
-from schedules.models import ExclusionCalendar, Schedule
+from schedules.models import Backfill, ExclusionCalendar, Schedule
 from schedules.solar import MAX_OFFSET_SECONDS
 
 READ_ONLY_FIELDS = (
@@ -88,7 +90,7 @@ class ScheduleSerializer(ApiModelSerializer):
 
     job = ObjectIdRelatedField(visible_to=jobs_visible_to)
     exclusion_calendars = serializers.ListField(
-        child=serializers.CharField(max_length=24),
+        child=StrictCharField(max_length=24),
         max_length=50,
         required=False,
         help_text="Ids of exclusion calendars (/api/calendars/) of the job's owner: the schedule does not run on "
@@ -299,7 +301,7 @@ def preview_data(
 class CalendarDaySerializer(StrictFieldsMixin, serializers.Serializer):  # type: ignore[type-arg]
     start = serializers.DateField(help_text="The first day (YYYY-MM-DD), in the calendar's time zone.")
     end = serializers.DateField(required=False, help_text="The last day, included (default: start).")
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200, help_text="e.g. Christmas Day.")
+    name = StrictCharField(required=False, allow_blank=True, max_length=200, help_text="e.g. Christmas Day.")
 
 
 @extend_schema_serializer(
@@ -324,6 +326,7 @@ class CalendarSerializer(ApiModelSerializer):
     it skip."""
 
     days = CalendarDaySerializer(many=True, required=False, help_text="Days or ranges of days, ends included.")
+    serializer_field_mapping = {**ApiModelSerializer.serializer_field_mapping, models.CharField: StrictCharField}
 
     class Meta:
         model = ExclusionCalendar
@@ -367,3 +370,95 @@ class CalendarImportResultSerializer(serializers.Serializer):  # type: ignore[ty
     recurring_not_imported = serializers.ListField(
         child=serializers.CharField(), help_text="Summaries of recurring (RRULE) events, which are not expanded."
     )
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "The first week of March, each run allowed to overlap, ten a second",
+            value={
+                "start": "2026-03-01T00:00:00Z",
+                "end": "2026-03-08T00:00:00Z",
+                "overlap_policy": "allow",
+                "rate_per_second": 10,
+            },
+            request_only=True,
+        )
+    ]
+)
+class BackfillRequestSerializer(StrictFieldsMixin, serializers.Serializer):  # type: ignore[type-arg]
+    """Dispatch the schedule's past occurrences in [start, end] that have no run record yet."""
+
+    start = AwareDateTimeField(help_text="The first instant of the range, ISO 8601 with offset.")
+    end = AwareDateTimeField(help_text="The last instant of the range (included); not later than now.")
+    overlap_policy = serializers.ChoiceField(
+        choices=Schedule.Overlap.choices,
+        default=Schedule.Overlap.ALLOW,
+        help_text="For the backfilled runs, in place of the schedule's: allow (run side by side), skip (record a "
+        "skipped run while another of the schedule's runs is running), buffer_one (one waits).",
+    )
+    rate_per_second = serializers.FloatField(
+        required=False,
+        help_text="At most this many dispatched a second (default and maximum: JOBSCHEDULER_BACKFILL_MAX_RATE).",
+    )
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A backfill under way",
+            value={
+                "id": "6650c4f0a1b2c3d4e5f60730",
+                "schedule": "6650c3f2a1b2c3d4e5f60719",
+                "start_at": "2026-03-01T00:00:00Z",
+                "end_at": "2026-03-08T00:00:00Z",
+                "overlap_policy": "allow",
+                "rate_per_second": 10.0,
+                "status": "running",
+                "total": 168,
+                "dispatched": 90,
+                "already_recorded": 10,
+                "remaining": 68,
+                "cursor": "2026-03-05T03:00:00Z",
+                "cancel_requested": False,
+                "error": "",
+                "created_at": "2026-03-10T09:00:00Z",
+                "started_at": "2026-03-10T09:00:01Z",
+                "finished_at": None,
+            },
+            response_only=True,
+        )
+    ]
+)
+class BackfillSerializer(ApiModelSerializer):
+    """A backfill and its progress: occurrences in the range (total), sent to the workers
+    (dispatched), found with a run record already (already_recorded), and what is left."""
+
+    schedule = ObjectIdRelatedField(read_only=True)
+    remaining = serializers.SerializerMethodField(help_text="Occurrences not handled yet.")
+
+    class Meta:
+        model = Backfill
+        fields = (
+            "id",
+            "schedule",
+            "start_at",
+            "end_at",
+            "overlap_policy",
+            "rate_per_second",
+            "status",
+            "total",
+            "dispatched",
+            "already_recorded",
+            "remaining",
+            "cursor",
+            "cancel_requested",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        )
+        read_only_fields = fields
+
+    def get_remaining(self, backfill: Backfill) -> int:
+        return max(0, backfill.total - backfill.handled)

@@ -58,6 +58,19 @@ def occurrences(schedule: TimelineFields, after: datetime, fired: int | None = N
         fired += 1
 
 
+def occurrences_between(schedule: TimelineFields, start: datetime, end: datetime) -> Iterator[datetime]:
+    """The occurrences in [start, end] within the schedule's own start and end, whatever its
+    run count (what a backfill fills in)."""
+    if schedule.start_at is not None:
+        start = max(start, schedule.start_at)
+    if schedule.end_at is not None:
+        end = min(end, schedule.end_at)
+    for occurrence in get_kind(schedule.kind).iter_after(schedule, start - timedelta(microseconds=1)):
+        if occurrence.at > end:
+            return
+        yield occurrence.at
+
+
 def preview(schedule: TimelineFields, after: datetime, count: int = 10) -> list[Occurrence]:
     """The next ``count`` occurrences strictly after ``after``."""
     return list(islice(occurrences(schedule, after), max(0, min(count, MAX_PREVIEW))))

@@ -22,10 +22,12 @@ from jobscheduler.api import (
     PreviewRateThrottle,
     StrictBooleanFilter,
 )
-from schedules import calendar_services, kinds, selectors, services
+from schedules import backfills, calendar_services, kinds, selectors, services
 from schedules.due_index import apply_live_state
-from schedules.models import ExclusionCalendar, Schedule
+from schedules.models import Backfill, ExclusionCalendar, Schedule
 from schedules.serializers import (
+    BackfillRequestSerializer,
+    BackfillSerializer,
     CalendarImportResultSerializer,
     CalendarImportSerializer,
     CalendarSerializer,
@@ -137,6 +139,30 @@ class ScheduleViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         calendars = selectors.calendar_days(schedule.exclusion_calendars or [])
         return Response(preview_data(schedule, after, count, calendars))
 
+    @extend_schema(request=BackfillRequestSerializer, responses={201: BackfillSerializer, 200: BackfillSerializer})
+    @action(detail=True, methods=["post"])
+    def backfill(self, request: Request, pk: str | None = None) -> Response:
+        """Dispatch this schedule's past occurrences in [start, end] that have no run record yet
+        (by fire key), as catch-up runs with ``overlap_policy``, at most ``rate_per_second``.
+
+        Answers 201 with the new backfill, which a worker runs (its progress at
+        /api/backfills/{id}/); the same request again answers 200 with that backfill and
+        dispatches nothing new (unless it was cancelled or failed).
+        """
+        schedule = self.get_object()
+        body = BackfillRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        fields = body.validated_data
+        backfill, created = backfills.backfill_request(
+            schedule,
+            start=fields["start"],
+            end=fields["end"],
+            overlap_policy=fields["overlap_policy"],
+            rate_per_second=fields.get("rate_per_second"),
+            user=request.user,
+        )
+        return Response(BackfillSerializer(backfill).data, status=201 if created else 200)
+
     def _answer(self, schedule: Schedule) -> Response:
         """One schedule as the API shows it: the engine's fields live from Redis."""
         apply_live_state([schedule])
@@ -194,3 +220,24 @@ class CalendarViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
             "recurring_not_imported": read.recurring_skipped,
         }
         return Response(result, status=201)
+
+
+class BackfillViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """Backfills (POST /api/schedules/{id}/backfill/ makes one) and their progress; cancel."""
+
+    serializer_class = BackfillSerializer
+    lookup_value_regex = OBJECT_ID_PATTERN
+    filterset_fields = ("status",)
+    ordering_fields = ("created_at",)
+
+    def get_queryset(self) -> QuerySet[Backfill]:
+        return selectors.backfills_visible_to(self.request.user)
+
+    @extend_schema(request=None, responses=BackfillSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Stop it: one not started yet at once, a running one after its current batch (at most
+        50 occurrences). What was dispatched stays dispatched."""
+        backfill = self.get_object()
+        EmptySerializer(data=request.data).is_valid(raise_exception=True)
+        return Response(BackfillSerializer(backfills.backfill_cancel(backfill)).data)

@@ -121,7 +121,7 @@ def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
             logger.info("schedule gone; entry dropped", extra={"fire_key": entry.fire_key})
             worker.runqueue.ack(entry.shard, entry.entry_id)
             return Handled.DROPPED
-        schedule_id, policy = ("", "allow") if found is None else (schedule_id, found)
+        schedule_id, policy = ("", "allow") if found is None else (schedule_id, entry.overlap or found)
     attempt: dict[str, Any] = {
         "job_id": entry.job_id,
         "schedule_id": schedule_id,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import schemathesis
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, settings
@@ -32,9 +34,9 @@ from schemathesis.specs.openapi.checks import (
 from jobs.models import Job, Run
 from jobs.services import job_create
 from jobscheduler.wsgi import application
-from schedules import calendar_services
+from schedules import backfills, calendar_services
 from schedules import services as schedule_services
-from schedules.models import ExclusionCalendar, Schedule
+from schedules.models import Backfill, ExclusionCalendar, Schedule
 
 # Per operation; with ~20 operations the whole fuzz stays well under a minute on 2 cores.
 MAX_EXAMPLES = 15
@@ -91,6 +93,11 @@ class Owned:
             owner=self.user, name="fuzz calendar", timezone="UTC", days=[]
         )
 
+    def backfill(self) -> Backfill:
+        found = Backfill.objects.filter(schedule=self.schedule()).first()
+        moment = timezone.now() - timedelta(hours=1)
+        return found or backfills.backfill_request(self.schedule(), start=moment - timedelta(hours=1), end=moment)[0]
+
     def run(self) -> Run:
         job = self.job()
         return Run.objects.filter(job=job).first() or Run.objects.create(job=job, fire_key=f"fuzz:{job.pk}")
@@ -102,6 +109,7 @@ _OWNED_BY_PATH: dict[str, Callable[[Owned], Any]] = {
     "/api/schedules/": Owned.schedule,
     "/api/runs/": Owned.run,
     "/api/calendars/": Owned.calendar,
+    "/api/backfills/": Owned.backfill,
 }
 
 
