@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('schedules', '0003_schedule_code_key'),
+        ('schedules', '0004_schedule_pause_reason_index'),
     ]
 
     operations = [
