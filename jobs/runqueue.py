@@ -16,7 +16,8 @@ jobs/lua/release_delayed.lua) point here. An entry's fields:
 - ``s`` schedule id ('' for a manual run of a job), ``j`` job id, ``n`` nominal time (epoch ms)
 - ``t`` trigger (a ``Run.Trigger`` value); optional ``a`` attempt (default 1), ``k`` takeovers
   so far (default 0), ``h`` "1" when buffer_one held it back and released it again, ``x`` the
-  python target to run in place of the job's (JSON: a Task enqueued with its arguments).
+  python target to run in place of the job's (JSON: a Task enqueued with its arguments), ``o``
+  an overlap policy in place of the schedule's (a backfill's: schedules/backfills.py).
 
 Other keys of each shard:
 
@@ -69,6 +70,7 @@ class Entry:
     held: bool = False  # held back by buffer_one and released again
     claimed: bool = False  # taken over from another consumer's pending list
     target: dict[str, Any] | None = None  # a python target run in place of the job's
+    overlap: str = ""  # an overlap policy in place of the schedule's (a backfill's own)
 
     @classmethod
     def from_stream(cls, shard: int, entry_id: str, fields: dict[str, str], *, claimed: bool = False) -> Entry:
@@ -86,6 +88,7 @@ class Entry:
             held=fields.get("h") == "1",
             claimed=claimed,
             target=_decoded_target(fields["x"]) if "x" in fields else None,
+            overlap=fields.get("o", ""),
         )
 
     @classmethod
@@ -133,6 +136,8 @@ class Entry:
             fields["k"] = str(self.takeovers)
         if self.target is not None:
             fields["x"] = json.dumps(self.target, separators=(",", ":"))
+        if self.overlap:
+            fields["o"] = self.overlap
         return fields
 
     def next_attempt(self, *, takeover: bool = False) -> dict[str, str]:

@@ -282,6 +282,15 @@ class StrictFieldsMixin:
         return value
 
 
+class StrictCharField(serializers.CharField):
+    """A string field that refuses numbers and booleans (DRF's CharField turns them into text)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
 class ApiModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):  # type: ignore[type-arg]
     """A ModelSerializer for MongoDB models: string ids, times with offsets, strict keys."""
 

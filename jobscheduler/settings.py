@@ -147,6 +147,13 @@ JOBSCHEDULER_REDIS_PREFIX = os.environ.get("JOBSCHEDULER_REDIS_PREFIX", "js")
 # Shards of the due index (hash-tagged, so a Redis Cluster spreads them). Fix it before
 # the first deployment: changing it later needs a sync_schedules into a fresh prefix.
 JOBSCHEDULER_SHARDS = int(os.environ.get("JOBSCHEDULER_SHARDS", "16"))
+# An occurrence on a day of an exclusion calendar its schedule names is recorded as a skipped
+# run naming the calendar (on), or acknowledged with no record at all (off).
+JOBSCHEDULER_RECORD_CALENDAR_SKIPS = env_bool("JOBSCHEDULER_RECORD_CALENDAR_SKIPS", True)
+# Backfills dispatch past occurrences at most this many a second (a request may ask fewer), and
+# cover at most this many occurrences each.
+JOBSCHEDULER_BACKFILL_MAX_RATE = float(os.environ.get("JOBSCHEDULER_BACKFILL_MAX_RATE", "20"))
+JOBSCHEDULER_BACKFILL_MAX_OCCURRENCES = env_int("JOBSCHEDULER_BACKFILL_MAX_OCCURRENCES", 100_000, minimum=1)
 # Schedulers and workers ride out a MongoDB or Redis outage of any length: what failed is
 # tried again after a wait that doubles up to this many seconds (so at most this long after
 # the server is back). Tests shorten it.

@@ -9,11 +9,13 @@ from rest_framework.routers import DefaultRouter
 from dashboard import views as dashboard_views
 from jobs.views import JobViewSet, RunViewSet
 from jobscheduler import health
-from schedules.views import ScheduleViewSet
+from schedules.views import BackfillViewSet, CalendarViewSet, ScheduleViewSet
 
 router = DefaultRouter()
 router.register("jobs", JobViewSet, basename="job")
 router.register("schedules", ScheduleViewSet, basename="schedule")
+router.register("calendars", CalendarViewSet, basename="calendar")
+router.register("backfills", BackfillViewSet, basename="backfill")
 router.register("runs", RunViewSet, basename="run")
 
 urlpatterns = [

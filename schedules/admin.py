@@ -9,7 +9,7 @@ from the selectors, as in the API.
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -19,9 +19,8 @@ from django.db import models
 from django.db.models import NOT_PROVIDED, QuerySet
 from django.forms.models import BaseInlineFormSet, modelform_factory
 from django.http import Http404, HttpRequest, JsonResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, path
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from jobs.admin import JobAdmin, run_now_each
@@ -35,14 +34,23 @@ from jobscheduler.admin_tools import (
     take_saved_state,
 )
 from jobscheduler.declared import declared_message
-from schedules import selectors, services, timeline
-from schedules.kinds import KINDS, zone
+from schedules import selectors, services
+from schedules.admin_backfills import backfill_action
+from schedules.admin_calendars import calendar_choices
+from schedules.admin_preview import (
+    PREVIEW_COUNT,
+    fix_these,
+    live_description,
+    live_preview,
+    preview_rows,
+    render_preview,
+)
+from schedules.kinds import KINDS
 from schedules.models import Schedule
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldOpts
 
-PREVIEW_COUNT = 10
 # What the live preview reads of a form being edited (schedules/static/schedules/preview.js
 # sends these, the date-times as the admin's split widgets name them).
 PREVIEW_FIELDS = (
@@ -51,15 +59,30 @@ PREVIEW_FIELDS = (
     "anchor",
     "expression",
     "timezone",
+    "dst_gap",
+    "dst_repeat",
+    "solar_event",
+    "latitude",
+    "longitude",
+    "solar_offset_seconds",
     "start_at",
     "end_at",
     "max_runs",
     "jitter_seconds",
+    "exclusion_calendars",
     "paused",
 )
 
 SCHEDULE_FIELDSETS: tuple[tuple[str | None, _FieldOpts], ...] = (
     (None, {"fields": ("kind", "interval_seconds", "expression", "timezone", "anchor")}),
+    (
+        "Sun (solar schedules)",
+        {"classes": ("collapse",), "fields": ("solar_event", "latitude", "longitude", "solar_offset_seconds")},
+    ),
+    (
+        "Daylight saving (cron at a fixed time)",
+        {"classes": ("collapse",), "fields": ("dst_gap", "dst_repeat")},
+    ),
     (
         "Bounds",
         {"classes": ("collapse",), "fields": ("start_at", "end_at", "max_runs", "jitter_seconds")},
@@ -77,6 +100,7 @@ SCHEDULE_FIELDSETS: tuple[tuple[str | None, _FieldOpts], ...] = (
             ),
         },
     ),
+    ("Exclusion calendars", {"classes": ("collapse",), "fields": ("exclusion_calendars",)}),
     ("Pause", {"fields": ("paused", "paused_until", "pause_reason")}),
 )
 
@@ -103,14 +127,35 @@ class ScheduleForm(forms.ModelForm):
             "interval_seconds": "Fixed schedules: seconds between runs (at least 1).",
             "expression": "Cron schedules: 5 fields (minute hour day month weekday), 6 with leading "
             "seconds, or a macro such as @daily.",
-            "timezone": "An IANA time zone such as Europe/London; cron times are read in it.",
+            "timezone": "An IANA time zone such as Europe/London; cron times are read in it, and a solar "
+            "schedule's days.",
+            "solar_event": "Solar schedules: civil dawn and dusk are when the sun is 6 degrees below the horizon.",
             "anchor": "Fixed schedules: where the grid of runs starts (blank: the start time, else now). "
             "One-off schedules: when to run.",
             "paused_until": "Blank: paused until resumed.",
         }
 
+    # Fields with a default that older forms and scripts do not send: left out, they keep it.
+    DEFAULTED = ("dst_gap", "dst_repeat", "solar_offset_seconds")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        absent = [name for name in self.DEFAULTED if name in self.fields and self.add_prefix(name) not in self.data]
+        if self.is_bound and absent:
+            data = cast(Any, self.data).copy()  # not sent: as if its current value were (no change)
+            for name in absent:
+                value = getattr(self.instance, name)
+                data[self.add_prefix(name)] = "" if value is None else str(value)
+            self.data = data
+        for name in self.DEFAULTED:
+            if name in self.fields:
+                self.fields[name].required = False
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        for name in self.DEFAULTED:
+            if name in cleaned and cleaned[name] in (None, ""):
+                cleaned[name] = getattr(Schedule(), name)  # the model's default
         job = cleaned.get("job")
         if self.instance.pk is None and job is not None and job.code_key:
             self.add_error("job", declared_message(job.code_key, "job") + " Its schedule is declared there too.")
@@ -125,6 +170,19 @@ class ScheduleForm(forms.ModelForm):
         if kind is not None and not cleaned.get("anchor") and "anchor" in self.fields:
             cleaned["anchor"] = kind.default_anchor(Schedule(start_at=cleaned.get("start_at")), timezone.now())
         return cleaned
+
+
+def calendar_formfield(db_field: Any, request: HttpRequest, default: Any) -> Any:
+    """The schedule's exclusion calendars as a choice among those the user sees, not raw JSON."""
+    if db_field.name != "exclusion_calendars":
+        return default
+    return forms.MultipleChoiceField(
+        label="Exclusion calendars",
+        choices=calendar_choices(admin_user(request)),
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 5}),
+        help_text="The schedule does not run on these calendars' days (Exclusion calendars in the menu).",
+    )
 
 
 class ScheduleInlineFormSet(BaseInlineFormSet):
@@ -160,6 +218,9 @@ class ScheduleInline(admin.StackedInline):
     class Media:
         js = ("schedules/preview.js",)
 
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        return calendar_formfield(db_field, request, super().formfield_for_dbfield(db_field, request, **kwargs))
+
     # The schedules of a job declared in code are its declaration's: shown, not edited here.
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return not _declared(obj) and super().has_add_permission(request, obj)
@@ -177,82 +238,6 @@ class ScheduleInline(admin.StackedInline):
     @admin.display(description=f"Next {PREVIEW_COUNT} occurrences")
     def upcoming(self, schedule: Schedule) -> SafeString:
         return live_preview(schedule)
-
-
-def live_description(schedule: Schedule) -> SafeString:
-    """The schedule in words, in an element the live preview rewrites as the fields change."""
-    return format_html(
-        '<span class="schedule-description" aria-live="polite">{}</span>',
-        schedule.describe() if schedule.pk else "Fill in the fields to see it in words.",
-    )
-
-
-def live_preview(schedule: Schedule) -> SafeString:
-    """The next occurrences (a saved schedule's now, from the server), in an element the live
-    preview (schedules/static/schedules/preview.js) refreshes from the fields being edited."""
-    shown = render_preview(schedule) if schedule.pk else format_html("<p>{}</p>", "Fill in the fields to see them.")
-    return format_html(
-        '<div class="schedule-live" data-preview-url="{}" data-schedule="{}">'
-        '<div class="schedule-upcoming" aria-live="polite">{}</div></div>',
-        reverse("admin:schedules_schedule_preview"),
-        str(schedule.pk or ""),
-        shown,
-    )
-
-
-def preview_rows(schedule: Schedule, after: Any = None, count: int = PREVIEW_COUNT) -> list[dict[str, Any]]:
-    """The next occurrences in the schedule's time zone: each one's time (ISO 8601 with offset),
-    as shown, and the wall time a daylight saving gap moved it from (or None). Raises ValueError
-    (or OverflowError) for a schedule that cannot be previewed."""
-    tz = zone(schedule.timezone or "UTC")
-    rows = []
-    for occurrence in timeline.preview(schedule, after or timezone.now(), count):
-        local = occurrence.at.astimezone(tz)
-        moved = occurrence.moved_from
-        rows.append(
-            {
-                "at": local.isoformat(),
-                "shown": local.strftime("%a %Y-%m-%d %H:%M:%S %Z"),
-                "moved_from": f"{moved:%H:%M}" if moved is not None else None,
-            }
-        )
-    return rows
-
-
-def render_preview(schedule: Schedule, after: Any = None, count: int = PREVIEW_COUNT) -> SafeString:
-    """The next occurrences as an HTML list, in the schedule's time zone, DST moves marked."""
-    try:
-        rows = preview_rows(schedule, after, count)
-    except (ValueError, OverflowError, AssertionError) as error:
-        return format_html("<p>No preview: {}</p>", error)
-    if not rows:
-        return format_html("<p>{}</p>", "No further occurrences.")
-    marked = [
-        (
-            row["at"],
-            row["shown"],
-            f" (moved from {row['moved_from']} by a daylight saving gap)" if row["moved_from"] else "",
-        )
-        for row in rows
-    ]
-    return format_html(
-        '<p>In {}{}:</p><ol class="schedule-preview">{}</ol>',
-        schedule.timezone or "UTC",
-        " (paused)" if schedule.paused else "",
-        format_html_join("", '<li><time datetime="{}">{}</time><strong>{}</strong></li>', marked),
-    )
-
-
-def _fix_these(errors: dict[str, list[str]]) -> SafeString:
-    """What the live preview shows while the fields do not make a schedule yet."""
-    items = (
-        (name.replace("_", " ").capitalize() if name != "__all__" else "Schedule", " ".join(messages))
-        for name, messages in errors.items()
-    )
-    return format_html(
-        '<p>No preview until these are fixed:</p><ul class="schedule-preview-errors">{}</ul>',
-        format_html_join("", "<li>{}: {}</li>", items),
-    )
 
 
 def _declared(obj: Any) -> bool:
@@ -286,7 +271,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
-    actions = ("pause", "resume", "run_now")
+    actions = ("pause", "resume", "run_now", backfill_action)
     formfield_overrides = DATE_TIME_WIDGETS
 
     class Media:
@@ -326,6 +311,9 @@ class ScheduleAdmin(admin.ModelAdmin):
     @admin.display(description="Declared in code")
     def declared_in_code(self, schedule: Schedule) -> SafeString:
         return declared_in_code_notice(schedule.code_key, "Paused and Paused until")
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        return calendar_formfield(db_field, request, super().formfield_for_dbfield(db_field, request, **kwargs))
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "job":
@@ -377,12 +365,17 @@ class ScheduleAdmin(admin.ModelAdmin):
         data = request.GET.copy()
         for name in PREVIEW_FIELDS:  # a field left out reads as a new schedule's default
             default = getattr(Schedule._meta.get_field(name), "default", NOT_PROVIDED)
-            if name not in data and default is not NOT_PROVIDED and not isinstance(default, bool):
+            if (
+                name not in data
+                and default is not NOT_PROVIDED
+                and not isinstance(default, bool)
+                and not callable(default)
+            ):
                 data[name] = str(default)
         form = form_class(data=data, instance=instance)
         if not form.is_valid():
             errors = {name: [item["message"] for item in items] for name, items in form.errors.get_json_data().items()}
-            return JsonResponse({"errors": errors, "description": "", "occurrences": [], "html": _fix_these(errors)})
+            return JsonResponse({"errors": errors, "description": "", "occurrences": [], "html": fix_these(errors)})
         schedule = form.instance
         try:
             rows = preview_rows(schedule)

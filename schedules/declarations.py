@@ -138,7 +138,7 @@ def periodic(
     the old schedule is orphaned, a new one created. ``args`` and ``kwargs`` are passed to the
     task. Other keywords: the job's ``description``, ``timeout_seconds``, ``max_attempts``,
     ``retry_backoff_seconds``, ``pause_schedules_after_failures``, and the schedule's
-    ``timezone``, ``anchor``, ``start_at``, ``end_at``, ``max_runs``, ``jitter_seconds``,
+    ``timezone``, ``dst_gap``, ``dst_repeat``, ``anchor``, ``start_at``, ``end_at``, ``max_runs``, ``jitter_seconds``,
     ``misfire_policy``, ``misfire_grace_seconds``, ``catchup_window_seconds``,
     ``catchup_max_runs``, ``overlap_policy``.
     """

@@ -8,44 +8,51 @@ datetime; occurrences are returned in UTC.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
-
 from jobscheduler.epoch import from_epoch_ms, to_epoch_ms
+from schedules.cron import (
+    CRON_MACROS,
+    GAP_SHIFT,
+    GAP_SKIP,
+    REPEAT_ONCE,
+    REPEAT_TWICE,
+    CronExpression,
+    DstRules,
+    parse_cron,
+)
+from schedules.occurrence import Occurrence, Skipped
+from schedules.solar import EVENTS, MAX_OFFSET_SECONDS, SunEvents, place_name
 from schedules.wording import cron_in_words
 
+__all__ = [  # what callers take from here, the cron maths and occurrences included
+    "CRON_MACROS",
+    "GAP_SHIFT",
+    "GAP_SKIP",
+    "KINDS",
+    "KIND_CHOICES",
+    "REPEAT_ONCE",
+    "REPEAT_TWICE",
+    "SOLAR_EVENTS",
+    "CronExpression",
+    "DstRules",
+    "Occurrence",
+    "ScheduleFields",
+    "ScheduleKind",
+    "Skipped",
+    "from_epoch_ms",
+    "get_kind",
+    "parse_cron",
+    "to_epoch_ms",
+    "zone",
+]
+
 MIN_INTERVAL_SECONDS = 1
-# Cron macros accepted (Debian cron's, without @reboot, which has no time).
-CRON_MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-# The longest backward shift (fall-back) any zone has made since 1970 (Antarctica/Casey,
-# 3 h); only a fall-back can put two wall times in the opposite order in real time.
-# Forward jumps are larger (24 h across the date line) but never reorder anything.
-_MAX_SHIFT = timedelta(hours=3)
-# How finely a window is probed for a fall-back; transitions lie days apart.
-_OFFSET_PROBE = timedelta(minutes=30)
-
-
-@dataclass(frozen=True)
-class Occurrence:
-    """One nominal fire time. ``moved_from`` is the wall time a DST gap moved it from."""
-
-    at: datetime
-    moved_from: datetime | None = None
+SOLAR_EVENTS = EVENTS
 
 
 class ScheduleFields(Protocol):
@@ -56,6 +63,12 @@ class ScheduleFields(Protocol):
     start_at: datetime | None
     expression: str
     timezone: str
+    dst_gap: str
+    dst_repeat: str
+    solar_event: str
+    latitude: float | None
+    longitude: float | None
+    solar_offset_seconds: int
 
 
 class ScheduleKind(Protocol):
@@ -80,6 +93,9 @@ class ScheduleKind(Protocol):
     def iter_after(self, schedule: ScheduleFields, after: datetime) -> Iterator[Occurrence]:
         """Every occurrence strictly after ``after``, in order (possibly endless)."""
 
+    def skipped_between(self, schedule: ScheduleFields, after: datetime, until: datetime) -> list[Skipped]:
+        """What its rule names after ``after`` up to ``until`` but does not fire, and why (previews)."""
+
 
 class BaseKind:
     """What kinds share: walking occurrences one ``next_after`` at a time."""
@@ -96,6 +112,9 @@ class BaseKind:
         while (occurrence := self.next_after(schedule, after)) is not None:
             yield occurrence
             after = occurrence.at
+
+    def skipped_between(self, schedule: ScheduleFields, after: datetime, until: datetime) -> list[Skipped]:
+        return []
 
 
 def zone(name: str) -> ZoneInfo:
@@ -158,255 +177,13 @@ class FixedKind(BaseKind):
         return f"Every {seconds} second{'s' if seconds != 1 else ''}"
 
 
-@dataclass(frozen=True)
-class CronExpression:
-    """A parsed cron expression and how it meets daylight saving time.
-
-    Debian cron's rules: a 5-field expression with a fixed minute and hour
-    runs on wall-clock time; a time inside a spring-forward gap fires once at the jump and a
-    time repeated by a fall-back fires on its first pass. Expressions with a wildcard minute
-    or hour, and all 6-field (seconds) expressions, follow real elapsed time: every instant
-    whose local wall time matches, so none in a gap and both passes of a repeated hour.
-    """
-
-    source: str
-    fields: str  # what croniter iterates: each field as an explicit list, or '*'
-    has_seconds: bool
-    wall_clock: bool
-    # False when day-of-month and day-of-week must both match (either starts with '*').
-    day_or: bool = True
-
-    @classmethod
-    def parse(cls, expression: str) -> CronExpression:
-        text = " ".join(expression.split())
-        fields = CRON_MACROS.get(text.lower(), text)
-        parts = fields.split()
-        if len(parts) not in (5, 6):
-            raise ValueError(
-                "A cron expression has 5 fields (minute hour day month weekday), 6 with a "
-                f"leading seconds field, or is a macro such as @daily; got {len(parts)} field(s)."
-            )
-        has_seconds = len(parts) == 6
-        for part in parts:
-            # croniter also takes L, W, #, ? and H; Debian cron and this service do not.
-            if set(re.sub(r"[A-Za-z]{3}", "", part)) - _CRON_CHARS:
-                raise ValueError(f"Unsupported cron field {part!r}: use numbers, names, * , - and /.")
-        specs = _CRON_FIELDS if has_seconds else _CRON_FIELDS[1:]
-        values = [_field_values(part, spec) for part, spec in zip(parts, specs, strict=True)]
-        minute, hour, dom, month, dow = parts[-5:]
-        days, months, weekdays = values[-3], values[-2], values[-1]
-        day_or = not (dom.startswith("*") or dow.startswith("*"))
-        if not day_or and min(days) > max(_DAYS_IN_MONTH[m] for m in months):
-            raise ValueError(f"Day-of-month {dom!r} never occurs in month(s) {month!r}, so it would never run.")
-        # croniter only iterates: it gets each field as an explicit list, because its own
-        # parser departs from Debian cron ("5-5" is every day, "5-2" wraps around).
-        texts = [_field_text(field_values, spec) for field_values, spec in zip(values, specs, strict=True)]
-        if day_or and (days == _CRON_FIELDS[3].values or weekdays == _CRON_FIELDS[5].values):
-            texts[-3] = texts[-1] = "*"  # one side matches every day, so the union does too
-        normalised = " ".join(texts)
-        try:
-            croniter(normalised, datetime(2000, 1, 1), second_at_beginning=has_seconds, day_or=day_or)
-        except (CroniterBadCronError, CroniterError, ValueError, KeyError) as error:
-            raise ValueError(f"Invalid cron expression: {error}") from None
-        wall_clock = not has_seconds and not (minute.startswith("*") or hour.startswith("*"))
-        return cls(text, normalised, has_seconds, wall_clock, day_or)
-
-    def wall_times_from(self, start: datetime) -> croniter:  # type: ignore[type-arg]
-        """Iterate matching naive wall times strictly after naive ``start``."""
-        return croniter(
-            self.fields,
-            start,
-            ret_type=datetime,  # type: ignore[arg-type]
-            second_at_beginning=self.has_seconds,
-            day_or=self.day_or,
-            max_years_between_matches=50,
-        )
-
-    def next_after(self, after: datetime, tz: ZoneInfo) -> Occurrence | None:
-        """The first occurrence strictly after the aware datetime ``after``."""
-        # Wall times map to instants out of order only across a fall-back: start early by as
-        # much as the clock falls back soon after ``after``, and stop once candidates lie
-        # beyond the best instant by as much as it fell back just before it (usually 0).
-        local_after = after.astimezone(tz).replace(tzinfo=None)
-        early = _fall_back_within(tz, after, after + _MAX_SHIFT)
-        wall_times = self.wall_times_from(local_after - early - timedelta(seconds=1))
-        best: Occurrence | None = None
-        horizon: datetime | None = None
-        while True:
-            wall = _next_wall(wall_times)
-            if wall is None or (horizon is not None and wall > horizon):
-                return best
-            for occurrence in self._instants(wall, tz):
-                if occurrence.at > after and (best is None or occurrence.at < best.at):
-                    best = occurrence
-                    late = _fall_back_within(tz, best.at - _MAX_SHIFT, best.at)
-                    horizon = best.at.astimezone(tz).replace(tzinfo=None) + late
-
-    def iter_after(self, after: datetime, tz: ZoneInfo) -> Iterator[Occurrence]:
-        """Every occurrence strictly after ``after``, walking one croniter as far as it can.
-
-        Wall times that exist exactly once map to instants in order, whatever offsets lie
-        between them; only a wall time in a gap or a fold needs ``next_after``'s care, so
-        the walk hands over to it there and resumes after its answer.
-        """
-        while (occurrence := self.next_after(after, tz)) is not None:
-            yield occurrence
-            after = occurrence.at
-            resume = after.astimezone(tz).replace(tzinfo=None)
-            if not _exists_once(resume, tz):
-                continue  # still inside a fold: the second pass may match again
-            wall_times = self.wall_times_from(resume)
-            while True:
-                wall = _next_wall(wall_times)
-                if wall is None:
-                    return
-                if not _exists_once(wall, tz):
-                    break  # in a gap or a fold: next_after decides, from ``after``
-                after = wall.replace(tzinfo=tz).astimezone(UTC)
-                yield Occurrence(after)
-
-    def _instants(self, wall: datetime, tz: ZoneInfo) -> list[Occurrence]:
-        first = wall.replace(tzinfo=tz, fold=0)
-        second = wall.replace(tzinfo=tz, fold=1)
-        first_utc, second_utc = first.astimezone(UTC), second.astimezone(UTC)
-        if first_utc == second_utc:
-            return [Occurrence(first_utc)]
-        if first_utc < second_utc:  # repeated by a fall-back: fold=0 is the first pass
-            return (
-                [Occurrence(first_utc)]
-                if self.wall_clock
-                else [
-                    Occurrence(first_utc),
-                    Occurrence(second_utc),
-                ]
-            )
-        # Inside a spring-forward gap: the wall time never happens.
-        if not self.wall_clock:
-            return []
-        return [Occurrence(_end_of_gap(wall, tz), moved_from=wall)]
-
-
-def _next_wall(wall_times: croniter) -> datetime | None:  # type: ignore[type-arg]
-    """croniter's next wall time, or None when none comes within its search (50 years).
-
-    Past the year 9999, where datetime ends, croniter fails with a ValueError; it becomes the
-    OverflowError any time arithmetic out of range raises, which the preview answers as a 400.
-    """
-    try:
-        return wall_times.get_next(datetime)
-    except CroniterBadDateError:
-        return None
-    except CroniterError:
-        raise
-    except ValueError as error:  # "year 10000 is out of range"
-        raise OverflowError(str(error)) from None
-
-
-_CRON_CHARS = set("0123456789,-*/")
-_DAYS_IN_MONTH = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
-
-
-@dataclass(frozen=True)
-class _CronField:
-    name: str
-    low: int
-    high: int
-    names: tuple[str, ...] = ()  # names[i] stands for low + i
-    seven_is_sunday: bool = False  # day of week: 0 and 7 are both Sunday, as in Debian cron
-
-    @property
-    def values(self) -> frozenset[int]:
-        """Every value the field can take, as ``_field_values`` returns them."""
-        return frozenset(range(self.low, self.high + 1)) - ({7} if self.seven_is_sunday else set())
-
-
-_CRON_FIELDS = (
-    _CronField("second", 0, 59),
-    _CronField("minute", 0, 59),
-    _CronField("hour", 0, 23),
-    _CronField("day-of-month", 1, 31),
-    _CronField("month", 1, 12, ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")),
-    _CronField("day-of-week", 0, 7, ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"), seven_is_sunday=True),
-)
-
-
-def _field_values(text: str, field: _CronField) -> frozenset[int]:
-    """The values one field matches, by Debian cron's grammar (cronsim reads it the same way)."""
-    values: set[int] = set()
-    for term in text.split(","):
-        base, slash, step_text = term.partition("/")
-        step = 1
-        if slash:
-            if not step_text.isdigit() or int(step_text) < 1:
-                raise ValueError(f"The step in {term!r} ({field.name}) must be a whole number of at least 1.")
-            step = int(step_text)
-        if base == "*":
-            first, last = field.low, field.high
-        elif "-" in base:
-            first_text, last_text = base.split("-", 1)
-            first, last = _field_value(first_text, field), _field_value(last_text, field)
-            if first > last:
-                raise ValueError(f"The range {term!r} ({field.name}) runs backwards; ranges do not wrap around.")
-        else:
-            first = _field_value(base, field)
-            last = field.high if slash else first  # "5/15" means 5-max/15
-        values.update(range(first, last + 1, step))
-    if field.seven_is_sunday and 7 in values:
-        values = (values - {7}) | {0}
-    return frozenset(values)
-
-
-def _field_value(text: str, field: _CronField) -> int:
-    if text.upper() in field.names:
-        return field.low + field.names.index(text.upper())
-    if not text.isdigit() or not field.low <= int(text) <= field.high:
-        allowed = f"{field.low}-{field.high}" + (f" or {field.names[0]}-{field.names[-1]}" if field.names else "")
-        raise ValueError(f"{text!r} is not a valid {field.name} ({allowed}).")
-    return int(text)
-
-
-def _field_text(values: frozenset[int], field: _CronField) -> str:
-    return "*" if values == field.values else ",".join(map(str, sorted(values)))
-
-
-def _fall_back_within(tz: ZoneInfo, start: datetime, end: datetime) -> timedelta:
-    """How far the zone's clock falls back between the instants ``start`` and ``end``."""
-    drop, highest, moment = timedelta(0), None, start
-    while True:
-        offset = moment.astimezone(tz).utcoffset() or timedelta(0)
-        highest = offset if highest is None else max(highest, offset)
-        drop = max(drop, highest - offset)
-        if moment >= end:
-            return drop
-        moment = min(moment + _OFFSET_PROBE, end)
-
-
-def _exists_once(wall: datetime, tz: ZoneInfo) -> bool:
-    """Whether the naive wall time happens exactly once (in no gap and no fold)."""
-    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC) == wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
-
-
-def _end_of_gap(wall: datetime, tz: ZoneInfo) -> datetime:
-    """The instant a spring-forward gap containing the naive ``wall`` ends (the jump)."""
-    # The jump lies between the two readings of the missing wall time; bisect to the second.
-    low = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    high = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
-    while high - low > timedelta(seconds=1):
-        middle = low + (high - low) / 2
-        if middle.astimezone(tz).utcoffset() == low.astimezone(tz).utcoffset():
-            low = middle
-        else:
-            high = middle
-    return high.replace(microsecond=0)
-
-
-@lru_cache(maxsize=4096)
-def parse_cron(expression: str) -> CronExpression:
-    return CronExpression.parse(expression)
-
-
 class CronKind(BaseKind):
-    """A cron expression (5 or 6 fields, names, macros) in an IANA time zone."""
+    """A cron expression (5 or 6 fields, names, macros) in an IANA time zone.
+
+    A wall-clock expression (5 fields, fixed minute and hour) meets daylight saving by the
+    schedule's ``dst_gap`` and ``dst_repeat`` (schedules.cron.DstRules); the others follow
+    elapsed time, where neither choice means anything, so only the defaults are accepted.
+    """
 
     name = "cron"
     label = "Cron expression"
@@ -417,23 +194,71 @@ class CronKind(BaseKind):
             errors["expression"] = "A cron schedule needs an expression, such as '*/5 * * * *'."
             return errors
         try:
-            parse_cron(schedule.expression)
+            parsed = parse_cron(schedule.expression)
         except ValueError as error:
             errors["expression"] = str(error)
+            return errors
+        errors.update(_clean_dst_rules(schedule, parsed))
         return errors
 
     def next_after(self, schedule: ScheduleFields, after: datetime) -> Occurrence | None:
-        return parse_cron(schedule.expression).next_after(after, zone(schedule.timezone or "UTC"))
+        return parse_cron(schedule.expression).next_after(after, zone(schedule.timezone or "UTC"), dst_rules(schedule))
 
     def iter_after(self, schedule: ScheduleFields, after: datetime) -> Iterator[Occurrence]:
-        return parse_cron(schedule.expression).iter_after(after, zone(schedule.timezone or "UTC"))
+        return parse_cron(schedule.expression).iter_after(after, zone(schedule.timezone or "UTC"), dst_rules(schedule))
+
+    def skipped_between(self, schedule: ScheduleFields, after: datetime, until: datetime) -> list[Skipped]:
+        if dst_rules(schedule).gap != GAP_SKIP:
+            return []
+        walls = parse_cron(schedule.expression).gap_wall_times(after, until, zone(schedule.timezone or "UTC"))
+        return [
+            Skipped(
+                day=wall.date(),
+                reason="dst_gap",
+                message=f"{wall:%H:%M} is not on the clock on {wall:%Y-%m-%d} (clocks spring forward): "
+                "skipped that day (dst_gap: skip).",
+                wall_time=wall,
+            )
+            for wall in walls
+        ]
 
     def describe(self, schedule: ScheduleFields) -> str:
-        """In words, with its zone: "At 02:30, Monday through Friday (Europe/London)"."""
+        """In words, with its zone: "At 02:30, Monday through Friday (Europe/London)", and a
+        daylight saving choice other than Debian cron's after it."""
         parsed = parse_cron(schedule.expression)  # what the service refuses is not described
         words = cron_in_words(parsed.fields, either_day=parsed.day_or)
         zone_name = schedule.timezone or "UTC"
-        return f"{words} ({zone_name})" if words else f"Cron '{parsed.source}' in {zone_name}"
+        text = f"{words} ({zone_name})" if words else f"Cron '{parsed.source}' in {zone_name}"
+        rules = dst_rules(schedule)
+        if parsed.wall_clock and rules.gap == GAP_SKIP:
+            text += "; not on days clocks skip its time"
+        if parsed.wall_clock and rules.repeat == REPEAT_TWICE:
+            text += "; twice when clocks go back over its time"
+        return text
+
+
+def dst_rules(schedule: ScheduleFields) -> DstRules:
+    """The schedule's daylight saving choice (blank fields read as Debian cron's)."""
+    return DstRules(gap=schedule.dst_gap or GAP_SHIFT, repeat=schedule.dst_repeat or REPEAT_ONCE)
+
+
+def _clean_dst_rules(schedule: ScheduleFields, parsed: CronExpression) -> dict[str, str]:
+    errors = {}
+    if (schedule.dst_gap or GAP_SHIFT) not in (GAP_SHIFT, GAP_SKIP):
+        errors["dst_gap"] = f"Choose {GAP_SHIFT} (fire at the jump) or {GAP_SKIP} (not that day)."
+    if (schedule.dst_repeat or REPEAT_ONCE) not in (REPEAT_ONCE, REPEAT_TWICE):
+        errors["dst_repeat"] = f"Choose {REPEAT_ONCE} (the first pass) or {REPEAT_TWICE} (both passes)."
+    if errors or parsed.wall_clock:
+        return errors
+    elapsed = (
+        "This expression follows elapsed time (6 fields, or a '*' in its minute or hour field): it fires "
+        "whenever the clock shows a matching time, never inside a gap and on both passes of a repeated hour"
+    )
+    if (schedule.dst_gap or GAP_SHIFT) != GAP_SHIFT:
+        errors["dst_gap"] = f"{elapsed}: leave dst_gap as {GAP_SHIFT}."
+    if (schedule.dst_repeat or REPEAT_ONCE) != REPEAT_ONCE:
+        errors["dst_repeat"] = f"{elapsed}: leave dst_repeat as {REPEAT_ONCE}."
+    return errors
 
 
 class AtKind(BaseKind):
@@ -459,7 +284,79 @@ class AtKind(BaseKind):
         return f"Once, at {shown} ({zone_name})"
 
 
-KINDS: dict[str, ScheduleKind] = {kind.name: kind for kind in (FixedKind(), CronKind(), AtKind())}
+class SolarKind(BaseKind):
+    """Once a local day at a sun event (sunrise, sunset, civil dawn or dusk) at a latitude and
+    longitude, moved by ``solar_offset_seconds``; no occurrence on a day without the event."""
+
+    name = "solar"
+    label = "Sunrise, sunset, dawn or dusk"
+
+    def clean(self, schedule: ScheduleFields) -> dict[str, str]:
+        errors = _clean_timezone(schedule)
+        if schedule.solar_event not in EVENTS:
+            errors["solar_event"] = f"A solar schedule needs solar_event: one of {', '.join(EVENTS)}."
+        for name, bound in (("latitude", 90), ("longitude", 180)):
+            value = getattr(schedule, name)
+            if value is None:
+                errors[name] = f"A solar schedule needs {name}, in degrees (north and east positive)."
+            elif not -bound <= value <= bound:
+                errors[name] = f"Must be between -{bound} and {bound} degrees."
+        if abs(schedule.solar_offset_seconds or 0) > MAX_OFFSET_SECONDS:
+            errors["solar_offset_seconds"] = f"Must be within {MAX_OFFSET_SECONDS} seconds (6 hours) either way."
+        return errors
+
+    def next_after(self, schedule: ScheduleFields, after: datetime) -> Occurrence | None:
+        moment = _sun_events(schedule).next_after(after)
+        return Occurrence(moment) if moment is not None else None
+
+    def skipped_between(self, schedule: ScheduleFields, after: datetime, until: datetime) -> list[Skipped]:
+        events = _sun_events(schedule)
+        place = _place(schedule)
+        return [
+            Skipped(day=missing.day, reason=missing.reason, message=missing.message(place))
+            for missing in events.missing_between(after, until)
+        ]
+
+    def describe(self, schedule: ScheduleFields) -> str:
+        """ "30 minutes before sunset at 51.5074°N 0.1278°W (Europe/London)"."""
+        event = EVENTS[schedule.solar_event][0]
+        offset = schedule.solar_offset_seconds or 0
+        if offset:
+            words = _duration_words(abs(offset))
+            event = f"{words} {'after' if offset > 0 else 'before'} {event.lower()}"
+        else:
+            event = f"At {event.lower()}"
+        text = f"{event} at {_place(schedule)} ({schedule.timezone or 'UTC'})"
+        return text[0].upper() + text[1:]
+
+
+def _sun_events(schedule: ScheduleFields) -> SunEvents:
+    assert schedule.latitude is not None and schedule.longitude is not None
+    return SunEvents(
+        event=schedule.solar_event,
+        latitude=schedule.latitude,
+        longitude=schedule.longitude,
+        offset=timedelta(seconds=schedule.solar_offset_seconds or 0),
+        tz=zone(schedule.timezone or "UTC"),
+    )
+
+
+def _place(schedule: ScheduleFields) -> str:
+    assert schedule.latitude is not None and schedule.longitude is not None
+    return place_name(schedule.latitude, schedule.longitude)
+
+
+def _duration_words(seconds: int) -> str:
+    """ "1 hour 30 minutes", "45 seconds"."""
+    parts = []
+    for unit, size in (("hour", 3600), ("minute", 60), ("second", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
+    return " ".join(parts)
+
+
+KINDS: dict[str, ScheduleKind] = {kind.name: kind for kind in (FixedKind(), CronKind(), AtKind(), SolarKind())}
 KIND_CHOICES = [(kind.name, kind.label) for kind in KINDS.values()]
 
 

@@ -4,7 +4,10 @@ The hash ``{p:n}:s:<id>`` (see schedules.due_index for the keys around it) holds
 dispatch Lua needs to fire and advance a schedule, and what the scheduler needs to compute
 cron times and misfires without asking MongoDB. Its fields, all strings:
 
-- the schedule's settings: ``kind``, ``job``, ``expression``, ``timezone``, ``anchor``, ``start``,
+- the schedule's settings: ``kind``, ``job``, ``expression``, ``timezone``, ``dst_gap`` and
+  ``dst_repeat`` (a cron time's daylight saving choice), ``solar_event``, ``latitude``,
+  ``longitude`` (floats as Python writes them: they read back exactly), ``solar_offset``
+  (seconds), ``anchor``, ``start``,
   ``end`` (epoch ms), ``interval`` (ms; NONE for kinds other than fixed), ``max``, ``jitter``
   (ms), ``grace`` (ms), ``window`` (ms), ``catchup_max``, ``misfire``, ``overlap``, ``gen``
   (the generation of the MongoDB document it mirrors);
@@ -27,6 +30,7 @@ from itertools import islice
 from typing import Any
 
 from jobscheduler.epoch import from_epoch_ms, to_epoch_ms
+from schedules.cron import GAP_SHIFT, REPEAT_ONCE
 from schedules.models import Schedule
 from schedules.timeline import TimelineFields, next_occurrence, occurrences
 
@@ -65,6 +69,12 @@ def encode(schedule: Schedule) -> dict[str, str]:
     fields: dict[str, Any] = {
         "expression": schedule.expression,
         "timezone": schedule.timezone,
+        "dst_gap": schedule.dst_gap,
+        "dst_repeat": schedule.dst_repeat,
+        "solar_event": schedule.solar_event,
+        "latitude": "" if schedule.latitude is None else repr(schedule.latitude),
+        "longitude": "" if schedule.longitude is None else repr(schedule.longitude),
+        "solar_offset": schedule.solar_offset_seconds,
         "anchor": _ms(schedule.anchor),
         "start": _ms(schedule.start_at),
         "window": schedule.catchup_window_seconds * 1000,
@@ -99,6 +109,12 @@ class MirroredSchedule:
     anchor: datetime | None
     expression: str
     timezone: str
+    dst_gap: str
+    dst_repeat: str
+    solar_event: str
+    latitude: float | None
+    longitude: float | None
+    solar_offset_seconds: int
     start_at: datetime | None
     end_at: datetime | None
     max_runs: int | None
@@ -118,6 +134,10 @@ class MirroredSchedule:
             value = int(state.get(name, NONE))
             return None if value == NONE else from_epoch_ms(value)
 
+        def degrees(name: str) -> float | None:
+            value = state.get(name, "")
+            return float(value) if value else None
+
         interval = int(state["interval"])
         maximum = int(state["max"])
         return cls(
@@ -128,6 +148,13 @@ class MirroredSchedule:
             anchor=moment("anchor"),
             expression=state.get("expression", ""),
             timezone=state.get("timezone", "UTC"),
+            # Mirrors written before the choice existed hold Debian cron's rules.
+            dst_gap=state.get("dst_gap", GAP_SHIFT),
+            dst_repeat=state.get("dst_repeat", REPEAT_ONCE),
+            solar_event=state.get("solar_event", ""),
+            latitude=degrees("latitude"),
+            longitude=degrees("longitude"),
+            solar_offset_seconds=int(state.get("solar_offset", 0)),
             start_at=moment("start"),
             end_at=moment("end"),
             max_runs=None if maximum == NONE else maximum,
@@ -145,7 +172,7 @@ class MirroredSchedule:
 
 
 _INTEGERS = ("gen", "next", "interval", "end", "max", "count", "jitter", "grace")
-_OPTIONAL_INTEGERS = ("anchor", "start", "window", "catchup_max", "last", "n_ahead")
+_OPTIONAL_INTEGERS = ("anchor", "start", "window", "catchup_max", "last", "n_ahead", "solar_offset")
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 _AHEAD = re.compile(r"([0-9]{1,19}(,[0-9]{1,19})*)?")
 

@@ -23,6 +23,7 @@ from jobs.models import SAVED_BY_SERVICE, Job
 from jobscheduler import mongo
 from jobscheduler.declared import declared_message, refuse_code_delete, refuse_code_edits
 from schedules import metrics, selectors
+from schedules.calendar_services import check_schedule_calendars
 from schedules.due_index import DueIndex, get_due_index
 from schedules.kinds import KINDS
 from schedules.models import PAUSE_REASON_CHARS, Schedule
@@ -37,6 +38,12 @@ EDITABLE_FIELDS = (
     "anchor",
     "expression",
     "timezone",
+    "dst_gap",
+    "dst_repeat",
+    "solar_event",
+    "latitude",
+    "longitude",
+    "solar_offset_seconds",
     "start_at",
     "end_at",
     "max_runs",
@@ -46,6 +53,7 @@ EDITABLE_FIELDS = (
     "catchup_window_seconds",
     "catchup_max_runs",
     "overlap_policy",
+    "exclusion_calendars",
     "paused",
     "paused_until",
 )
@@ -77,6 +85,8 @@ def _prepare(schedule: Schedule, now: datetime, given: Iterable[str] | None = No
     if given is not None:
         exclude |= {f.name for f in Schedule._meta.concrete_fields} - set(given) - {"kind", "anchor"}
     schedule.full_clean(exclude=exclude)
+    if schedule.exclusion_calendars:
+        schedule.exclusion_calendars = check_schedule_calendars(schedule.exclusion_calendars, schedule.job.owner_id)
     _check_min_interval(schedule, now)
     schedule.next_run_at = _next_run_at(schedule, now)
     schedule.generation += 1

@@ -7,13 +7,15 @@ use them, so they can never disagree about when something fires.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Protocol
 
 from jobscheduler.epoch import to_epoch_ms
-from schedules.kinds import Occurrence, ScheduleFields, get_kind
+from schedules.calendars import CalendarDays
+from schedules.calendars import excluded as excluded_by
+from schedules.kinds import Occurrence, ScheduleFields, Skipped, get_kind
 
 MAX_PREVIEW = 1000
 
@@ -56,9 +58,65 @@ def occurrences(schedule: TimelineFields, after: datetime, fired: int | None = N
         fired += 1
 
 
+def occurrences_between(schedule: TimelineFields, start: datetime, end: datetime) -> Iterator[datetime]:
+    """The occurrences in [start, end] within the schedule's own start and end, whatever its
+    run count (what a backfill fills in)."""
+    if schedule.start_at is not None:
+        start = max(start, schedule.start_at)
+    if schedule.end_at is not None:
+        end = min(end, schedule.end_at)
+    for occurrence in get_kind(schedule.kind).iter_after(schedule, start - timedelta(microseconds=1)):
+        if occurrence.at > end:
+            return
+        yield occurrence.at
+
+
 def preview(schedule: TimelineFields, after: datetime, count: int = 10) -> list[Occurrence]:
     """The next ``count`` occurrences strictly after ``after``."""
     return list(islice(occurrences(schedule, after), max(0, min(count, MAX_PREVIEW))))
+
+
+def skipped(schedule: TimelineFields, after: datetime, until: datetime) -> list[Skipped]:
+    """What the schedule's rule names after ``after`` up to ``until`` within its start and end,
+    but does not fire, with the reason (previews show these beside the occurrences)."""
+    if schedule.start_at is not None:
+        after = max(after, schedule.start_at - timedelta(microseconds=1))
+    if schedule.end_at is not None:
+        until = min(until, schedule.end_at)
+    if until <= after:
+        return []
+    return get_kind(schedule.kind).skipped_between(schedule, after, until)[:MAX_PREVIEW]
+
+
+def preview_with_skipped(
+    schedule: TimelineFields, after: datetime, count: int = 10, calendars: Sequence[CalendarDays] = ()
+) -> tuple[list[Occurrence], list[Skipped]]:
+    """The next ``count`` occurrences that run, and what is skipped from ``after`` up to the
+    last of them: days the rule names but does not fire, and occurrences on a day of one of
+    ``calendars`` (exclusion calendars: dispatched, then skipped by the worker)."""
+    found: list[Occurrence] = []
+    excluded: list[Skipped] = []
+    wanted = max(0, min(count, MAX_PREVIEW))
+    for occurrence in occurrences(schedule, after) if wanted else ():
+        exclusion = excluded_by(calendars, occurrence.at) if calendars else None
+        if exclusion is None:
+            found.append(occurrence)
+            if len(found) >= wanted:
+                break
+            continue
+        excluded.append(
+            Skipped(
+                day=exclusion.day,
+                reason="calendar",
+                message=exclusion.message(),
+                at=occurrence.at,
+                calendar=exclusion.calendar.calendar_id,
+            )
+        )
+        if len(excluded) >= MAX_PREVIEW:
+            break
+    named = skipped(schedule, after, found[-1].at if found else after)
+    return found, sorted([*named, *excluded], key=lambda item: item.day)
 
 
 def jitter_ms(key: str, jitter_seconds: int, until_next_ms: int | None) -> int:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import django_filters
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
-from rest_framework import viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,10 +22,15 @@ from jobscheduler.api import (
     PreviewRateThrottle,
     StrictBooleanFilter,
 )
-from schedules import kinds, selectors, services
+from schedules import backfills, calendar_services, kinds, selectors, services
 from schedules.due_index import apply_live_state
-from schedules.models import Schedule
+from schedules.models import Backfill, ExclusionCalendar, Schedule
 from schedules.serializers import (
+    BackfillRequestSerializer,
+    BackfillSerializer,
+    CalendarImportResultSerializer,
+    CalendarImportSerializer,
+    CalendarSerializer,
     EmptySerializer,
     PauseSerializer,
     PreviewQuerySerializer,
@@ -112,7 +118,8 @@ class ScheduleViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         query = PreviewQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         after = query.validated_data.get("after") or timezone.now()
-        return Response(preview_data(schedule, after, query.validated_data["count"]))
+        calendars = selectors.calendar_days(schedule.exclusion_calendars or [])
+        return Response(preview_data(schedule, after, query.validated_data["count"], calendars))
 
     @extend_schema(request=SchedulePreviewSerializer, responses=PreviewSerializer)
     @action(
@@ -129,9 +136,108 @@ class ScheduleViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         fields = dict(body.validated_data)
         count, after = fields.pop("count"), fields.pop("after", None) or timezone.now()
         schedule = services.schedule_draft(**fields)
-        return Response(preview_data(schedule, after, count))
+        calendars = selectors.calendar_days(schedule.exclusion_calendars or [])
+        return Response(preview_data(schedule, after, count, calendars))
+
+    @extend_schema(request=BackfillRequestSerializer, responses={201: BackfillSerializer, 200: BackfillSerializer})
+    @action(detail=True, methods=["post"])
+    def backfill(self, request: Request, pk: str | None = None) -> Response:
+        """Dispatch this schedule's past occurrences in [start, end] that have no run record yet
+        (by fire key), as catch-up runs with ``overlap_policy``, at most ``rate_per_second``.
+
+        Answers 201 with the new backfill, which a worker runs (its progress at
+        /api/backfills/{id}/); the same request again answers 200 with that backfill and
+        dispatches nothing new (unless it was cancelled or failed).
+        """
+        schedule = self.get_object()
+        body = BackfillRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        fields = body.validated_data
+        backfill, created = backfills.backfill_request(
+            schedule,
+            start=fields["start"],
+            end=fields["end"],
+            overlap_policy=fields["overlap_policy"],
+            rate_per_second=fields.get("rate_per_second"),
+            user=request.user,
+        )
+        return Response(BackfillSerializer(backfill).data, status=201 if created else 200)
 
     def _answer(self, schedule: Schedule) -> Response:
         """One schedule as the API shows it: the engine's fields live from Redis."""
         apply_live_state([schedule])
         return Response(self.get_serializer(schedule).data)
+
+
+class CalendarViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
+    """Exclusion calendars: named days or ranges in a time zone that schedules naming them skip.
+    Every write goes through schedules.calendar_services."""
+
+    serializer_class = CalendarSerializer
+    parser_classes = PARSER_CLASSES
+    lookup_value_regex = OBJECT_ID_PATTERN
+    search_fields = ("name",)
+    ordering_fields = ("name", "created_at", "updated_at")
+
+    def get_queryset(self) -> QuerySet[ExclusionCalendar]:
+        return selectors.calendars_visible_to(self.request.user)
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = calendar_services.calendar_create(
+            owner=cast(User, self.request.user), **serializer.validated_data
+        )
+
+    def perform_update(self, serializer: Any) -> None:
+        serializer.instance = calendar_services.calendar_update(serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance: ExclusionCalendar) -> None:
+        calendar_services.calendar_delete(instance)
+
+    @extend_schema(request=CalendarImportSerializer, responses={201: CalendarImportResultSerializer})
+    @action(detail=False, methods=["post"], url_path="import", url_name="import")
+    def import_ics(self, request: Request) -> Response:
+        """Read an iCalendar (.ics) file's events into a new calendar, or add them to one: each
+        event's days (an all-day event's DTEND is the day after its last). A second import of
+        the same file adds nothing."""
+        body = CalendarImportSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        fields = body.validated_data
+        calendar = None
+        if fields.get("calendar"):
+            calendar = next(iter(selectors.calendars_by_ids([fields["calendar"]])), None)
+            if calendar is None or not self.get_queryset().filter(pk=calendar.pk).exists():
+                raise serializers.ValidationError({"calendar": "No calendar of yours has this id."})
+        saved, read = calendar_services.calendar_import_ics(
+            owner=cast(User, self.request.user),
+            data=fields["ics"],
+            name=fields.get("name", ""),
+            timezone=fields.get("timezone") or "UTC",
+            calendar=calendar,
+        )
+        result = {
+            "calendar": CalendarSerializer(saved).data,
+            "imported": len(read.ranges),
+            "recurring_not_imported": read.recurring_skipped,
+        }
+        return Response(result, status=201)
+
+
+class BackfillViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """Backfills (POST /api/schedules/{id}/backfill/ makes one) and their progress; cancel."""
+
+    serializer_class = BackfillSerializer
+    lookup_value_regex = OBJECT_ID_PATTERN
+    filterset_fields = ("status",)
+    ordering_fields = ("created_at",)
+
+    def get_queryset(self) -> QuerySet[Backfill]:
+        return selectors.backfills_visible_to(self.request.user)
+
+    @extend_schema(request=None, responses=BackfillSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Stop it: one not started yet at once, a running one after its current batch (at most
+        50 occurrences). What was dispatched stays dispatched."""
+        backfill = self.get_object()
+        EmptySerializer(data=request.data).is_valid(raise_exception=True)
+        return Response(BackfillSerializer(backfills.backfill_cancel(backfill)).data)

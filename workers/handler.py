@@ -30,6 +30,8 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Protocol
 
+from django.conf import settings
+
 from jobs import selectors, services
 from jobs.models import Job, Run
 from jobs.runqueue import Entry
@@ -59,6 +61,7 @@ class Handled(StrEnum):
     RETRY = "retry"  # failed; the next attempt waits in the delayed set
     HELD = "held"  # buffer_one holds it back until the running run leaves
     DROPPED = "dropped"  # its job or schedule is gone
+    EXCLUDED = "excluded"  # on a day of an exclusion calendar, not recorded (a setting)
     DUPLICATE = "duplicate"  # this attempt is (or was) another entry's: acknowledged, not run
     LOST = "lost"  # taken over by another worker while it ran: the outcome was not recorded
     TAKEN_OVER = "taken over"  # its worker died: attempt + 1 was put on the stream
@@ -118,7 +121,7 @@ def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
             logger.info("schedule gone; entry dropped", extra={"fire_key": entry.fire_key})
             worker.runqueue.ack(entry.shard, entry.entry_id)
             return Handled.DROPPED
-        schedule_id, policy = ("", "allow") if found is None else (schedule_id, found)
+        schedule_id, policy = ("", "allow") if found is None else (schedule_id, entry.overlap or found)
     attempt: dict[str, Any] = {
         "job_id": entry.job_id,
         "schedule_id": schedule_id,
@@ -146,6 +149,16 @@ def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
         run = services.run_draft(**attempt)
     if not job.enabled and not entry.is_manual:
         return _skip(worker, run, entry, "Skipped: the job is disabled.")
+    # A scheduled occurrence on a day of an exclusion calendar its schedule names does not run.
+    # Decided here, when it comes due, so a calendar edited up to the last moment applies.
+    if schedule_id and not entry.is_manual and entry.attempt == 1:
+        exclusion = worker.schedule_exclusion(schedule_id, from_epoch_ms(entry.nominal_ms))
+        if exclusion is not None:
+            if settings.JOBSCHEDULER_RECORD_CALENDAR_SKIPS or not run._state.adding:
+                return _skip(worker, run, entry, exclusion.message())
+            worker.runqueue.ack(entry.shard, entry.entry_id)
+            metrics.RUNS.labels(status=Handled.EXCLUDED.value, trigger=run.trigger).inc()
+            return Handled.EXCLUDED
     # Runs of an ``allow`` schedule skip the overlap bookkeeping (two Redis steps a run): only
     # runs of skip and buffer_one schedules look at what else of theirs is running. (A schedule
     # switched from allow to skip does not see the allow runs still going when it changed.)

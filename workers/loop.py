@@ -25,7 +25,7 @@ from django.db import connection
 from jobs.runqueue import Entry
 from jobscheduler.coordination import WORKERS
 from jobscheduler.outages import Backoff, unavailable
-from workers import celery_results
+from workers import backfills, celery_results
 from workers.children import ChildPool, Slot, child_env
 from workers.handler import Handled, handle
 from workers.worker import Worker
@@ -67,6 +67,9 @@ def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) 
         watcher = threading.Thread(target=celery_results.watch, args=(worker, watched), name="celery-results")
         watcher.daemon = True
         watcher.start()
+    # Backfills requested through the API, the admin or the backfill command (workers.backfills).
+    backfiller = threading.Thread(target=backfills.watch, args=(worker, stop), name="backfills", daemon=True)
+    backfiller.start()
     backlog: deque[Entry] = deque()
     next_takeover = next_release = 0.0
     block_ms = int(min(worker.options.block_seconds, worker.options.keep_alive_seconds) * 1000) or 1
@@ -106,6 +109,7 @@ def run(worker: Worker, stop: threading.Event, slots: list[Slot] | None = None) 
         for thread in threads:
             thread.join()
         worker.recorder.stop()
+        backfiller.join(timeout=10)
         watched.set()
         if watcher is not None:
             watcher.join(timeout=10)

@@ -33,6 +33,7 @@ from jobscheduler.coordination import WORKERS, Coordination
 from jobscheduler.notices import ChangeListener
 from jobscheduler.outages import MONGODB, unavailable
 from schedules import selectors as schedule_selectors
+from schedules.calendars import Exclusion, excluded
 from workers.awaited import AwaitedRuns
 from workers.recorder import Recorder
 
@@ -113,6 +114,7 @@ class Worker:
         self._lost: set[tuple[int, str]] = set()
         self._lock = threading.Lock()
         self._policies: dict[str, tuple[float, Any]] = {}
+        self._exclusions: dict[str, tuple[float, Any]] = {}
         self._jobs: dict[str, tuple[float, Any]] = {}
         self._notices = 0
         self._offset = 0
@@ -298,13 +300,15 @@ class Worker:
         return ChangeListener(keyspace, [keyspace.changes_channel, keyspace.job_changes_channel], self._forget_cached)
 
     def _forget_cached(self, channel: str, ident: str) -> None:
-        cache = self._jobs if channel == self.runqueue.keyspace.job_changes_channel else self._policies
+        is_job = channel == self.runqueue.keyspace.job_changes_channel
+        caches = [self._jobs] if is_job else [self._policies, self._exclusions]
         with self._lock:
             self._notices += 1  # a look-up under way when this came must not cache what it read
-            if ident == "*":
-                cache.clear()
-            else:
-                cache.pop(ident, None)
+            for cache in caches:
+                if ident == "*":
+                    cache.clear()
+                else:
+                    cache.pop(ident, None)
 
     def job(self, job_id: str) -> Job | None:
         """The entry's job (None: deleted), cached: a burst of runs of one job costs one read."""
@@ -313,6 +317,12 @@ class Worker:
     def schedule_policy(self, schedule_id: str) -> str | None:
         """The schedule's overlap policy (None: the schedule is gone), cached like jobs."""
         return self._cached(self._policies, schedule_id, lambda: schedule_selectors.overlap_policy(schedule_id))
+
+    def schedule_exclusion(self, schedule_id: str, nominal: datetime) -> Exclusion | None:
+        """The exclusion calendar day ``nominal`` falls on, of those the schedule names (None: it
+        runs); the calendars' days are cached like policies (a calendar edit sends notices)."""
+        days = self._cached(self._exclusions, schedule_id, lambda: schedule_selectors.schedule_exclusions(schedule_id))
+        return excluded(days, nominal) if days else None
 
     def _cached(self, cache: dict[str, tuple[float, Any]], key: str, load: Callable[[], Any]) -> Any:
         hit = cache.get(key)

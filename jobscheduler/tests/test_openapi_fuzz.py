@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import schemathesis
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, settings
@@ -32,8 +34,9 @@ from schemathesis.specs.openapi.checks import (
 from jobs.models import Job, Run
 from jobs.services import job_create
 from jobscheduler.wsgi import application
+from schedules import backfills, calendar_services
 from schedules import services as schedule_services
-from schedules.models import Schedule
+from schedules.models import Backfill, ExclusionCalendar, Schedule
 
 # Per operation; with ~20 operations the whole fuzz stays well under a minute on 2 cores.
 MAX_EXAMPLES = 15
@@ -84,6 +87,17 @@ class Owned:
         schedule = Schedule.objects.filter(job=job).first()
         return schedule or schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=60)
 
+    def calendar(self) -> ExclusionCalendar:
+        found = ExclusionCalendar.objects.filter(owner=self.user).first()
+        return found or calendar_services.calendar_create(
+            owner=self.user, name="fuzz calendar", timezone="UTC", days=[]
+        )
+
+    def backfill(self) -> Backfill:
+        found = Backfill.objects.filter(schedule=self.schedule()).first()
+        moment = timezone.now() - timedelta(hours=1)
+        return found or backfills.backfill_request(self.schedule(), start=moment - timedelta(hours=1), end=moment)[0]
+
     def run(self) -> Run:
         job = self.job()
         return Run.objects.filter(job=job).first() or Run.objects.create(job=job, fire_key=f"fuzz:{job.pk}")
@@ -94,6 +108,8 @@ _OWNED_BY_PATH: dict[str, Callable[[Owned], Any]] = {
     "/api/jobs/": Owned.job,
     "/api/schedules/": Owned.schedule,
     "/api/runs/": Owned.run,
+    "/api/calendars/": Owned.calendar,
+    "/api/backfills/": Owned.backfill,
 }
 
 

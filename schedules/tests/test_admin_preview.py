@@ -141,3 +141,64 @@ def test_the_list_shows_each_schedule_in_words(admin_client: Client, job: Job) -
     html = admin_client.get(reverse("admin:schedules_schedule_changelist")).content.decode()
     assert "At 09:00, Monday through Friday (Europe/Paris)" in html
     assert "Every 5 minutes" in html
+
+
+def test_the_daylight_saving_choice_is_previewed_with_skipped_days_and_both_passes_marked(
+    admin_client: Client,
+) -> None:
+    with time_machine.travel(BEFORE_GAP, tick=False):
+        skip = preview(admin_client, kind="cron", expression="30 1 * * *", timezone="Europe/London", dst_gap="skip")
+    assert skip["errors"] == {}
+    assert skip["description"] == "At 01:30 (Europe/London); not on days clocks skip its time"
+    assert [(row["shown"], row["at"] is None) for row in skip["occurrences"][:3]] == [
+        ("Sat 2026-03-28 01:30:00 GMT", False),
+        ("Sun 2026-03-29 01:30:00", True),  # not on the clock that day: skipped, listed as such
+        ("Mon 2026-03-30 01:30:00 BST", False),
+    ]
+    assert "skipped: 01:30 is not on the clock on 2026-03-29" in skip["html"]
+    with time_machine.travel(datetime(2026, 10, 24, 12, 0, tzinfo=UTC), tick=False):
+        twice = preview(
+            admin_client, kind="cron", expression="30 1 * * *", timezone="Europe/London", dst_repeat="twice"
+        )
+    assert [(row["shown"], row["repeated_pass"]) for row in twice["occurrences"][:3]] == [
+        ("Sun 2026-10-25 01:30:00 BST", 1),
+        ("Sun 2026-10-25 01:30:00 GMT", 2),
+        ("Mon 2026-10-26 01:30:00 GMT", None),
+    ]
+    assert "second pass of a wall time the clocks go back over" in twice["html"]
+
+
+def test_a_choice_an_elapsed_time_expression_cannot_take_is_a_form_error(admin_client: Client) -> None:
+    body = preview(admin_client, kind="cron", expression="*/10 * * * *", timezone="Europe/London", dst_repeat="twice")
+    assert list(body["errors"]) == ["dst_repeat"]
+    assert "follows elapsed time" in body["errors"]["dst_repeat"][0]
+
+
+def test_the_schedule_page_has_the_daylight_saving_fields(admin_client: Client, job: Job) -> None:
+    schedule = services.schedule_create(
+        job=job, kind="cron", expression="30 2 * * *", timezone="America/New_York", dst_gap="skip"
+    )
+    html = admin_client.get(reverse("admin:schedules_schedule_change", args=[schedule.pk])).content.decode()
+    assert "Daylight saving (cron at a fixed time)" in html
+    assert '<option value="skip" selected>Skip: not that day</option>' in html
+    assert "Fall-back repeat" in html
+    response = admin_client.post(
+        reverse("admin:schedules_schedule_change", args=[schedule.pk]),
+        {
+            "kind": "cron",
+            "expression": "30 2 * * *",
+            "timezone": "America/New_York",
+            "dst_gap": "shift",
+            "dst_repeat": "twice",
+            "solar_offset_seconds": "0",
+            "jitter_seconds": "0",
+            "misfire_policy": "skip",
+            "misfire_grace_seconds": "60",
+            "catchup_window_seconds": "3600",
+            "catchup_max_runs": "100",
+            "overlap_policy": "allow",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    stored = Schedule.objects.get(pk=schedule.pk)
+    assert (stored.dst_gap, stored.dst_repeat) == ("shift", "twice")

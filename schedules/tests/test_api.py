@@ -384,6 +384,8 @@ def test_preview_of_a_saved_schedule(api, job):
     assert response.json() == {
         "occurrences": ["2026-03-01T11:00:00+00:00", "2026-03-01T12:00:00+00:00", "2026-03-01T13:00:00+00:00"],
         "moved_by_dst_gap": [],
+        "repeated_by_dst_fall_back": [],
+        "skipped": [],
     }
 
 
@@ -411,6 +413,8 @@ def test_preview_shows_a_spring_forward_gap(api, job):
     assert response.json() == {
         "occurrences": ["2026-03-08T03:00:00-04:00", "2026-03-09T02:30:00-04:00", "2026-03-10T02:30:00-04:00"],
         "moved_by_dst_gap": [{"at": "2026-03-08T03:00:00-04:00", "wall_time": "2026-03-08T02:30:00"}],
+        "repeated_by_dst_fall_back": [],
+        "skipped": [],
     }
 
 
@@ -497,6 +501,8 @@ def test_preview_of_an_unsaved_schedule_saves_nothing(api, job, due_index):
     assert response.json() == {
         "occurrences": ["2026-03-08T03:00:00-04:00", "2026-03-09T02:30:00-04:00"],
         "moved_by_dst_gap": [{"at": "2026-03-08T03:00:00-04:00", "wall_time": "2026-03-08T02:30:00"}],
+        "repeated_by_dst_fall_back": [],
+        "skipped": [],
     }
     assert Schedule.objects.count() == 0
     assert due_index.earliest_due_ms() is None

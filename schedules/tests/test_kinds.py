@@ -33,7 +33,9 @@ LORD_HOWE = ZoneInfo("Australia/Lord_Howe")
 
 
 def cron(expression: str, timezone: str = "UTC") -> SimpleNamespace:
-    return SimpleNamespace(expression=expression, timezone=timezone, interval_seconds=None, anchor=None)
+    return SimpleNamespace(
+        expression=expression, timezone=timezone, interval_seconds=None, anchor=None, dst_gap="shift", dst_repeat="once"
+    )
 
 
 def fixed(anchor: datetime | None, interval_seconds: int | None, timezone: str = "UTC") -> SimpleNamespace:
@@ -201,6 +203,12 @@ def oracle(expression: str, start: datetime, name: str, count: int = 5) -> list[
         # cronsim applies Debian cron's rules to these itself: a gap fires at the jump, a
         # repeated wall time on its first pass.
         return [moment.astimezone(UTC) for moment in itertools.islice(CronSim(expression, start.astimezone(tz)), count)]
+    return elapsed_oracle(expression, start, name, count)
+
+
+def elapsed_oracle(expression: str, start: datetime, name: str, count: int = 5) -> list[datetime]:
+    """cronsim's first ``count`` instants after ``start`` whose wall time in ``name`` matches."""
+    tz = ZoneInfo(name)
     # Elapsed time: every instant whose wall time matches. cronsim's own handling of these
     # rounds down to the local hour or day and steps hours in UTC, which misses matches next
     # to a transition off the whole hour (Lord Howe's 30 minutes, Chatham's 02:45) or at
@@ -712,9 +720,11 @@ def test_fixed_and_at_clean() -> None:
 
 
 def test_kinds_registry() -> None:
-    assert set(KINDS) == {"fixed", "cron", "at"}
+    assert set(KINDS) == {"fixed", "cron", "at", "solar"}
     assert isinstance(get_kind("cron"), CronKind)
-    with pytest.raises(ValueError, match=re.escape("Unknown schedule kind 'hourly'; choose one of fixed, cron, at.")):
+    with pytest.raises(
+        ValueError, match=re.escape("Unknown schedule kind 'hourly'; choose one of fixed, cron, at, solar.")
+    ):
         get_kind("hourly")
 
 

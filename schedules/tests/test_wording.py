@@ -16,7 +16,7 @@ from schedules.wording import cron_in_words
 
 
 def cron(expression: str, timezone: str = "UTC") -> str:
-    return CronKind().describe(SimpleNamespace(expression=expression, timezone=timezone))
+    return CronKind().describe(SimpleNamespace(expression=expression, timezone=timezone, dst_gap="", dst_repeat=""))
 
 
 @pytest.mark.parametrize(

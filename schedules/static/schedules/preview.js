@@ -6,8 +6,10 @@
 'use strict';
 {
     const FIELDS = [
-        'kind', 'interval_seconds', 'expression', 'timezone', 'anchor_0', 'anchor_1',
-        'start_at_0', 'start_at_1', 'end_at_0', 'end_at_1', 'max_runs', 'jitter_seconds', 'paused'
+        'kind', 'interval_seconds', 'expression', 'timezone', 'dst_gap', 'dst_repeat',
+        'solar_event', 'latitude', 'longitude', 'solar_offset_seconds', 'anchor_0', 'anchor_1',
+        'start_at_0', 'start_at_1', 'end_at_0', 'end_at_1', 'max_runs', 'jitter_seconds',
+        'exclusion_calendars', 'paused'
     ];
     const WAIT_MS = 250;  // after the last keystroke
     const timers = new WeakMap();
@@ -38,7 +40,11 @@
             if (!input) {
                 continue;
             }
-            if (input.type === 'checkbox') {
+            if (input.multiple) {
+                for (const option of input.selectedOptions) {
+                    params.append(field, option.value);
+                }
+            } else if (input.type === 'checkbox') {
                 if (input.checked) {
                     params.set(field, 'on');
                 }
