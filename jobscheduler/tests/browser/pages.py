@@ -1,8 +1,10 @@
 """The admin's pages as a person uses them, for the browser tests: sign in, fill a job, act on a list, wait for a row.
 
 Everything is found by role and label, as a screen reader would, so a reworked form breaks
-only the helper that fills it. The few ids used are the admin's stable hooks where a label is
-not unique (a schedule's two date-time pairs) or names no control (the secret shown once).
+only the helper that fills it. The tests fall back on the admin's class hooks only where no
+label names the thing: a read-only field's row (``.field-fire_key``), a schedule's live
+description and preview (``.schedule-description``, ``.schedule-upcoming``), and the row of
+one of a schedule's two "Date:"/"Time:" pairs (``.field-start_at``).
 """
 
 from __future__ import annotations
