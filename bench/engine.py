@@ -137,11 +137,12 @@ class Harness:
 
         return job_create(owner=user, name="bench", target_type="python", target={"task": "demo.tasks.hello"})
 
-    def start_schedulers(self, count: int, first: int = 0) -> list[subprocess.Popen[bytes]]:
+    def start_schedulers(self, count: int, first: int = 0, root: Path = ROOT) -> list[subprocess.Popen[bytes]]:
+        """Start ``count`` run_scheduler processes (of the code in ``root``) and wait for their heartbeats."""
         processes = [
             subprocess.Popen(
                 [sys.executable, "manage.py", "run_scheduler", "--name", f"bench-{index}"],
-                cwd=ROOT,
+                cwd=root,
                 env=self.env,
             )
             for index in range(first, first + count)

@@ -87,6 +87,10 @@ class ChangeListener:
             self._event.clear()
         return changed
 
+    def wake(self) -> None:
+        """End a ``wait`` now, with no notice (a stop was asked for)."""
+        self._event.set()
+
     def close(self) -> None:
         """Unsubscribe and end the listening thread (a dropped connection alone is reconnected
         and resubscribed by redis-py, and would keep both alive)."""

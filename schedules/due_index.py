@@ -9,6 +9,8 @@ touches one slot:
 - ``{p:n}:work``      sorted set, schedule id -> lease expiry: schedules that need Python
                       (a cron time to compute, a misfire to resolve); leased while handled
 - ``{p:n}:fired``     set of schedule ids whose run count / times MongoDB has not seen yet
+- ``{p:n}:syncing``   sorted set, schedule id -> lease expiry ms: taken from ``fired`` and
+                      being copied to MongoDB; back in play if its copier stops (pop_fired.lua)
 - ``{p:n}:stream``    the run queue's stream (jobs.runqueue), where occurrences go
 
 ``<p>:changes`` is the pub/sub channel that wakes sleeping schedulers on an edit, and
@@ -18,6 +20,7 @@ touches one slot:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,6 +31,9 @@ from jobscheduler.keyspace import Keyspace, default_keyspace
 from jobscheduler.scripts import Call, LuaScripts
 from schedules import mirror
 from schedules.models import Schedule
+
+# How long a copy of fired state to MongoDB may take before another scheduler takes it over.
+FIRED_LEASE_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,9 @@ class DueIndex:
         self.client = self.keyspace.client
         self.shards = self.keyspace.shards
         self.runqueue = RunQueue(self.keyspace)
-        self._scripts = LuaScripts(self.client, "schedules", ("upsert", "dispatch", "claim_work", "resolve"))
+        self._scripts = LuaScripts(
+            self.client, "schedules", ("upsert", "dispatch", "claim_work", "resolve", "pop_fired")
+        )
         # Each shard's keys and state-key prefix, built once: every wake needs them.
         self._dispatch_keys = [
             (self._shard_keys(shard), self.keyspace.key(shard, "s:")) for shard in range(self.shards)
@@ -88,6 +96,9 @@ class DueIndex:
 
     def fired_key(self, shard: int) -> str:
         return self.keyspace.key(shard, "fired")
+
+    def syncing_key(self, shard: int) -> str:
+        return self.keyspace.key(shard, "syncing")
 
     def _shard_keys(self, shard: int) -> list[str]:
         return [self.due_key(shard), self.work_key(shard), self.fired_key(shard), self.runqueue.stream_key(shard)]
@@ -134,6 +145,7 @@ class DueIndex:
         pipe.zrem(self.due_key(shard), schedule_id)
         pipe.zrem(self.work_key(shard), schedule_id)
         pipe.srem(self.fired_key(shard), schedule_id)
+        pipe.zrem(self.syncing_key(shard), schedule_id)
         pipe.delete(self.state_key(schedule_id))
         pipe.publish(self.keyspace.changes_channel, schedule_id)
         pipe.execute()
@@ -248,23 +260,45 @@ class DueIndex:
         self.client.zrem(self.work_key(self.shard_of(schedule_id)), schedule_id)
 
     # --- what MongoDB should learn -----------------------------------------------------------
-    def pop_fired(self, limit: int = 1000) -> list[tuple[str, dict[str, str]]]:
+    def pop_fired(
+        self, limit: int = 1000, lease_ms: int = FIRED_LEASE_MS, now_ms: int | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
         """Take up to ``limit`` schedule ids that fired since the last call (an equal share
-        from each shard), with their current state."""
+        from each shard), with their current state.
+
+        They stay leased in the syncing set until ``done_fired`` (or ``return_fired``): if
+        this process stops or dies before, another scheduler takes them once the lease ends.
+        """
         share = -(-limit // self.shards)
-        pipe = self.client.pipeline(transaction=False)
-        for shard in range(self.shards):
-            pipe.spop(self.fired_key(shard), share)
-        ids = [member.decode() for members in pipe.execute() for member in (members or [])]
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        replies = self._scripts.run(
+            [
+                ("pop_fired", [self.fired_key(shard), self.syncing_key(shard)], [now_ms, now_ms + lease_ms, share])
+                for shard in range(self.shards)
+            ]
+        )
+        ids = [member.decode() for members in replies for member in members]
         return list(zip(ids, self.states(ids), strict=True))
+
+    def done_fired(self, schedule_ids: Sequence[str]) -> None:
+        """Release the lease of ids ``pop_fired`` took whose state reached MongoDB."""
+        self._unlease(schedule_ids, back=False)
 
     def return_fired(self, schedule_ids: Sequence[str]) -> None:
         """Put back ids ``pop_fired`` took whose state did not reach MongoDB (it was away)."""
+        self._unlease(schedule_ids, back=True)
+
+    def _unlease(self, schedule_ids: Sequence[str], *, back: bool) -> None:
         if not schedule_ids:
             return
-        pipe = self.client.pipeline(transaction=False)
+        by_shard: dict[int, list[str]] = {}
         for schedule_id in schedule_ids:
-            pipe.sadd(self.fired_key(self.shard_of(schedule_id)), schedule_id)
+            by_shard.setdefault(self.shard_of(schedule_id), []).append(schedule_id)
+        pipe = self.client.pipeline(transaction=False)
+        for shard, ids in by_shard.items():
+            if back:
+                pipe.sadd(self.fired_key(shard), *ids)
+            pipe.zrem(self.syncing_key(shard), *ids)
         pipe.execute()
 
     # --- health ----------------------------------------------------------------------------
