@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -66,6 +67,44 @@ schedule_bulk_create(job=job, specs=specs)
 print(json.dumps({"seconds": time.perf_counter() - started}))
 """
 
+# The floor a bulk load stands on: the server's inserts alone. The documents of schedules
+# already saved (by a load just before) are inserted again, under new ids, into a collection
+# with the same indexes, two batches at a time as the loads of this tree do.
+RAW_INSERTS = """
+import json, sys, time, threading
+sys.path.insert(0, ".")
+import django
+django.setup()
+from bson import ObjectId
+from jobscheduler import mongo
+from schedules.models import Schedule
+source = mongo.collection(Schedule)
+target = source.database["bench_raw_inserts"]
+target.drop()
+kept = ("unique", "partialFilterExpression")
+for name, spec in source.index_information().items():
+    if name != "_id_":
+        target.create_index(spec["key"], name=name, **{k: v for k, v in spec.items() if k in kept})
+documents = [dict(document, _id=ObjectId()) for document in source.find()]
+batches = [documents[first : first + 2000] for first in range(0, len(documents), 2000)]
+lock = threading.Lock()
+def insert():
+    while True:
+        with lock:
+            if not batches:
+                return
+            batch = batches.pop()
+        target.insert_many(batch, ordered=False)
+threads = [threading.Thread(target=insert) for _ in range(2)]
+started = time.perf_counter()
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps({"seconds": time.perf_counter() - started, "documents": len(documents)}))
+target.drop()
+"""
+
 
 @dataclass
 class Measures:
@@ -84,21 +123,25 @@ def load_average() -> str:
     return " / ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
+def run_child(harness: Harness, code: str, root: Path, *args: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=root, env=harness.env, capture_output=True, text=True, check=True
+    ).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
 def bulk_load(harness: Harness, count: int, root: Path) -> float:
     job = harness.reset()
     processes = harness.start_schedulers(1, root=root)
     try:
-        out = subprocess.run(
-            [sys.executable, "-c", LOAD, str(count), str(job.pk)],
-            cwd=root,
-            env=harness.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        return float(run_child(harness, LOAD, root, str(count), str(job.pk))["seconds"])
     finally:
         harness.stop(processes)
-    return float(json.loads(out.strip().splitlines()[-1])["seconds"])
+
+
+def raw_inserts(harness: Harness) -> float:
+    """SecantusDB's time to insert the documents of the schedules loaded last, alone."""
+    return float(run_child(harness, RAW_INSERTS, ROOT)["seconds"])
 
 
 def api_create(harness: Harness, count: int, root: Path, workers: int, clients: int) -> float:
@@ -202,11 +245,14 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="also measure the code in this directory")
     parser.add_argument("--only", default="", help="bulk, api or stop")
     parser.add_argument("--samples", type=int, default=3)
+    parser.add_argument("--count", type=int, default=0, help="schedules in a bulk load (default 10k quick, 100k full)")
     args = parser.parse_args()
     codes = {"this tree": ROOT}
     if args.baseline:
         codes["baseline"] = args.baseline.resolve()
     load_count = 10_000 if args.quick else 100_000
+    if args.count:
+        load_count = args.count
     api_count = 1_000 if args.quick else 4_000
     stop_counts = [10_000] if args.quick else [10_000, 40_000, 100_000]
     print(f"load average before: {load_average()}", flush=True)
@@ -219,6 +265,10 @@ def main() -> None:
                     seconds = bulk_load(harness, load_count, root)
                     measures.add(f"bulk load {load_count:,} s", code, seconds)
                     print(f"[{code}] bulk load {load_count:,}: {seconds:.2f} s", flush=True)
+                    if code == "this tree":
+                        seconds = raw_inserts(harness)
+                        measures.add(f"bulk load {load_count:,} s", "SecantusDB's inserts alone", seconds)
+                        print(f"[SecantusDB's inserts alone] {load_count:,}: {seconds:.2f} s", flush=True)
         for code, root in codes.items():
             if args.only in ("", "api"):
                 for workers, clients in ((1, 1), (2, 4)):
