@@ -1,6 +1,7 @@
 """Schedule services: saved to MongoDB, mirrored to Redis, validated before either."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -107,7 +108,7 @@ def test_bulk_create_takes_each_batchs_next_times_when_it_saves_it(job):
     assert nexts == [NOW + timedelta(seconds=10)] * 2 + [NOW + timedelta(seconds=40)] * 2
 
 
-BULK_SPECS: list[dict[str, object]] = [
+BULK_SPECS: list[dict[str, Any]] = [
     {"kind": "fixed", "interval_seconds": 90, "jitter_seconds": 5, "max_runs": 3},
     {
         "kind": "cron",
