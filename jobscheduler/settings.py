@@ -145,6 +145,9 @@ JOBSCHEDULER_REDIS_PREFIX = os.environ.get("JOBSCHEDULER_REDIS_PREFIX", "js")
 # Shards of the due index (hash-tagged, so a Redis Cluster spreads them). Fix it before
 # the first deployment: changing it later needs a sync_schedules into a fresh prefix.
 JOBSCHEDULER_SHARDS = int(os.environ.get("JOBSCHEDULER_SHARDS", "16"))
+# How long before their due time schedulers advance schedules and stage their occurrences
+# (0: at the due time, as one step).
+JOBSCHEDULER_STAGE_LEAD_MS = env_int("JOBSCHEDULER_STAGE_LEAD_MS", 200, minimum=0)
 # Schedulers and workers ride out a MongoDB or Redis outage of any length: what failed is
 # tried again after a wait that doubles up to this many seconds (so at most this long after
 # the server is back). Tests shorten it.

@@ -11,6 +11,8 @@ touches one slot:
 - ``{p:n}:fired``     set of schedule ids whose run count / times MongoDB has not seen yet
 - ``{p:n}:syncing``   sorted set, schedule id -> lease expiry ms: taken from ``fired`` and
                       being copied to MongoDB; back in play if its copier stops (pop_fired.lua)
+- ``{p:n}:staged``    sorted set, staged occurrence -> due time: fires advanced ahead of their
+                      time, waiting to be appended to the stream at it (lua/dispatch.lua)
 - ``{p:n}:stream``    the run queue's stream (jobs.runqueue), where occurrences go
 
 ``<p>:changes`` is the pub/sub channel that wakes sleeping schedulers on an edit, and
@@ -63,8 +65,10 @@ class DispatchResult:
     dispatched: int
     lags_ms: list[int]
     more: bool
-    next_due_ms: int | None
+    next_release_ms: int | None  # the earliest staged occurrence: release it then
+    next_due_ms: int | None  # the earliest due time not staged: stage it a lead before
     next_work_ms: int | None
+    staged: int = 0
 
 
 class DueIndex:
@@ -76,11 +80,11 @@ class DueIndex:
         self.shards = self.keyspace.shards
         self.runqueue = RunQueue(self.keyspace)
         self._scripts = LuaScripts(
-            self.client, "schedules", ("upsert", "dispatch", "claim_work", "resolve", "pop_fired")
+            self.client, "schedules", ("upsert", "dispatch", "claim_work", "resolve", "pop_fired", "remove")
         )
         # Each shard's keys and state-key prefix, built once: every wake needs them.
         self._dispatch_keys = [
-            (self._shard_keys(shard), self.keyspace.key(shard, "s:")) for shard in range(self.shards)
+            (self._dispatch_keys_of(shard), self.keyspace.key(shard, "s:")) for shard in range(self.shards)
         ]
 
     # --- keys -----------------------------------------------------------------------------
@@ -102,8 +106,14 @@ class DueIndex:
     def syncing_key(self, shard: int) -> str:
         return self.keyspace.key(shard, "syncing")
 
+    def staged_key(self, shard: int) -> str:
+        return self.keyspace.key(shard, "staged")
+
     def _shard_keys(self, shard: int) -> list[str]:
         return [self.due_key(shard), self.work_key(shard), self.fired_key(shard), self.runqueue.stream_key(shard)]
+
+    def _dispatch_keys_of(self, shard: int) -> list[str]:
+        return [*self._shard_keys(shard), self.staged_key(shard)]
 
     # --- the mirror -------------------------------------------------------------------------
     def upsert(self, schedule: Schedule) -> None:
@@ -136,7 +146,11 @@ class DueIndex:
         # One notice per schedule alone; a batch sends one ('*': look at every shard).
         channel = self.keyspace.changes_channel if single else ""
         calls: list[Call] = [
-            ("upsert", [self.due_key(shard), self.work_key(shard)], [self.keyspace.key(shard, "s:"), channel, packed])
+            (
+                "upsert",
+                [self.due_key(shard), self.work_key(shard), self.staged_key(shard)],
+                [self.keyspace.key(shard, "s:"), channel, packed],
+            )
             for shard, mirrors in by_shard.items()
             # One JSON argument per slice: it packs far faster than separate ones (bulk loads).
             for packed in (
@@ -148,15 +162,17 @@ class DueIndex:
             self.client.publish(self.keyspace.changes_channel, "*")
 
     def remove(self, schedule_id: str) -> None:
+        """Take a schedule out of the mirror, its staged occurrence included (remove.lua)."""
         shard = self.shard_of(schedule_id)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.zrem(self.due_key(shard), schedule_id)
-        pipe.zrem(self.work_key(shard), schedule_id)
-        pipe.srem(self.fired_key(shard), schedule_id)
-        pipe.zrem(self.syncing_key(shard), schedule_id)
-        pipe.delete(self.state_key(schedule_id))
-        pipe.publish(self.keyspace.changes_channel, schedule_id)
-        pipe.execute()
+        keys = [
+            self.due_key(shard),
+            self.work_key(shard),
+            self.fired_key(shard),
+            self.syncing_key(shard),
+            self.staged_key(shard),
+            self.state_key(schedule_id),
+        ]
+        self._scripts.run([("remove", keys, [schedule_id, self.keyspace.changes_channel])])
 
     def state(self, schedule_id: str) -> dict[str, str]:
         return self.states([schedule_id])[0]
@@ -185,48 +201,58 @@ class DueIndex:
             return
         pipe = self.client.pipeline(transaction=False)
         for schedule in schedules:
-            pipe.hmget(self.state_key(str(schedule.pk)), "next", "last", "count")
+            pipe.hmget(self.state_key(str(schedule.pk)), "next", "last", "count", "staged", "staged_due", "u_last")
+        now_ms = int(time.time() * 1000)
         for schedule, live in zip(schedules, pipe.execute(), strict=True):
-            mirror.apply_live(schedule, live)
+            mirror.apply_live(schedule, live, now_ms)
 
     def due_score(self, schedule_id: str) -> int | None:
         score = self.client.zscore(self.due_key(self.shard_of(schedule_id)), schedule_id)
         return None if score is None else int(score)
 
     # --- dispatch -------------------------------------------------------------------------
-    def dispatch_due(self, now_ms: int, shards: Iterable[int], limit: int = 1000) -> list[DispatchResult]:
-        """Dispatch everything due by ``now_ms`` on the given shards, one Lua step per shard.
+    def dispatch_due(
+        self, now_ms: int, shards: Iterable[int], limit: int = 1000, lead_ms: int = 0
+    ) -> list[DispatchResult]:
+        """Dispatch on the given shards, one Lua step per shard (dispatch.lua): release the
+        staged occurrences due by ``now_ms``, then advance every schedule due by ``now_ms +
+        lead_ms``, appending to the stream what is due already and staging the rest.
 
-        Each step atomically takes due schedules, appends one stream entry per occurrence
-        (its fire key included), and advances each schedule to its next occurrence; so an
-        occurrence is dispatched once however many schedulers call this at the same time.
+        Each step is atomic, so an occurrence is dispatched once however many schedulers call
+        this at the same time, and any of them releases what another staged.
         """
         order = list(shards)
         keys = self._dispatch_keys
         replies = self._scripts.run_on_lane(
-            [("dispatch", keys[shard][0], [now_ms, limit, keys[shard][1], mirror.REFILL_BELOW]) for shard in order]
+            [
+                ("dispatch", keys[shard][0], [now_ms, limit, keys[shard][1], mirror.REFILL_BELOW, lead_ms])
+                for shard in order
+            ]
         )
         results = []
         for shard, reply in zip(order, replies, strict=True):
-            dispatched, _to_work, more, next_due, next_work, *lags = reply
+            dispatched, _to_work, more, next_release, next_work, next_due, staged, *lags = reply
             results.append(
                 DispatchResult(
                     shard=shard,
                     dispatched=int(dispatched),
                     lags_ms=[int(lag) for lag in lags],
                     more=bool(more),
+                    next_release_ms=None if int(next_release) < 0 else int(next_release),
                     next_due_ms=None if int(next_due) < 0 else int(next_due),
                     next_work_ms=None if int(next_work) < 0 else int(next_work),
+                    staged=int(staged),
                 )
             )
         return results
 
     def earliest_due_ms(self) -> int | None:
-        """The earliest due time (or work lease) over all shards; None when nothing waits."""
+        """The earliest due time (staged or not, or work lease) over all shards; None when nothing waits."""
         pipe = self.client.pipeline(transaction=False)
         for shard in range(self.shards):
             pipe.zrange(self.due_key(shard), 0, 0, withscores=True)
             pipe.zrange(self.work_key(shard), 0, 0, withscores=True)
+            pipe.zrange(self.staged_key(shard), 0, 0, withscores=True)
         scores = [int(entries[0][1]) for entries in pipe.execute() if entries]
         return min(scores) if scores else None
 
@@ -286,7 +312,24 @@ class DueIndex:
             ]
         )
         ids = [member.decode() for members in replies for member in members]
-        return list(zip(ids, self.states(ids), strict=True))
+        states = self.states(ids)
+        # An occurrence still staged has not fired: copy what has, and keep the schedule in
+        # the fired set for the copy after its release.
+        staged = [(position, state) for position, state in enumerate(states) if "staged" in state]
+        if staged:
+            pipe = self.client.pipeline(transaction=False)
+            for position, state in staged:
+                pipe.zscore(self.staged_key(self.shard_of(ids[position])), state["staged"])
+            waiting = [
+                (position, state)
+                for (position, state), score in zip(staged, pipe.execute(), strict=True)
+                if score is not None
+            ]
+            for position, state in waiting:
+                states[position] = mirror.settled(state)
+                pipe.sadd(self.fired_key(self.shard_of(ids[position])), ids[position])
+            pipe.execute()
+        return list(zip(ids, states, strict=True))
 
     def done_fired(self, schedule_ids: Sequence[str]) -> None:
         """Release the lease of ids ``pop_fired`` took whose state reached MongoDB."""

@@ -12,7 +12,12 @@ cron times and misfires without asking MongoDB. Its fields, all strings:
   occurrence, or UNKNOWN: Python has to compute it), ``last`` (the last nominal time fired),
   ``count`` (occurrences fired), ``ahead`` (a comma list of the next nominal times of kinds
   whose times Python computes), ``n_ahead`` (its length) and ``final`` (1: nothing lies
-  beyond ``ahead``).
+  beyond ``ahead``);
+- while an occurrence is staged (advanced ahead of its due time, waiting in ``{p:n}:staged``
+  to be released: schedules/lua/dispatch.lua), ``staged`` (its member there:
+  ``<id>:<nominal>:<job>:<grace>``), ``staged_due`` (its due time) and ``u_last`` (``last``
+  before the advance, '' for none). ``next``, ``last`` and ``count`` count it already;
+  ``settled`` gives what has fired so far. Left behind once it is released.
 
 The Lua scripts in schedules/lua/ read and write the same names.
 """
@@ -165,6 +170,18 @@ def check_state(state: dict[str, str]) -> None:
             raise ValueError(f"mirror field {name!r} is missing")
 
 
+def settled(state: dict[str, str]) -> dict[str, str]:
+    """A mirror hash with its staged occurrence taken back: what has fired so far, while that
+    occurrence waits for its time (the caller knows it still waits)."""
+    nominal = state["staged"].split(":")[1]
+    settled = dict(state, count=str(int(state["count"]) - 1), next=nominal)
+    if state.get("u_last"):
+        settled["last"] = state["u_last"]
+    else:
+        settled.pop("last", None)
+    return settled
+
+
 def fired_state(state: dict[str, str]) -> dict[str, Any]:
     """What MongoDB keeps of a schedule's live state: run count, next and last times."""
     nxt, last = int(state["next"]), int(state.get("last", NONE))
@@ -176,12 +193,18 @@ def fired_state(state: dict[str, str]) -> dict[str, Any]:
     return values
 
 
-def apply_live(schedule: Schedule, live: Sequence[bytes | str | None]) -> None:
+def apply_live(schedule: Schedule, live: Sequence[bytes | str | None], now_ms: int) -> None:
     """Overwrite a schedule's next_run_at, last_run_at and run_count with the mirror's
-    (``next``, ``last``, ``count``); a schedule Redis does not know keeps MongoDB's values."""
-    nxt, last, count = live
+    (``next``, ``last``, ``count``, ``staged``, ``staged_due``, ``u_last``); a schedule Redis
+    does not know keeps MongoDB's values. An occurrence staged for a time after ``now_ms`` has
+    not fired yet."""
+    values = [value.decode() if isinstance(value, bytes) else value for value in live]
+    nxt, last, count, staged, staged_due, u_last = values
     if count is None:
         return
+    if staged is not None and staged_due is not None and int(staged_due) > now_ms:
+        state = settled({"count": count, "staged": staged, "u_last": u_last or "", "last": last or ""})
+        nxt, last, count = state["next"], state.get("last"), state["count"]
     schedule.run_count = int(count)
     if last is not None and int(last) >= 0:
         schedule.last_run_at = from_epoch_ms(int(last))

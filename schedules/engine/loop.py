@@ -17,10 +17,11 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import redis
+from django.conf import settings
 
 from jobscheduler.coordination import SCHEDULERS, Coordination
 from jobscheduler.epoch import from_epoch_ms
@@ -53,6 +54,10 @@ class LoopSettings:
     reconcile_lock_seconds: float = 600.0  # outlives any reconcile; freed when it ends
     lease_seconds: float = 10.0
     work_slice: int = 64  # schedules resolved in Python between two looks at what is due
+    # How long before its due time a schedule is advanced and its occurrence staged, so that
+    # at the instant only the stream append is left: a burst due on the same second is
+    # released in milliseconds, not advanced one schedule after another (JOBSCHEDULER_STAGE_LEAD_MS).
+    stage_lead: float = field(default_factory=lambda: settings.JOBSCHEDULER_STAGE_LEAD_MS / 1000)
     # The shortest time between two wakes, in seconds. Each wake costs about 0.1 ms of CPU
     # however few occurrences it dispatches; at 1,000 schedules spread over the second, a
     # wake per due time would be a wake per millisecond. Dispatch may be this much later.
@@ -107,6 +112,9 @@ def run_loop(
         housekeeping.start()
     # When each shard next needs this scheduler, learnt from dispatch replies; 0 = look now.
     attention = [0.0] * index.shards
+    # Schedules are advanced and staged this long before their due time, and released at it
+    # (schedules/lua/dispatch.lua). Not when run once: it fires what is due and exits.
+    lead_ms = 0 if once else int(options.stage_lead * 1000)
     redis_outage = Backoff(f"scheduler {name}: dispatch")
     mongodb_outage = Backoff(f"scheduler {name}: recording missed runs")
     try:
@@ -116,11 +124,12 @@ def run_loop(
             due = [shard for shard in order if attention[shard] <= now_ms]
             try:
                 if due:
-                    count, replies = dispatch(index, now_ms, due)
+                    count, replies = dispatch(index, now_ms, due, lead_ms)
                     fired[0] += count
                     for reply in replies.values():
                         attention[reply.shard] = min(
-                            math.inf if reply.next_due_ms is None else reply.next_due_ms,
+                            math.inf if reply.next_release_ms is None else reply.next_release_ms,
+                            math.inf if reply.next_due_ms is None else reply.next_due_ms - lead_ms,
                             math.inf if reply.next_work_ms is None else reply.next_work_ms,
                         )
                     work = [

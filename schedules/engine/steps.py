@@ -28,18 +28,21 @@ logger = logging.getLogger(__name__)
 SYNC_BATCH = 250
 
 
-def dispatch_due(index: DueIndex, now: datetime, shards: list[int] | None = None) -> int:
-    """Dispatch every occurrence due by ``now``; returns how many were dispatched."""
-    total, _ = dispatch(index, to_epoch_ms(now), list(range(index.shards)) if shards is None else shards)
+def dispatch_due(index: DueIndex, now: datetime, shards: list[int] | None = None, lead_ms: int = 0) -> int:
+    """Dispatch every occurrence due by ``now`` (and stage those due within ``lead_ms``);
+    returns how many were dispatched."""
+    total, _ = dispatch(index, to_epoch_ms(now), list(range(index.shards)) if shards is None else shards, lead_ms)
     return total
 
 
-def dispatch(index: DueIndex, now_ms: int, shards: list[int]) -> tuple[int, dict[int, DispatchResult]]:
+def dispatch(
+    index: DueIndex, now_ms: int, shards: list[int], lead_ms: int = 0
+) -> tuple[int, dict[int, DispatchResult]]:
     """Dispatch on ``shards`` until none has more due; return the count and each last reply."""
     total = 0
     last: dict[int, DispatchResult] = {}
     while shards:
-        results = index.dispatch_due(now_ms, shards)
+        results = index.dispatch_due(now_ms, shards, lead_ms=lead_ms)
         for result in results:
             total += result.dispatched
             if result.lags_ms:

@@ -1,7 +1,22 @@
--- Dispatch every occurrence due by now on one shard, and advance each schedule.
--- KEYS: due, work, fired, stream.  ARGV: now ms, limit, state key prefix, refill below.
--- Returns {dispatched, sent to work, more left, earliest due score, earliest work score,
---          lag ms of each dispatched occurrence...}; a missing score is -1.
+-- One shard's dispatch step: release what is staged and due, then stage what falls due within
+-- the lead (advancing each schedule), dispatching at once what is due already.
+-- KEYS: due, work, fired, stream, staged.
+-- ARGV: now ms, limit, state key prefix, refill below, lead ms.
+-- Returns {dispatched, sent to work, more left, earliest staged score, earliest work score,
+--          earliest due score, staged, lag ms of each dispatched occurrence...}; a missing
+--          score is -1.
+--
+-- Staging moves the costly part of a fire (reading the schedule, advancing it) ahead of its
+-- due time, so that at the instant only the stream append is left: a burst of thousands of
+-- schedules due on the same second is released in a few milliseconds. Any scheduler may
+-- release (no lease): a staged entry lives in Redis, so one that was staged by a scheduler
+-- that died since is released by the others, once. An edit, pause, delete or disable of a
+-- staged schedule takes its entry back and undoes its advance in the same step as the edit
+-- (upsert.lua, remove.lua), so the old version never fires.
+--
+-- A staged entry, member of {p:n}:staged scored by its due time: '<id>:<nominal>:<job>:<grace>'.
+-- While it waits, the state hash holds 'staged' (the member), 'staged_due' (its score) and
+-- 'u_last' ('last' before the advance, '' for none); 'count' counts it already.
 --
 -- The state hash's fields are schedules/mirror.py's; the stream entry's (fk, s, j, n, t) are
 -- the codec's in jobs/runqueue.py (Entry).
@@ -17,12 +32,59 @@
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local refill_below = tonumber(ARGV[4])
+local horizon = now + tonumber(ARGV[5])
+local result = {0, 0, 0, -1, -1, -1, 0}
 
--- Fire one due schedule and move it on; returns the lag, or false if it went to Python.
+-- Undo the advance of a staged entry taken back: the schedule is as before it was staged.
+-- (upsert.lua and remove.lua take entries back too; upsert.lua undoes the same way.)
+local function unstage(sk, nominal)
+  local st = redis.call('HMGET', sk, 'count', 'u_last', 'next', 'interval', 'ahead', 'n_ahead')
+  if st[2] and st[2] ~= '' then redis.call('HSET', sk, 'last', st[2]) else redis.call('HDEL', sk, 'last') end
+  redis.call('HSET', sk, 'count', tonumber(st[1]) - 1, 'next', nominal)
+  if tonumber(st[4]) <= 0 and tonumber(st[3]) >= 0 then
+    -- The time it moved on to goes back to the head of the carried times.
+    local ahead = st[3]
+    if st[5] and st[5] ~= '' then ahead = ahead .. ',' .. st[5] end
+    redis.call('HSET', sk, 'ahead', ahead, 'n_ahead', tonumber(st[6] or '0') + 1)
+  end
+  redis.call('HDEL', sk, 'staged', 'staged_due', 'u_last')
+end
+
+-- 1. Release: append what is staged and due. Nothing is read or written but the stream.
+local ready = redis.call('ZRANGE', KEYS[5], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit, 'WITHSCORES')
+for i = 1, #ready, 2 do
+  local member = ready[i]
+  local id, nominal, job, grace = string.match(member, '^([^:]+):(%d+):([^:]*):(-?%d+)$')
+  if not id then
+    -- Not written by this step (see above): dropped.
+  elseif now - tonumber(ready[i + 1]) > tonumber(grace) then
+    -- Released later than the grace time (every scheduler was away): undone, and the
+    -- misfire policy decides, in Python (which pauses a schedule whose state is unreadable).
+    pcall(unstage, ARGV[3] .. id, nominal)
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZADD', KEYS[2], 0, id)
+    result[2] = result[2] + 1
+  else
+    redis.call('XADD', KEYS[4], '*', 'fk', id .. ':' .. nominal, 's', id, 'j', job, 'n', nominal, 't', 'schedule')
+    result[1] = result[1] + 1
+    result[#result + 1] = now - tonumber(nominal)
+  end
+end
+if #ready > 0 then redis.call('ZREMRANGEBYRANK', KEYS[5], 0, #ready / 2 - 1) end
+if #ready / 2 >= limit then
+  -- More is due than one step takes: release the rest before staging anything.
+  result[3] = 1
+  return result
+end
+
+-- 2. Stage: take each schedule due by now + lead and move it on; what is due by now already
+--    goes to the stream at once, the rest waits in the staged set for its time.
+-- Advance one schedule; returns the lag if it was dispatched, 'staged', or false if it went to Python.
 local function advance(id, score, sk, st)
   local nominal = tonumber(st[3])
   if nominal == nil or not st[2] or st[2] == '' then error('unreadable next or job') end
-  if now - score > tonumber(st[10]) then
+  local grace = tonumber(st[10])
+  if now - score > grace then
     -- Later than the grace time: the misfire policy decides, in Python.
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZADD', KEYS[2], 0, id)
@@ -68,7 +130,16 @@ local function advance(id, score, sk, st)
     score_next = nxt + j
   end
   -- Everything is read: from here on nothing can fail on the state.
-  redis.call('XADD', KEYS[4], '*', 'fk', id .. ':' .. st[3], 's', id, 'j', st[2], 'n', st[3], 't', 'schedule')
+  local outcome
+  if score <= now then
+    redis.call('XADD', KEYS[4], '*', 'fk', id .. ':' .. st[3], 's', id, 'j', st[2], 'n', st[3], 't', 'schedule')
+    outcome = now - nominal
+  else
+    local member = id .. ':' .. st[3] .. ':' .. st[2] .. ':' .. st[10]
+    redis.call('ZADD', KEYS[5], score, member)
+    redis.call('HSET', sk, 'staged', member, 'staged_due', score, 'u_last', st[13] or '')
+    outcome = 'staged'
+  end
   if ahead then redis.call('HSET', sk, 'ahead', ahead, 'n_ahead', left) end
   redis.call('HSET', sk, 'next', nxt, 'count', count, 'last', nominal)
   if nxt == -1 then
@@ -82,37 +153,51 @@ local function advance(id, score, sk, st)
     if need_python then redis.call('ZADD', KEYS[2], 'NX', 0, id) end
   end
   redis.call('SADD', KEYS[3], id)
-  return now - nominal
+  return outcome
 end
 
-local due = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit, 'WITHSCORES')
-local result = {0, 0, 0, -1, -1}
+local due = redis.call('ZRANGE', KEYS[1], '-inf', horizon, 'BYSCORE', 'LIMIT', 0, limit, 'WITHSCORES')
 if #due / 2 >= limit then result[3] = 1 end
+local blocked = false
 for i = 1, #due, 2 do
   local id = due[i]
   local sk = ARGV[3] .. id
   local st = redis.call('HMGET', sk, 'gen', 'job', 'next', 'ahead', 'interval', 'end', 'max', 'count', 'jitter',
-    'grace', 'n_ahead', 'final')
+    'grace', 'n_ahead', 'final', 'last', 'staged_due')
   local nominal = tonumber(st[3])
   if not st[1] or (nominal and nominal < 0) then
     -- Gone, or no time to fire at: nothing to do.
     redis.call('ZREM', KEYS[1], id)
+  elseif st[14] and tonumber(st[14]) and tonumber(st[14]) > now then
+    -- Its previous occurrence still waits to be released (two due within the lead): this
+    -- one is staged once that one is out, by the step that releases it.
+    blocked = true
   else
-    local ok, lag = pcall(advance, id, tonumber(due[i + 1]), sk, st)
+    local ok, outcome = pcall(advance, id, tonumber(due[i + 1]), sk, st)
     if not ok then
       redis.call('ZREM', KEYS[1], id)
       redis.call('ZADD', KEYS[2], 0, id)
       result[2] = result[2] + 1
-    elseif lag then
+    elseif outcome == 'staged' then
+      result[7] = result[7] + 1
+    elseif outcome then
       result[1] = result[1] + 1
-      result[#result + 1] = lag
+      result[#result + 1] = outcome
     else
       result[2] = result[2] + 1
     end
   end
 end
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local first = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
 if first[2] then result[4] = tonumber(first[2]) end
 first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if first[2] then result[5] = tonumber(first[2]) end
+if blocked and result[3] == 0 then
+  -- What waits behind a staged entry is seen to when that is released (result[4]); the
+  -- next to stage otherwise is the first due past the horizon.
+  first = redis.call('ZRANGE', KEYS[1], '(' .. horizon, '+inf', 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
+else
+  first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+end
+if first[2] then result[6] = tonumber(first[2]) end
 return result
