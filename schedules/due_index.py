@@ -201,7 +201,7 @@ class DueIndex:
             return
         pipe = self.client.pipeline(transaction=False)
         for schedule in schedules:
-            pipe.hmget(self.state_key(str(schedule.pk)), "next", "last", "count", "staged", "staged_due", "u_last")
+            pipe.hmget(self.state_key(str(schedule.pk)), "next", "last", "count", "staged_due", "u_last")
         now_ms = int(time.time() * 1000)
         for schedule, live in zip(schedules, pipe.execute(), strict=True):
             mirror.apply_live(schedule, live, now_ms)
@@ -315,11 +315,12 @@ class DueIndex:
         states = self.states(ids)
         # An occurrence still staged has not fired: copy what has, and keep the schedule in
         # the fired set for the copy after its release.
-        staged = [(position, state) for position, state in enumerate(states) if "staged" in state]
+        staged = [(position, state) for position, state in enumerate(states) if "staged_due" in state]
         if staged:
             pipe = self.client.pipeline(transaction=False)
             for position, state in staged:
-                pipe.zscore(self.staged_key(self.shard_of(ids[position])), state["staged"])
+                member = mirror.staged_member(ids[position], state)
+                pipe.zscore(self.staged_key(self.shard_of(ids[position])), member)
             waiting = [
                 (position, state)
                 for (position, state), score in zip(staged, pipe.execute(), strict=True)

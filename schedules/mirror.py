@@ -13,11 +13,11 @@ cron times and misfires without asking MongoDB. Its fields, all strings:
   ``count`` (occurrences fired), ``ahead`` (a comma list of the next nominal times of kinds
   whose times Python computes), ``n_ahead`` (its length) and ``final`` (1: nothing lies
   beyond ``ahead``);
-- while an occurrence is staged (advanced ahead of its due time, waiting in ``{p:n}:staged``
-  to be released: schedules/lua/dispatch.lua), ``staged`` (its member there:
-  ``<id>:<nominal>:<job>:<grace>``), ``staged_due`` (its due time) and ``u_last`` (``last``
-  before the advance, '' for none). ``next``, ``last`` and ``count`` count it already;
-  ``settled`` gives what has fired so far. Left behind once it is released.
+- once an occurrence was staged (advanced ahead of its due time, waiting in ``{p:n}:staged``
+  to be released: schedules/lua/dispatch.lua), ``staged_due`` (its due time) and ``u_last``
+  (``last`` before the advance, '' for none); ``last`` is its nominal time, so its member
+  there is ``staged_member``. ``next``, ``last`` and ``count`` count it already; ``settled``
+  gives what has fired while it waits. Both stay once it is released (it no longer waits).
 
 The Lua scripts in schedules/lua/ read and write the same names.
 """
@@ -150,7 +150,7 @@ class MirroredSchedule:
 
 
 _INTEGERS = ("gen", "next", "interval", "end", "max", "count", "jitter", "grace")
-_OPTIONAL_INTEGERS = ("anchor", "start", "window", "catchup_max", "last", "n_ahead")
+_OPTIONAL_INTEGERS = ("anchor", "start", "window", "catchup_max", "last", "n_ahead", "staged_due")
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 _AHEAD = re.compile(r"([0-9]{1,19}(,[0-9]{1,19})*)?")
 
@@ -163,6 +163,8 @@ def check_state(state: dict[str, str]) -> None:
             continue
         if value is None or not _INTEGER.fullmatch(value):
             raise ValueError(f"mirror field {name!r} is not an integer: {value!r}")
+    if state.get("u_last") and not _INTEGER.fullmatch(state["u_last"]):
+        raise ValueError(f"mirror field 'u_last' is not an integer: {state['u_last']!r}")
     if not _AHEAD.fullmatch(state.get("ahead", "")):
         raise ValueError(f"mirror field 'ahead' is not a list of times: {state.get('ahead')!r}")
     for name in ("job", "kind", "misfire"):
@@ -170,11 +172,15 @@ def check_state(state: dict[str, str]) -> None:
             raise ValueError(f"mirror field {name!r} is missing")
 
 
+def staged_member(schedule_id: str, state: dict[str, str]) -> str:
+    """The member of the occurrence a schedule staged last, in its shard's staged set."""
+    return f"{schedule_id}:{state.get('last', '')}:{state.get('job', '')}:{state.get('grace', '')}"
+
+
 def settled(state: dict[str, str]) -> dict[str, str]:
     """A mirror hash with its staged occurrence taken back: what has fired so far, while that
     occurrence waits for its time (the caller knows it still waits)."""
-    nominal = state["staged"].split(":")[1]
-    settled = dict(state, count=str(int(state["count"]) - 1), next=nominal)
+    settled = dict(state, count=str(int(state["count"]) - 1), next=state["last"])
     if state.get("u_last"):
         settled["last"] = state["u_last"]
     else:
@@ -195,15 +201,15 @@ def fired_state(state: dict[str, str]) -> dict[str, Any]:
 
 def apply_live(schedule: Schedule, live: Sequence[bytes | str | None], now_ms: int) -> None:
     """Overwrite a schedule's next_run_at, last_run_at and run_count with the mirror's
-    (``next``, ``last``, ``count``, ``staged``, ``staged_due``, ``u_last``); a schedule Redis
+    (``next``, ``last``, ``count``, ``staged_due``, ``u_last``); a schedule Redis
     does not know keeps MongoDB's values. An occurrence staged for a time after ``now_ms`` has
     not fired yet."""
     values = [value.decode() if isinstance(value, bytes) else value for value in live]
-    nxt, last, count, staged, staged_due, u_last = values
+    nxt, last, count, staged_due, u_last = values
     if count is None:
         return
-    if staged is not None and staged_due is not None and int(staged_due) > now_ms:
-        state = settled({"count": count, "staged": staged, "u_last": u_last or "", "last": last or ""})
+    if staged_due is not None and last is not None and int(staged_due) > now_ms:
+        state = settled({"count": count, "u_last": u_last or "", "last": last})
         nxt, last, count = state["next"], state.get("last"), state["count"]
     schedule.run_count = int(count)
     if last is not None and int(last) >= 0:

@@ -15,8 +15,9 @@
 -- (upsert.lua, remove.lua), so the old version never fires.
 --
 -- A staged entry, member of {p:n}:staged scored by its due time: '<id>:<nominal>:<job>:<grace>'.
--- While it waits, the state hash holds 'staged' (the member), 'staged_due' (its score) and
--- 'u_last' ('last' before the advance, '' for none); 'count' counts it already.
+-- While it waits, the state hash holds 'staged_due' (its score) and 'u_last' ('last' before
+-- the advance, '' for none); 'last' is its nominal time and 'count' counts it already, so
+-- the member is known from the hash. Both stay once it is released.
 --
 -- The state hash's fields are schedules/mirror.py's; the stream entry's (fk, s, j, n, t) are
 -- the codec's in jobs/runqueue.py (Entry).
@@ -47,7 +48,7 @@ local function unstage(sk, nominal)
     if st[5] and st[5] ~= '' then ahead = ahead .. ',' .. st[5] end
     redis.call('HSET', sk, 'ahead', ahead, 'n_ahead', tonumber(st[6] or '0') + 1)
   end
-  redis.call('HDEL', sk, 'staged', 'staged_due', 'u_last')
+  redis.call('HDEL', sk, 'staged_due', 'u_last')
 end
 
 -- 1. Release: append what is staged and due. Nothing is read or written but the stream.
@@ -78,16 +79,26 @@ if #ready / 2 >= limit then
 end
 
 -- 2. Stage: take each schedule due by now + lead and move it on; what is due by now already
---    goes to the stream at once, the rest waits in the staged set for its time.
--- Advance one schedule; returns the lag if it was dispatched, 'staged', or false if it went to Python.
-local function advance(id, score, sk, st)
+--    goes to the stream at once, the rest waits in the staged set for its time. The sorted
+--    sets and the fired set are written once at the end, a command for all.
+local due_add, due_rem, work_add, work_refill, staged_add, fired = {}, {}, {}, {}, {}, {}
+
+-- Advance one schedule: returns the lag if it was dispatched, 'staged', 'gone' (nothing to
+-- fire), 'blocked' (its previous occurrence still waits), or false if it went to Python.
+local function advance(id, score)
+  local sk = ARGV[3] .. id
+  local st = redis.call('HMGET', sk, 'gen', 'job', 'next', 'ahead', 'interval', 'end', 'max', 'count', 'jitter',
+    'grace', 'n_ahead', 'final', 'last', 'staged_due')
   local nominal = tonumber(st[3])
+  if not st[1] or (nominal and nominal < 0) then return 'gone' end
+  -- Two occurrences due within the lead: this one is staged by the step that releases the other.
+  if st[14] and tonumber(st[14]) > now then return 'blocked' end
   if nominal == nil or not st[2] or st[2] == '' then error('unreadable next or job') end
   local grace = tonumber(st[10])
   if now - score > grace then
     -- Later than the grace time: the misfire policy decides, in Python.
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('ZADD', KEYS[2], 0, id)
+    due_rem[#due_rem + 1] = id
+    work_add[#work_add + 1] = id
     return false
   end
   local count = tonumber(st[8]) + 1
@@ -131,28 +142,34 @@ local function advance(id, score, sk, st)
   end
   -- Everything is read: from here on nothing can fail on the state.
   local outcome
+  local fields = {'next', nxt, 'count', count, 'last', st[3]}
   if score <= now then
     redis.call('XADD', KEYS[4], '*', 'fk', id .. ':' .. st[3], 's', id, 'j', st[2], 'n', st[3], 't', 'schedule')
     outcome = now - nominal
   else
-    local member = id .. ':' .. st[3] .. ':' .. st[2] .. ':' .. st[10]
-    redis.call('ZADD', KEYS[5], score, member)
-    redis.call('HSET', sk, 'staged', member, 'staged_due', score, 'u_last', st[13] or '')
+    -- Its member: '<id>:<nominal>:<job>:<grace>' (schedules/mirror.py: staged_member).
+    staged_add[#staged_add + 1] = score
+    staged_add[#staged_add + 1] = id .. ':' .. st[3] .. ':' .. st[2] .. ':' .. st[10]
+    fields[7], fields[8], fields[9], fields[10] = 'staged_due', score, 'u_last', st[13] or ''
     outcome = 'staged'
   end
-  if ahead then redis.call('HSET', sk, 'ahead', ahead, 'n_ahead', left) end
-  redis.call('HSET', sk, 'next', nxt, 'count', count, 'last', nominal)
+  if ahead then
+    fields[#fields + 1], fields[#fields + 2] = 'ahead', ahead
+    fields[#fields + 1], fields[#fields + 2] = 'n_ahead', left
+  end
+  redis.call('HSET', sk, unpack(fields))
   if nxt == -1 then
-    redis.call('ZREM', KEYS[1], id)
+    due_rem[#due_rem + 1] = id
   elseif nxt == -2 then
     -- Python fell behind: the schedule waits in the work set for its next time.
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('ZADD', KEYS[2], 0, id)
+    due_rem[#due_rem + 1] = id
+    work_add[#work_add + 1] = id
   else
-    redis.call('ZADD', KEYS[1], score_next, id)
-    if need_python then redis.call('ZADD', KEYS[2], 'NX', 0, id) end
+    due_add[#due_add + 1] = score_next
+    due_add[#due_add + 1] = id
+    if need_python then work_refill[#work_refill + 1] = id end
   end
-  redis.call('SADD', KEYS[3], id)
+  fired[#fired + 1] = id
   return outcome
 end
 
@@ -161,33 +178,42 @@ if #due / 2 >= limit then result[3] = 1 end
 local blocked = false
 for i = 1, #due, 2 do
   local id = due[i]
-  local sk = ARGV[3] .. id
-  local st = redis.call('HMGET', sk, 'gen', 'job', 'next', 'ahead', 'interval', 'end', 'max', 'count', 'jitter',
-    'grace', 'n_ahead', 'final', 'last', 'staged_due')
-  local nominal = tonumber(st[3])
-  if not st[1] or (nominal and nominal < 0) then
-    -- Gone, or no time to fire at: nothing to do.
-    redis.call('ZREM', KEYS[1], id)
-  elseif st[14] and tonumber(st[14]) and tonumber(st[14]) > now then
-    -- Its previous occurrence still waits to be released (two due within the lead): this
-    -- one is staged once that one is out, by the step that releases it.
+  local ok, outcome = pcall(advance, id, tonumber(due[i + 1]))
+  if not ok then
+    -- Unreadable: Python pauses it with the reason (schedules.engine.steps).
+    due_rem[#due_rem + 1] = id
+    work_add[#work_add + 1] = id
+    result[2] = result[2] + 1
+  elseif outcome == 'staged' then
+    result[7] = result[7] + 1
+  elseif outcome == 'gone' then
+    due_rem[#due_rem + 1] = id
+  elseif outcome == 'blocked' then
     blocked = true
+  elseif outcome then
+    result[1] = result[1] + 1
+    result[#result + 1] = outcome
   else
-    local ok, outcome = pcall(advance, id, tonumber(due[i + 1]), sk, st)
-    if not ok then
-      redis.call('ZREM', KEYS[1], id)
-      redis.call('ZADD', KEYS[2], 0, id)
-      result[2] = result[2] + 1
-    elseif outcome == 'staged' then
-      result[7] = result[7] + 1
-    elseif outcome then
-      result[1] = result[1] + 1
-      result[#result + 1] = outcome
-    else
-      result[2] = result[2] + 1
-    end
+    result[2] = result[2] + 1
   end
 end
+
+-- A command per set for the whole step, in slices of 1000 values (pairs stay whole; unpack
+-- takes a few thousand values at most).
+local function each_slice(values, write)
+  for first = 1, #values, 1000 do write(unpack(values, first, math.min(first + 999, #values))) end
+end
+each_slice(due_rem, function(...) redis.call('ZREM', KEYS[1], ...) end)
+each_slice(due_add, function(...) redis.call('ZADD', KEYS[1], ...) end)
+local work_pairs = {}
+for _, id in ipairs(work_add) do work_pairs[#work_pairs + 1] = 0; work_pairs[#work_pairs + 1] = id end
+each_slice(work_pairs, function(...) redis.call('ZADD', KEYS[2], ...) end)
+work_pairs = {}
+for _, id in ipairs(work_refill) do work_pairs[#work_pairs + 1] = 0; work_pairs[#work_pairs + 1] = id end
+each_slice(work_pairs, function(...) redis.call('ZADD', KEYS[2], 'NX', ...) end)
+each_slice(staged_add, function(...) redis.call('ZADD', KEYS[5], ...) end)
+each_slice(fired, function(...) redis.call('SADD', KEYS[3], ...) end)
+
 local first = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
 if first[2] then result[4] = tonumber(first[2]) end
 first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')

@@ -13,17 +13,19 @@ for _, f in ipairs(schedules) do
   local id = f.id
   f.id = nil
   local sk = ARGV[1] .. id
-  local cur = redis.call('HMGET', sk, 'gen', 'count', 'last', 'staged', 'u_last')
+  local cur = redis.call('HMGET', sk, 'gen', 'count', 'last', 'staged_due', 'u_last', 'job', 'grace')
   if not cur[1] or tonumber(cur[1]) <= tonumber(f.gen) then
     if cur[4] then
-      if redis.call('ZREM', KEYS[3], cur[4]) == 1 then
+      -- The staged entry's member (dispatch.lua): '<id>:<nominal>:<job>:<grace>', nominal = last.
+      local member = id .. ':' .. (cur[3] or '') .. ':' .. (cur[6] or '') .. ':' .. (cur[7] or '')
+      if redis.call('ZREM', KEYS[3], member) == 1 then
         -- Still waiting for its time: it is as if it had never been staged.
         cur[2] = tostring(tonumber(cur[2]) - 1)
         if cur[5] ~= '' then cur[3] = cur[5] else cur[3] = false end
         redis.call('HSET', sk, 'count', cur[2])
         if cur[3] then redis.call('HSET', sk, 'last', cur[3]) else redis.call('HDEL', sk, 'last') end
       end
-      redis.call('HDEL', sk, 'staged', 'staged_due', 'u_last')
+      redis.call('HDEL', sk, 'staged_due', 'u_last')
     end
     -- The mirror's run count and last fire are live; MongoDB's copy lags behind them.
     if cur[2] and tonumber(cur[2]) > tonumber(f.count) then f.count = cur[2] end
