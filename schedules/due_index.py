@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from jobs.runqueue import RunQueue
 from jobscheduler.keyspace import Keyspace, default_keyspace
@@ -36,6 +36,8 @@ from schedules.models import Schedule
 
 # How long a copy of fired state to MongoDB may take before another scheduler takes it over.
 FIRED_LEASE_MS = 30_000
+# What a copy of fired state reads of a mirror (schedules.mirror: fired_state, settled, staged_member).
+_FIRED_FIELDS = ("next", "last", "count", "staged_due", "u_last", "job", "grace")
 # Schedules mirrored by one Lua step: a slice of a bulk load takes Redis a few milliseconds.
 UPSERT_SLICE = 200
 
@@ -57,8 +59,7 @@ class Resolution:
     entries: list[tuple[str, int, str]]
 
 
-@dataclass(frozen=True)
-class DispatchResult:
+class DispatchResult(NamedTuple):
     """What one dispatch step did on one shard, and when the shard next needs attention."""
 
     shard: int
@@ -86,6 +87,8 @@ class DueIndex:
         self._dispatch_keys = [
             (self._dispatch_keys_of(shard), self.keyspace.key(shard, "s:")) for shard in range(self.shards)
         ]
+        # Each shard's dispatch command packed once but for its time, by (limit, lead).
+        self._dispatch_heads: dict[tuple[int, int], list[bytes]] = {}
 
     # --- keys -----------------------------------------------------------------------------
     def shard_of(self, schedule_id: str) -> int:
@@ -222,29 +225,43 @@ class DueIndex:
         this at the same time, and any of them releases what another staged.
         """
         order = list(shards)
-        keys = self._dispatch_keys
-        replies = self._scripts.run_on_lane(
-            [
-                ("dispatch", keys[shard][0], [now_ms, limit, keys[shard][1], mirror.REFILL_BELOW, lead_ms])
-                for shard in order
+        heads = self._dispatch_heads.get((limit, lead_ms))
+        if heads is None:
+            heads = self._dispatch_heads[(limit, lead_ms)] = [
+                self._scripts.packed_head("dispatch", keys, self._dispatch_args(prefix, limit, lead_ms))
+                for keys, prefix in self._dispatch_keys
             ]
-        )
-        results = []
-        for shard, reply in zip(order, replies, strict=True):
-            dispatched, _to_work, more, next_release, next_work, next_due, staged, *lags = reply
-            results.append(
-                DispatchResult(
-                    shard=shard,
-                    dispatched=int(dispatched),
-                    lags_ms=[int(lag) for lag in lags],
-                    more=bool(more),
-                    next_release_ms=None if int(next_release) < 0 else int(next_release),
-                    next_due_ms=None if int(next_due) < 0 else int(next_due),
-                    next_work_ms=None if int(next_work) < 0 else int(next_work),
-                    staged=int(staged),
+        replies = self._scripts.run_packed(
+            [LuaScripts.with_last(heads[shard], now_ms) for shard in order],
+            lambda: [
+                (
+                    "dispatch",
+                    self._dispatch_keys[shard][0],
+                    [*self._dispatch_args(self._dispatch_keys[shard][1], limit, lead_ms), now_ms],
                 )
+                for shard in order
+            ],
+        )
+        return [
+            DispatchResult(
+                shard,
+                dispatched,
+                lags,
+                more == 1,
+                None if next_release < 0 else next_release,
+                None if next_due < 0 else next_due,
+                None if next_work < 0 else next_work,
+                staged,
             )
-        return results
+            for shard, (dispatched, _to_work, more, next_release, next_work, next_due, staged, *lags) in zip(
+                order, replies, strict=True
+            )
+        ]
+
+    @staticmethod
+    def _dispatch_args(prefix: str, limit: int, lead_ms: int) -> list[Any]:
+        """dispatch.lua's arguments but the last (now)."""
+        return [limit, prefix, mirror.REFILL_BELOW, lead_ms]
 
     def earliest_due_ms(self) -> int | None:
         """The earliest due time (staged or not, or work lease) over all shards; None when nothing waits."""
@@ -298,39 +315,32 @@ class DueIndex:
         self, limit: int = 1000, lease_ms: int = FIRED_LEASE_MS, now_ms: int | None = None
     ) -> list[tuple[str, dict[str, str]]]:
         """Take up to ``limit`` schedule ids that fired since the last call (an equal share
-        from each shard), with their current state.
+        from each shard), with what a copy to MongoDB needs of their state (pop_fired.lua).
 
         They stay leased in the syncing set until ``done_fired`` (or ``return_fired``): if
         this process stops or dies before, another scheduler takes them once the lease ends.
+        A schedule whose staged occurrence still waits comes as it was before that one.
         """
         share = -(-limit // self.shards)
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         replies = self._scripts.run(
             [
-                ("pop_fired", [self.fired_key(shard), self.syncing_key(shard)], [now_ms, now_ms + lease_ms, share])
+                (
+                    "pop_fired",
+                    [self.fired_key(shard), self.syncing_key(shard), self.staged_key(shard)],
+                    [now_ms, now_ms + lease_ms, share, self.keyspace.key(shard, "s:")],
+                )
                 for shard in range(self.shards)
             ]
         )
-        ids = [member.decode() for members in replies for member in members]
-        states = self.states(ids)
-        # An occurrence still staged has not fired: copy what has, and keep the schedule in
-        # the fired set for the copy after its release.
-        staged = [(position, state) for position, state in enumerate(states) if "staged_due" in state]
-        if staged:
-            pipe = self.client.pipeline(transaction=False)
-            for position, state in staged:
-                member = mirror.staged_member(ids[position], state)
-                pipe.zscore(self.staged_key(self.shard_of(ids[position])), member)
-            waiting = [
-                (position, state)
-                for (position, state), score in zip(staged, pipe.execute(), strict=True)
-                if score is not None
-            ]
-            for position, state in waiting:
-                states[position] = mirror.settled(state)
-                pipe.sadd(self.fired_key(self.shard_of(ids[position])), ids[position])
-            pipe.execute()
-        return list(zip(ids, states, strict=True))
+        taken = []
+        width = len(_FIRED_FIELDS) + 2
+        for reply in replies:
+            for first in range(0, len(reply), width):
+                schedule_id, *values, waiting = reply[first : first + width]
+                state = {name: value.decode() for name, value in zip(_FIRED_FIELDS, values, strict=True) if value}
+                taken.append((schedule_id.decode(), mirror.settled(state) if waiting else state))
+        return taken
 
     def done_fired(self, schedule_ids: Sequence[str]) -> None:
         """Release the lease of ids ``pop_fired`` took whose state reached MongoDB."""

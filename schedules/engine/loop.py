@@ -112,8 +112,10 @@ def run_loop(
         housekeeping.start()
     # When each shard next needs this scheduler, learnt from dispatch replies; 0 = look now.
     attention = [0.0] * index.shards
-    # Schedules are advanced and staged this long before their due time, and released at it
-    # (schedules/lua/dispatch.lua). Not when run once: it fires what is due and exits.
+    # Schedules are advanced and staged at least this long before their due time, and released
+    # at it (schedules/lua/dispatch.lua). A step stages what falls due within twice the lead:
+    # the steps that release stage as they go, and a shard needs a step of its own only when
+    # something falls due within the lead unstaged. Not when run once: it fires what is due.
     lead_ms = 0 if once else int(options.stage_lead * 1000)
     redis_outage = Backoff(f"scheduler {name}: dispatch")
     mongodb_outage = Backoff(f"scheduler {name}: recording missed runs")
@@ -124,7 +126,7 @@ def run_loop(
             due = [shard for shard in order if attention[shard] <= now_ms]
             try:
                 if due:
-                    count, replies = dispatch(index, now_ms, due, lead_ms)
+                    count, replies = dispatch(index, now_ms, due, 2 * lead_ms)
                     fired[0] += count
                     for reply in replies.values():
                         attention[reply.shard] = min(

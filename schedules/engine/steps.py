@@ -23,9 +23,9 @@ from schedules.timeline import fire_key
 
 logger = logging.getLogger(__name__)
 
-# Schedules per MongoDB bulk write of fired state. Small enough that a stop waits for one at
-# most a fraction of a second (SecantusDB takes about 1 ms a schedule under load; MongoDB far less).
-SYNC_BATCH = 250
+# Schedules per MongoDB bulk write of fired state. A stop does not wait for one under way (its
+# schedules stay leased for the next scheduler); its last copy sizes its own to its budget.
+SYNC_BATCH = 1000
 
 
 def dispatch_due(index: DueIndex, now: datetime, shards: list[int] | None = None, lead_ms: int = 0) -> int:

@@ -1,7 +1,8 @@
 -- One shard's dispatch step: release what is staged and due, then stage what falls due within
 -- the lead (advancing each schedule), dispatching at once what is due already.
 -- KEYS: due, work, fired, stream, staged.
--- ARGV: now ms, limit, state key prefix, refill below, lead ms.
+-- ARGV: limit, state key prefix, refill below, lead ms, now ms (last: the one that changes from
+--       wake to wake, so the rest of the command is packed once, schedules.due_index).
 -- Returns {dispatched, sent to work, more left, earliest staged score, earliest work score,
 --          earliest due score, staged, lag ms of each dispatched occurrence...}; a missing
 --          score is -1.
@@ -24,16 +25,16 @@
 --
 -- Fixed intervals advance here (nominal + interval). Other kinds carry 'ahead', a list of
 -- their next nominal times computed by Python; this pops its head, and asks Python (the
--- work set) for more when fewer than ARGV[4] are left, well before they run out.
+-- work set) for more when fewer than ARGV[3] are left, well before they run out.
 --
 -- A state this step cannot read (a field that is not a number, a malformed 'ahead') fails
 -- inside pcall before anything of it is written or sent: it goes to the work set instead,
 -- where Python pauses the schedule with the reason (schedules.engine.steps). One bad
 -- schedule never stops the rest of its shard.
-local now = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local refill_below = tonumber(ARGV[4])
-local horizon = now + tonumber(ARGV[5])
+local limit = tonumber(ARGV[1])
+local refill_below = tonumber(ARGV[3])
+local now = tonumber(ARGV[5])
+local horizon = now + tonumber(ARGV[4])
 local result = {0, 0, 0, -1, -1, -1, 0}
 
 -- Undo the advance of a staged entry taken back: the schedule is as before it was staged.
@@ -61,7 +62,7 @@ for i = 1, #ready, 2 do
   elseif now - tonumber(ready[i + 1]) > tonumber(grace) then
     -- Released later than the grace time (every scheduler was away): undone, and the
     -- misfire policy decides, in Python (which pauses a schedule whose state is unreadable).
-    pcall(unstage, ARGV[3] .. id, nominal)
+    pcall(unstage, ARGV[2] .. id, nominal)
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZADD', KEYS[2], 0, id)
     result[2] = result[2] + 1
@@ -86,7 +87,7 @@ local due_add, due_rem, work_add, work_refill, staged_add, fired = {}, {}, {}, {
 -- Advance one schedule: returns the lag if it was dispatched, 'staged', 'gone' (nothing to
 -- fire), 'blocked' (its previous occurrence still waits), or false if it went to Python.
 local function advance(id, score)
-  local sk = ARGV[3] .. id
+  local sk = ARGV[2] .. id
   local st = redis.call('HMGET', sk, 'gen', 'job', 'next', 'ahead', 'interval', 'end', 'max', 'count', 'jitter',
     'grace', 'n_ahead', 'final', 'last', 'staged_due')
   local nominal = tonumber(st[3])
