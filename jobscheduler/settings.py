@@ -154,6 +154,9 @@ JOBSCHEDULER_RECORD_CALENDAR_SKIPS = env_bool("JOBSCHEDULER_RECORD_CALENDAR_SKIP
 # cover at most this many occurrences each.
 JOBSCHEDULER_BACKFILL_MAX_RATE = float(os.environ.get("JOBSCHEDULER_BACKFILL_MAX_RATE", "20"))
 JOBSCHEDULER_BACKFILL_MAX_OCCURRENCES = env_int("JOBSCHEDULER_BACKFILL_MAX_OCCURRENCES", 100_000, minimum=1)
+# How long before their due time schedulers advance schedules and stage their occurrences
+# (0: at the due time, as one step).
+JOBSCHEDULER_STAGE_LEAD_MS = env_int("JOBSCHEDULER_STAGE_LEAD_MS", 200, minimum=0)
 # Schedulers and workers ride out a MongoDB or Redis outage of any length: what failed is
 # tried again after a wait that doubles up to this many seconds (so at most this long after
 # the server is back). Tests shorten it.

@@ -9,6 +9,10 @@ touches one slot:
 - ``{p:n}:work``      sorted set, schedule id -> lease expiry: schedules that need Python
                       (a cron time to compute, a misfire to resolve); leased while handled
 - ``{p:n}:fired``     set of schedule ids whose run count / times MongoDB has not seen yet
+- ``{p:n}:syncing``   sorted set, schedule id -> lease expiry ms: taken from ``fired`` and
+                      being copied to MongoDB; back in play if its copier stops (pop_fired.lua)
+- ``{p:n}:staged``    sorted set, staged occurrence -> due time: fires advanced ahead of their
+                      time, waiting to be appended to the stream at it (lua/dispatch.lua)
 - ``{p:n}:stream``    the run queue's stream (jobs.runqueue), where occurrences go
 
 ``<p>:changes`` is the pub/sub channel that wakes sleeping schedulers on an edit, and
@@ -18,16 +22,24 @@ touches one slot:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from jobs.runqueue import RunQueue
 from jobscheduler.keyspace import Keyspace, default_keyspace
 from jobscheduler.scripts import Call, LuaScripts
 from schedules import mirror
 from schedules.models import Schedule
+
+# How long a copy of fired state to MongoDB may take before another scheduler takes it over.
+FIRED_LEASE_MS = 30_000
+# What a copy of fired state reads of a mirror (schedules.mirror: fired_state, settled, staged_member).
+_FIRED_FIELDS = ("next", "last", "count", "staged_due", "u_last", "job", "grace")
+# Schedules mirrored by one Lua step: a slice of a bulk load takes Redis a few milliseconds.
+UPSERT_SLICE = 200
 
 
 @dataclass(frozen=True)
@@ -47,16 +59,17 @@ class Resolution:
     entries: list[tuple[str, int, str]]
 
 
-@dataclass(frozen=True)
-class DispatchResult:
+class DispatchResult(NamedTuple):
     """What one dispatch step did on one shard, and when the shard next needs attention."""
 
     shard: int
     dispatched: int
     lags_ms: list[int]
     more: bool
-    next_due_ms: int | None
+    next_release_ms: int | None  # the earliest staged occurrence: release it then
+    next_due_ms: int | None  # the earliest due time not staged: stage it a lead before
     next_work_ms: int | None
+    staged: int = 0
 
 
 class DueIndex:
@@ -67,11 +80,15 @@ class DueIndex:
         self.client = self.keyspace.client
         self.shards = self.keyspace.shards
         self.runqueue = RunQueue(self.keyspace)
-        self._scripts = LuaScripts(self.client, "schedules", ("upsert", "dispatch", "claim_work", "resolve"))
+        self._scripts = LuaScripts(
+            self.client, "schedules", ("upsert", "dispatch", "claim_work", "resolve", "pop_fired", "remove")
+        )
         # Each shard's keys and state-key prefix, built once: every wake needs them.
         self._dispatch_keys = [
-            (self._shard_keys(shard), self.keyspace.key(shard, "s:")) for shard in range(self.shards)
+            (self._dispatch_keys_of(shard), self.keyspace.key(shard, "s:")) for shard in range(self.shards)
         ]
+        # Each shard's dispatch command packed once but for its time, by (limit, lead).
+        self._dispatch_heads: dict[tuple[int, int], list[bytes]] = {}
 
     # --- keys -----------------------------------------------------------------------------
     def shard_of(self, schedule_id: str) -> int:
@@ -89,8 +106,17 @@ class DueIndex:
     def fired_key(self, shard: int) -> str:
         return self.keyspace.key(shard, "fired")
 
+    def syncing_key(self, shard: int) -> str:
+        return self.keyspace.key(shard, "syncing")
+
+    def staged_key(self, shard: int) -> str:
+        return self.keyspace.key(shard, "staged")
+
     def _shard_keys(self, shard: int) -> list[str]:
         return [self.due_key(shard), self.work_key(shard), self.fired_key(shard), self.runqueue.stream_key(shard)]
+
+    def _dispatch_keys_of(self, shard: int) -> list[str]:
+        return [*self._shard_keys(shard), self.staged_key(shard)]
 
     # --- the mirror -------------------------------------------------------------------------
     def upsert(self, schedule: Schedule) -> None:
@@ -100,43 +126,56 @@ class DueIndex:
     def upsert_many(
         self, schedules: Iterable[Schedule], on_error: Callable[[Schedule, Exception], None] | None = None
     ) -> None:
-        """Mirror saved schedules in one round trip.
+        """Mirror saved schedules in one round trip: a Lua step per shard and slice of them.
 
         A schedule that cannot be encoded (its stored fields are wrong) raises, unless
         ``on_error`` takes it: then it is left out and the others are mirrored.
         """
-        calls: list[Call] = []
+        by_shard: dict[int, list[dict[str, str]]] = {}
         for schedule in schedules:
             schedule_id = str(schedule.pk)
             try:
-                # One JSON argument packs far faster than ~50 separate ones (bulk loads).
-                fields = json.dumps(mirror.encode(schedule))
+                fields = mirror.encode(schedule)
             except Exception as error:
                 if on_error is None:
                     raise
                 on_error(schedule, error)
                 continue
-            keys = [*self._shard_keys(self.shard_of(schedule_id)), self.state_key(schedule_id)]
-            calls.append(("upsert", keys, [schedule_id, fields]))
-        if len(calls) == 1:
-            calls[0][2].insert(1, self.keyspace.changes_channel)
-            self._scripts.run(calls)
-        elif calls:
-            # A batch sends one notice ('*': look at every shard), not one per schedule.
-            for _, _, args in calls:
-                args.insert(1, "")
-            self._scripts.run(calls)
+            fields["id"] = schedule_id
+            by_shard.setdefault(self.shard_of(schedule_id), []).append(fields)
+        if not by_shard:
+            return
+        single = sum(map(len, by_shard.values())) == 1
+        # One notice per schedule alone; a batch sends one ('*': look at every shard).
+        channel = self.keyspace.changes_channel if single else ""
+        calls: list[Call] = [
+            (
+                "upsert",
+                [self.due_key(shard), self.work_key(shard), self.staged_key(shard)],
+                [self.keyspace.key(shard, "s:"), channel, packed],
+            )
+            for shard, mirrors in by_shard.items()
+            # One JSON argument per slice: it packs far faster than separate ones (bulk loads).
+            for packed in (
+                json.dumps(mirrors[first : first + UPSERT_SLICE]) for first in range(0, len(mirrors), UPSERT_SLICE)
+            )
+        ]
+        self._scripts.run(calls)
+        if not single:
             self.client.publish(self.keyspace.changes_channel, "*")
 
     def remove(self, schedule_id: str) -> None:
+        """Take a schedule out of the mirror, its staged occurrence included (remove.lua)."""
         shard = self.shard_of(schedule_id)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.zrem(self.due_key(shard), schedule_id)
-        pipe.zrem(self.work_key(shard), schedule_id)
-        pipe.srem(self.fired_key(shard), schedule_id)
-        pipe.delete(self.state_key(schedule_id))
-        pipe.publish(self.keyspace.changes_channel, schedule_id)
-        pipe.execute()
+        keys = [
+            self.due_key(shard),
+            self.work_key(shard),
+            self.fired_key(shard),
+            self.syncing_key(shard),
+            self.staged_key(shard),
+            self.state_key(schedule_id),
+        ]
+        self._scripts.run([("remove", keys, [schedule_id, self.keyspace.changes_channel])])
 
     def state(self, schedule_id: str) -> dict[str, str]:
         return self.states([schedule_id])[0]
@@ -165,48 +204,72 @@ class DueIndex:
             return
         pipe = self.client.pipeline(transaction=False)
         for schedule in schedules:
-            pipe.hmget(self.state_key(str(schedule.pk)), "next", "last", "count")
+            pipe.hmget(self.state_key(str(schedule.pk)), "next", "last", "count", "staged_due", "u_last")
+        now_ms = int(time.time() * 1000)
         for schedule, live in zip(schedules, pipe.execute(), strict=True):
-            mirror.apply_live(schedule, live)
+            mirror.apply_live(schedule, live, now_ms)
 
     def due_score(self, schedule_id: str) -> int | None:
         score = self.client.zscore(self.due_key(self.shard_of(schedule_id)), schedule_id)
         return None if score is None else int(score)
 
     # --- dispatch -------------------------------------------------------------------------
-    def dispatch_due(self, now_ms: int, shards: Iterable[int], limit: int = 1000) -> list[DispatchResult]:
-        """Dispatch everything due by ``now_ms`` on the given shards, one Lua step per shard.
+    def dispatch_due(
+        self, now_ms: int, shards: Iterable[int], limit: int = 1000, lead_ms: int = 0
+    ) -> list[DispatchResult]:
+        """Dispatch on the given shards, one Lua step per shard (dispatch.lua): release the
+        staged occurrences due by ``now_ms``, then advance every schedule due by ``now_ms +
+        lead_ms``, appending to the stream what is due already and staging the rest.
 
-        Each step atomically takes due schedules, appends one stream entry per occurrence
-        (its fire key included), and advances each schedule to its next occurrence; so an
-        occurrence is dispatched once however many schedulers call this at the same time.
+        Each step is atomic, so an occurrence is dispatched once however many schedulers call
+        this at the same time, and any of them releases what another staged.
         """
         order = list(shards)
-        keys = self._dispatch_keys
-        replies = self._scripts.run_on_lane(
-            [("dispatch", keys[shard][0], [now_ms, limit, keys[shard][1], mirror.REFILL_BELOW]) for shard in order]
-        )
-        results = []
-        for shard, reply in zip(order, replies, strict=True):
-            dispatched, _to_work, more, next_due, next_work, *lags = reply
-            results.append(
-                DispatchResult(
-                    shard=shard,
-                    dispatched=int(dispatched),
-                    lags_ms=[int(lag) for lag in lags],
-                    more=bool(more),
-                    next_due_ms=None if int(next_due) < 0 else int(next_due),
-                    next_work_ms=None if int(next_work) < 0 else int(next_work),
+        heads = self._dispatch_heads.get((limit, lead_ms))
+        if heads is None:
+            heads = self._dispatch_heads[(limit, lead_ms)] = [
+                self._scripts.packed_head("dispatch", keys, self._dispatch_args(prefix, limit, lead_ms))
+                for keys, prefix in self._dispatch_keys
+            ]
+        replies = self._scripts.run_packed(
+            [LuaScripts.with_last(heads[shard], now_ms) for shard in order],
+            lambda: [
+                (
+                    "dispatch",
+                    self._dispatch_keys[shard][0],
+                    [*self._dispatch_args(self._dispatch_keys[shard][1], limit, lead_ms), now_ms],
                 )
+                for shard in order
+            ],
+        )
+        return [
+            DispatchResult(
+                shard,
+                dispatched,
+                lags,
+                more == 1,
+                None if next_release < 0 else next_release,
+                None if next_due < 0 else next_due,
+                None if next_work < 0 else next_work,
+                staged,
             )
-        return results
+            for shard, (dispatched, _to_work, more, next_release, next_work, next_due, staged, *lags) in zip(
+                order, replies, strict=True
+            )
+        ]
+
+    @staticmethod
+    def _dispatch_args(prefix: str, limit: int, lead_ms: int) -> list[Any]:
+        """dispatch.lua's arguments but the last (now)."""
+        return [limit, prefix, mirror.REFILL_BELOW, lead_ms]
 
     def earliest_due_ms(self) -> int | None:
-        """The earliest due time (or work lease) over all shards; None when nothing waits."""
+        """The earliest due time (staged or not, or work lease) over all shards; None when nothing waits."""
         pipe = self.client.pipeline(transaction=False)
         for shard in range(self.shards):
             pipe.zrange(self.due_key(shard), 0, 0, withscores=True)
             pipe.zrange(self.work_key(shard), 0, 0, withscores=True)
+            pipe.zrange(self.staged_key(shard), 0, 0, withscores=True)
         scores = [int(entries[0][1]) for entries in pipe.execute() if entries]
         return min(scores) if scores else None
 
@@ -248,23 +311,56 @@ class DueIndex:
         self.client.zrem(self.work_key(self.shard_of(schedule_id)), schedule_id)
 
     # --- what MongoDB should learn -----------------------------------------------------------
-    def pop_fired(self, limit: int = 1000) -> list[tuple[str, dict[str, str]]]:
+    def pop_fired(
+        self, limit: int = 1000, lease_ms: int = FIRED_LEASE_MS, now_ms: int | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
         """Take up to ``limit`` schedule ids that fired since the last call (an equal share
-        from each shard), with their current state."""
+        from each shard), with what a copy to MongoDB needs of their state (pop_fired.lua).
+
+        They stay leased in the syncing set until ``done_fired`` (or ``return_fired``): if
+        this process stops or dies before, another scheduler takes them once the lease ends.
+        A schedule whose staged occurrence still waits comes as it was before that one.
+        """
         share = -(-limit // self.shards)
-        pipe = self.client.pipeline(transaction=False)
-        for shard in range(self.shards):
-            pipe.spop(self.fired_key(shard), share)
-        ids = [member.decode() for members in pipe.execute() for member in (members or [])]
-        return list(zip(ids, self.states(ids), strict=True))
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        replies = self._scripts.run(
+            [
+                (
+                    "pop_fired",
+                    [self.fired_key(shard), self.syncing_key(shard), self.staged_key(shard)],
+                    [now_ms, now_ms + lease_ms, share, self.keyspace.key(shard, "s:")],
+                )
+                for shard in range(self.shards)
+            ]
+        )
+        taken = []
+        width = len(_FIRED_FIELDS) + 2
+        for reply in replies:
+            for first in range(0, len(reply), width):
+                schedule_id, *values, waiting = reply[first : first + width]
+                state = {name: value.decode() for name, value in zip(_FIRED_FIELDS, values, strict=True) if value}
+                taken.append((schedule_id.decode(), mirror.settled(state) if waiting else state))
+        return taken
+
+    def done_fired(self, schedule_ids: Sequence[str]) -> None:
+        """Release the lease of ids ``pop_fired`` took whose state reached MongoDB."""
+        self._unlease(schedule_ids, back=False)
 
     def return_fired(self, schedule_ids: Sequence[str]) -> None:
         """Put back ids ``pop_fired`` took whose state did not reach MongoDB (it was away)."""
+        self._unlease(schedule_ids, back=True)
+
+    def _unlease(self, schedule_ids: Sequence[str], *, back: bool) -> None:
         if not schedule_ids:
             return
-        pipe = self.client.pipeline(transaction=False)
+        by_shard: dict[int, list[str]] = {}
         for schedule_id in schedule_ids:
-            pipe.sadd(self.fired_key(self.shard_of(schedule_id)), schedule_id)
+            by_shard.setdefault(self.shard_of(schedule_id), []).append(schedule_id)
+        pipe = self.client.pipeline(transaction=False)
+        for shard, ids in by_shard.items():
+            if back:
+                pipe.sadd(self.fired_key(shard), *ids)
+            pipe.zrem(self.syncing_key(shard), *ids)
         pipe.execute()
 
     # --- health ----------------------------------------------------------------------------

@@ -15,7 +15,12 @@ cron times and misfires without asking MongoDB. Its fields, all strings:
   occurrence, or UNKNOWN: Python has to compute it), ``last`` (the last nominal time fired),
   ``count`` (occurrences fired), ``ahead`` (a comma list of the next nominal times of kinds
   whose times Python computes), ``n_ahead`` (its length) and ``final`` (1: nothing lies
-  beyond ``ahead``).
+  beyond ``ahead``);
+- once an occurrence was staged (advanced ahead of its due time, waiting in ``{p:n}:staged``
+  to be released: schedules/lua/dispatch.lua), ``staged_due`` (its due time) and ``u_last``
+  (``last`` before the advance, '' for none); ``last`` is its nominal time, so its member
+  there is ``staged_member``. ``next``, ``last`` and ``count`` count it already; ``settled``
+  gives what has fired while it waits. Both stay once it is released (it no longer waits).
 
 The Lua scripts in schedules/lua/ read and write the same names.
 """
@@ -172,7 +177,7 @@ class MirroredSchedule:
 
 
 _INTEGERS = ("gen", "next", "interval", "end", "max", "count", "jitter", "grace")
-_OPTIONAL_INTEGERS = ("anchor", "start", "window", "catchup_max", "last", "n_ahead", "solar_offset")
+_OPTIONAL_INTEGERS = ("anchor", "start", "window", "catchup_max", "last", "n_ahead", "solar_offset", "staged_due")
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 _AHEAD = re.compile(r"([0-9]{1,19}(,[0-9]{1,19})*)?")
 
@@ -185,11 +190,29 @@ def check_state(state: dict[str, str]) -> None:
             continue
         if value is None or not _INTEGER.fullmatch(value):
             raise ValueError(f"mirror field {name!r} is not an integer: {value!r}")
+    if state.get("u_last") and not _INTEGER.fullmatch(state["u_last"]):
+        raise ValueError(f"mirror field 'u_last' is not an integer: {state['u_last']!r}")
     if not _AHEAD.fullmatch(state.get("ahead", "")):
         raise ValueError(f"mirror field 'ahead' is not a list of times: {state.get('ahead')!r}")
     for name in ("job", "kind", "misfire"):
         if not state.get(name):
             raise ValueError(f"mirror field {name!r} is missing")
+
+
+def staged_member(schedule_id: str, state: dict[str, str]) -> str:
+    """The member of the occurrence a schedule staged last, in its shard's staged set."""
+    return f"{schedule_id}:{state.get('last', '')}:{state.get('job', '')}:{state.get('grace', '')}"
+
+
+def settled(state: dict[str, str]) -> dict[str, str]:
+    """A mirror hash with its staged occurrence taken back: what has fired so far, while that
+    occurrence waits for its time (the caller knows it still waits)."""
+    settled = dict(state, count=str(int(state["count"]) - 1), next=state["last"])
+    if state.get("u_last"):
+        settled["last"] = state["u_last"]
+    else:
+        settled.pop("last", None)
+    return settled
 
 
 def fired_state(state: dict[str, str]) -> dict[str, Any]:
@@ -203,12 +226,18 @@ def fired_state(state: dict[str, str]) -> dict[str, Any]:
     return values
 
 
-def apply_live(schedule: Schedule, live: Sequence[bytes | str | None]) -> None:
+def apply_live(schedule: Schedule, live: Sequence[bytes | str | None], now_ms: int) -> None:
     """Overwrite a schedule's next_run_at, last_run_at and run_count with the mirror's
-    (``next``, ``last``, ``count``); a schedule Redis does not know keeps MongoDB's values."""
-    nxt, last, count = live
+    (``next``, ``last``, ``count``, ``staged_due``, ``u_last``); a schedule Redis
+    does not know keeps MongoDB's values. An occurrence staged for a time after ``now_ms`` has
+    not fired yet."""
+    values = [value.decode() if isinstance(value, bytes) else value for value in live]
+    nxt, last, count, staged_due, u_last = values
     if count is None:
         return
+    if staged_due is not None and last is not None and int(staged_due) > now_ms:
+        state = settled({"count": count, "u_last": u_last or "", "last": last})
+        nxt, last, count = state["next"], state.get("last"), state["count"]
     schedule.run_count = int(count)
     if last is not None and int(last) >= 0:
         schedule.last_run_at = from_epoch_ms(int(last))

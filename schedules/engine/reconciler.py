@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from itertools import islice
@@ -31,6 +32,7 @@ def reconcile(
     now: datetime,
     progress: Callable[[int, int], None] | None = None,
     batch: int = 1000,
+    stop: threading.Event | None = None,
 ) -> dict[str, int]:
     """Repair the Redis mirror from MongoDB: add what is missing or stale, drop what is gone.
 
@@ -48,6 +50,9 @@ def reconcile(
     total = Schedule.objects.count()
     seen: set[str] = set()
     for chunk in _chunks(Schedule.objects.order_by("pk").iterator(chunk_size=batch), batch):
+        if stop is not None and stop.is_set():
+            report["stopped"] = 1
+            return report
         ids = [str(schedule.pk) for schedule in chunk]
         seen.update(ids)
         generations = index.generations(ids)

@@ -24,22 +24,26 @@ from schedules.timeline import fire_key
 
 logger = logging.getLogger(__name__)
 
-SYNC_BATCH = 2000
-SYNC_PASS = 10  # batches per housekeeping pass at most: 20,000 schedules every sync_every
+# Schedules per MongoDB bulk write of fired state. A stop does not wait for one under way (its
+# schedules stay leased for the next scheduler); its last copy sizes its own to its budget.
+SYNC_BATCH = 1000
 
 
-def dispatch_due(index: DueIndex, now: datetime, shards: list[int] | None = None) -> int:
-    """Dispatch every occurrence due by ``now``; returns how many were dispatched."""
-    total, _ = dispatch(index, to_epoch_ms(now), list(range(index.shards)) if shards is None else shards)
+def dispatch_due(index: DueIndex, now: datetime, shards: list[int] | None = None, lead_ms: int = 0) -> int:
+    """Dispatch every occurrence due by ``now`` (and stage those due within ``lead_ms``);
+    returns how many were dispatched."""
+    total, _ = dispatch(index, to_epoch_ms(now), list(range(index.shards)) if shards is None else shards, lead_ms)
     return total
 
 
-def dispatch(index: DueIndex, now_ms: int, shards: list[int]) -> tuple[int, dict[int, DispatchResult]]:
+def dispatch(
+    index: DueIndex, now_ms: int, shards: list[int], lead_ms: int = 0
+) -> tuple[int, dict[int, DispatchResult]]:
     """Dispatch on ``shards`` until none has more due; return the count and each last reply."""
     total = 0
     last: dict[int, DispatchResult] = {}
     while shards:
-        results = index.dispatch_due(now_ms, shards)
+        results = index.dispatch_due(now_ms, shards, lead_ms=lead_ms)
         for result in results:
             total += result.dispatched
             if result.lags_ms:
@@ -163,21 +167,26 @@ def _resolve_one(schedule_id: str, state: dict[str, str], now: datetime) -> tupl
 
 
 def sync_fired(index: DueIndex, limit: int = SYNC_BATCH) -> int:
-    """Copy run counts and next/last times of schedules that fired to MongoDB, in one batch.
+    """Copy run counts and next/last times of schedules that fired to MongoDB, in one batch;
+    returns how many schedules it took.
 
     About ``limit`` schedules a call (an equal share from each shard): the rest wait in the
     fired set, where repeated fires coalesce, so MongoDB's write load stays bounded however
     fast schedules fire. Users see these fields live from Redis; MongoDB's copy only has to
-    be close for a reconcile.
+    be close for a reconcile. The batch is leased while it is written (DueIndex.pop_fired):
+    a scheduler that stops or dies meanwhile leaves it to the next one's sync.
     """
     fired = index.pop_fired(limit)
+    ids = [schedule_id for schedule_id, _ in fired]
     try:
-        return services.schedules_copy_fired_state(
+        services.schedules_copy_fired_state(
             (schedule_id, fired_state(state))
             for schedule_id, state in fired
             if state and ObjectId.is_valid(schedule_id)
         )
     except Exception:
         # MongoDB did not take them (an outage): they wait in the fired set for the next pass.
-        index.return_fired([schedule_id for schedule_id, _ in fired])
+        index.return_fired(ids)
         raise
+    index.done_fired(ids)
+    return len(fired)

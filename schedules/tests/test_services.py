@@ -1,6 +1,7 @@
 """Schedule services: saved to MongoDB, mirrored to Redis, validated before either."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -105,3 +106,58 @@ def test_bulk_create_takes_each_batchs_next_times_when_it_saves_it(job):
     )
     nexts = [schedule.next_run_at for schedule in Schedule.objects.order_by("pk")]
     assert nexts == [NOW + timedelta(seconds=10)] * 2 + [NOW + timedelta(seconds=40)] * 2
+
+
+BULK_SPECS: list[dict[str, Any]] = [
+    {"kind": "fixed", "interval_seconds": 90, "jitter_seconds": 5, "max_runs": 3},
+    {
+        "kind": "cron",
+        "expression": "30 2 * * MON-FRI",
+        "timezone": "America/New_York",
+        "start_at": NOW + timedelta(days=1),
+        "end_at": NOW + timedelta(days=30),
+        "misfire_policy": "run_all",
+        "overlap_policy": "buffer_one",
+    },
+    {"kind": "fixed", "interval_seconds": 60, "paused": True, "paused_until": NOW + timedelta(hours=2)},
+    {"kind": "at", "anchor": NOW + timedelta(minutes=5)},
+]
+
+
+def test_bulk_created_schedules_read_back_as_one_by_one_creates_save_them(job):
+    services.schedule_bulk_create(job=job, specs=BULK_SPECS, now=now)
+    alone = [services.schedule_create(job=job, now=now, **spec) for spec in BULK_SPECS]
+    bulk = list(Schedule.objects.exclude(pk__in=[schedule.pk for schedule in alone]).order_by("pk"))
+    skipped = {"id", "created_at", "updated_at"}
+    names = [field.attname for field in Schedule._meta.concrete_fields if field.attname not in skipped]
+    for loaded, created in zip(bulk, alone, strict=True):
+        created.refresh_from_db()
+        assert {name: getattr(loaded, name) for name in names} == {name: getattr(created, name) for name in names}
+        assert loaded.created_at is not None and loaded.updated_at is not None
+    # Queries see them as they see schedules the ORM saved.
+    assert Schedule.objects.filter(misfire_policy="run_all", end_at__isnull=False).count() == 2
+    assert Schedule.objects.filter(job=job, code_key__isnull=True, max_runs=3).count() == 2
+
+
+def test_a_bulk_load_cut_short_by_mongodb_leaves_nothing_saved_unmirrored(job, due_index, monkeypatch):
+    import pymongo.errors
+
+    from jobscheduler import mongo
+
+    real = mongo.collection(Schedule)
+    calls = []
+
+    class FailingThird:
+        def insert_many(self, documents, ordered):
+            calls.append(len(documents))
+            if len(calls) == 3:
+                raise pymongo.errors.AutoReconnect("MongoDB went away")
+            return real.insert_many(documents, ordered=ordered)
+
+    monkeypatch.setattr(services.mongo, "collection", lambda model: FailingThird())
+    specs = [{"kind": "fixed", "interval_seconds": 60} for _ in range(50)]
+    with pytest.raises(pymongo.errors.AutoReconnect):
+        services.schedule_bulk_create(job=job, specs=specs, now=now, batch=10)
+    saved = [str(pk) for pk in Schedule.objects.values_list("pk", flat=True)]
+    assert 20 <= len(saved) < 50
+    assert set(saved) == due_index.all_mirrored_ids()
