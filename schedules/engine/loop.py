@@ -127,7 +127,7 @@ def run_loop(
             due = [shard for shard in order if attention[shard] <= now_ms]
             try:
                 if due:
-                    count, replies = dispatch(index, now_ms, due, 2 * lead_ms)
+                    count, replies = dispatch(index, now_ms, due, 2 * lead_ms, stop=stop)
                     fired[0] += count
                     for reply in replies.values():
                         attention[reply.shard] = min(

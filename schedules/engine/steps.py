@@ -7,6 +7,7 @@ clock. Dispatch is Redis only (one Lua step per shard); MongoDB sees the results
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime
 
 from bson import ObjectId
@@ -37,13 +38,19 @@ def dispatch_due(index: DueIndex, now: datetime, shards: list[int] | None = None
 
 
 def dispatch(
-    index: DueIndex, now_ms: int, shards: list[int], lead_ms: int = 0
+    index: DueIndex,
+    now_ms: int,
+    shards: list[int],
+    lead_ms: int = 0,
+    limit: int = 1000,
+    stop: threading.Event | None = None,
 ) -> tuple[int, dict[int, DispatchResult]]:
-    """Dispatch on ``shards`` until none has more due; return the count and each last reply."""
+    """Dispatch on ``shards`` until none has more due, or ``stop`` is set (a scheduler far
+    behind must still stop within a second); return the count and each last reply."""
     total = 0
     last: dict[int, DispatchResult] = {}
-    while shards:
-        results = index.dispatch_due(now_ms, shards, lead_ms=lead_ms)
+    while shards and not (stop is not None and stop.is_set()):
+        results = index.dispatch_due(now_ms, shards, limit=limit, lead_ms=lead_ms)
         for result in results:
             total += result.dispatched
             if result.lags_ms:

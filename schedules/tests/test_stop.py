@@ -144,3 +144,31 @@ def test_a_reconcile_cut_short_by_a_stop_leaves_the_mirror_to_be_rebuilt(job, du
     report = engine.reconcile(due_index, T0, stop=stop)
     assert report["stopped"] == 1 and report["checked"] == 0
     assert not due_index.is_reconciled()  # whichever scheduler looks next rebuilds it
+
+
+class StopAfter:
+    """A stop event that is set after ``rounds`` looks at it."""
+
+    def __init__(self, rounds: int):
+        self.looks, self.rounds = 0, rounds
+
+    def is_set(self) -> bool:
+        self.looks += 1
+        return self.looks > self.rounds
+
+
+def test_a_dispatch_far_behind_stops_between_steps(job, due_index):
+    # More schedules than shards, 30 s behind, two per shard and step: a shard holding two or
+    # more is never out of work, so only the stop ends the dispatch after its first step (it
+    # once went on until SIGKILL, 30 s after SIGTERM, in the engine benchmark at 60,000).
+    count = 3 * due_index.shards
+    specs = [{"kind": "fixed", "interval_seconds": 1} for _ in range(count)]
+    services.schedule_bulk_create(job=job, specs=specs, now=lambda: T0)
+    now_ms = to_epoch_ms(T0 + timedelta(seconds=30))
+    shards = list(range(due_index.shards))
+    stopped, _ = engine.steps.dispatch(due_index, now_ms, shards, limit=2, stop=StopAfter(1))  # type: ignore[arg-type]
+    assert 0 < stopped <= 2 * due_index.shards
+    total = stopped
+    while dispatched := engine.steps.dispatch(due_index, now_ms, shards, limit=2)[0]:
+        total += dispatched
+    assert total == count * 30  # nothing lost to the stop: the rest is dispatched after
