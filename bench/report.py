@@ -453,11 +453,12 @@ READING = [
     "running. The price is a loopback round trip per wake and the wake grain: two wakes of one scheduler are at "
     "least 2 ms apart, so that at 1k schedules spread over the second a wake dispatches two occurrences, not one "
     "(half the CPU, up to 2 ms more lag).",
-    "- **Aligned bursts** (every schedule due on the same millisecond) are dispatched one occurrence after another "
-    "inside Redis, which runs one command at a time: the last of 10k fires a Redis-time-per-occurrence times 10k "
-    "after the first (see *Redis time by command* in the profile below: the dispatch step's time per call over "
-    "the occurrences it took). The remedy is to do the step's work ahead of the due time and leave only the "
-    "stream append for it (SPEC section 9: claim a little ahead); not built yet.",
+    "- **Aligned bursts** (every schedule due on the same millisecond) are staged: a lead before the instant "
+    "(JOBSCHEDULER_STAGE_LEAD_MS, 200 ms by default) a step advances each due schedule and keeps its stream "
+    "entry in a staged set; at the instant a step only appends what is staged. Redis still runs one command at "
+    "a time, so the last of 10k is appended an append's time times 10k after the first, not a whole step's "
+    "(see *Redis time by command* in the profile below). An edit, pause or delete of a staged schedule takes "
+    "its entry back in the same step as the edit.",
     "- **Peers that keep their schedules in Redis or a database** and compute the next run from the last actual "
     "run (celery beat and its schedulers, rq-scheduler) drift off the grid and, past a few hundred schedules "
     "every second, spend their loop re-reading what is due: the *did not keep up* rows. Several beats on one "

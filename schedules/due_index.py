@@ -70,6 +70,7 @@ class DispatchResult(NamedTuple):
     next_due_ms: int | None  # the earliest due time not staged: stage it a lead before
     next_work_ms: int | None
     staged: int = 0
+    due_with_next: int = 0  # how many fall due within 10 ms of next_due_ms (a burst)
 
 
 class DueIndex:
@@ -252,8 +253,9 @@ class DueIndex:
                 None if next_due < 0 else next_due,
                 None if next_work < 0 else next_work,
                 staged,
+                due_with_next,
             )
-            for shard, (dispatched, _to_work, more, next_release, next_work, next_due, staged, *lags) in zip(
+            for shard, (dispatched, _, more, next_release, next_work, next_due, staged, due_with_next, *lags) in zip(
                 order, replies, strict=True
             )
         ]

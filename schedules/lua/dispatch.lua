@@ -4,8 +4,8 @@
 -- ARGV: limit, state key prefix, refill below, lead ms, now ms (last: the one that changes from
 --       wake to wake, so the rest of the command is packed once, schedules.due_index).
 -- Returns {dispatched, sent to work, more left, earliest staged score, earliest work score,
---          earliest due score, staged, lag ms of each dispatched occurrence...}; a missing
---          score is -1.
+--          earliest due score, staged, due within 10 ms of the earliest due score, lag ms
+--          of each dispatched occurrence...}; a missing score is -1.
 --
 -- Staging moves the costly part of a fire (reading the schedule, advancing it) ahead of its
 -- due time, so that at the instant only the stream append is left: a burst of thousands of
@@ -35,7 +35,7 @@ local limit = tonumber(ARGV[1])
 local refill_below = tonumber(ARGV[3])
 local now = tonumber(ARGV[5])
 local horizon = now + tonumber(ARGV[4])
-local result = {0, 0, 0, -1, -1, -1, 0}
+local result = {0, 0, 0, -1, -1, -1, 0, 0}
 
 -- Undo the advance of a staged entry taken back: the schedule is as before it was staged.
 -- (upsert.lua and remove.lua take entries back too; upsert.lua undoes the same way.)
@@ -226,5 +226,10 @@ if blocked and result[3] == 0 then
 else
   first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 end
-if first[2] then result[6] = tonumber(first[2]) end
+if first[2] then
+  result[6] = tonumber(first[2])
+  -- How many fall due within 10 ms of then (a burst): one too big to stage within the lead
+  -- has its staging begun earlier (schedules.engine.loop.stage_ahead_ms).
+  result[8] = redis.call('ZCOUNT', KEYS[1], first[2], result[6] + 10)
+end
 return result

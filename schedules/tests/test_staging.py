@@ -15,7 +15,8 @@ from jobs.models import Run
 from jobs.services import job_update
 from jobscheduler.epoch import to_epoch_ms
 from schedules import engine, services
-from schedules.due_index import DueIndex, apply_live_state
+from schedules.due_index import DispatchResult, DueIndex, apply_live_state
+from schedules.engine import loop
 from schedules.models import Schedule
 from schedules.tests.test_engine import fire_keys, stream_entries
 
@@ -195,3 +196,32 @@ def test_a_burst_larger_than_a_step_is_released_before_anything_else_is_staged(j
     assert all(result.dispatched == 100 and result.more and result.staged == 0 for result in first)
     assert engine.dispatch_due(due_index, DUE, lead_ms=LEAD) == 600 - 100 * due_index.shards
     assert len(set(fire_keys(due_index))) == len(fire_keys(due_index)) == 600
+
+
+def test_a_burst_too_big_to_stage_within_the_lead_begins_staging_earlier(job, due_index):
+    # A reply counts what falls due within 10 ms of its shard's next due time (a burst), not
+    # what comes later; the loop begins staging a burst its share of Redis time ahead.
+    burst = [create(job) for _ in range(12)]
+    later = services.schedule_create(job=job, now=lambda: T0, kind="at", anchor=at(50))
+    replies = due_index.dispatch_due(ms(at(-5000)), range(due_index.shards), lead_ms=LEAD)
+    assert sum(reply.dispatched + reply.staged for reply in replies) == 0  # all beyond the horizon
+    for reply in replies:
+        expected = sum(1 for schedule in burst if due_index.shard_of(str(schedule.pk)) == reply.shard)
+        if expected:
+            assert (reply.next_due_ms, reply.due_with_next) == (ms(DUE), expected)
+        elif due_index.shard_of(str(later.pk)) == reply.shard:
+            assert (reply.next_due_ms, reply.due_with_next) == (ms(at(50)), 1)
+        else:
+            assert (reply.next_due_ms, reply.due_with_next) == (None, 0)
+
+
+def test_how_far_ahead_staging_begins():
+    def reply(count: int) -> DispatchResult:
+        return DispatchResult(0, 0, [], False, None, ms(DUE), None, 0, count)
+
+    per = loop.STAGE_US_PER_OCCURRENCE
+    assert loop.stage_ahead_ms(reply(0), LEAD, 16) == LEAD
+    assert loop.stage_ahead_ms(reply(100), LEAD, 16) == LEAD  # 1,600 in all: staged within the lead
+    assert loop.stage_ahead_ms(reply(6250), LEAD, 16) == 6250 * 16 * per // 1000  # 100,000 in all
+    assert loop.stage_ahead_ms(reply(10**6), LEAD, 16) == loop.MAX_STAGE_AHEAD_MS
+    assert loop.stage_ahead_ms(reply(6250), 0, 16) == 0  # no staging (run once, or a lead of 0)
