@@ -34,8 +34,8 @@ from jobs.models import Run
 from jobs.targets import celery
 from jobscheduler.outages import Backoff, unavailable
 from workers import metrics
-from workers.children import excerpt, output_chars, tail_excerpt
 from workers.handler import pause_if_failing
+from workers.outcome import excerpt, output_chars, tail_excerpt
 from workers.worker import Worker
 
 logger = logging.getLogger(__name__)

@@ -42,7 +42,7 @@ from schedules import services as schedule_services
 from schedules.models import Schedule
 from schedules.selectors import schedule_by_id
 from workers import metrics
-from workers.children import Outcome
+from workers.outcome import Outcome
 from workers.worker import Worker
 
 logger = logging.getLogger(__name__)

@@ -87,7 +87,7 @@ def test_a_workers_hot_path_queries_the_runs_collection_by_index(user, runqueue,
 
 
 def test_a_failing_run_checks_its_schedule_by_index(user, runqueue, captured):
-    from workers.children import Outcome
+    from workers.outcome import Outcome
 
     runqueue.ensure_groups()
     job = job_create(

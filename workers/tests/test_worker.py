@@ -17,8 +17,9 @@ from jobscheduler.coordination import SCHEDULERS
 from schedules import services as schedule_services
 from schedules.models import Schedule
 from workers import children, loop
-from workers.children import Outcome, Slot
+from workers.children import Slot
 from workers.handler import handle, overlap_decision_policy, retry_delay
+from workers.outcome import Outcome
 from workers.worker import Worker, WorkerOptions
 
 T0 = 1_800_000_000.0
