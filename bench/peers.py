@@ -46,8 +46,8 @@ from peers.rqcron import RQCron  # noqa: E402
 from peers.rqsched import RQScheduler  # noqa: E402
 from peers_analysis import Row, analyse, combine, kept_up, summary  # noqa: E402
 from peers_results import load_results, merge_results, save_results, saved_run, write_saved_report  # noqa: E402
+from report_tables import OURS  # noqa: E402
 
-OURS = "ours (run_scheduler)"
 PEERS: list[type[PeerSystem]] = [
     APSchedulerMemory,
     APSchedulerRedis,

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from peers_analysis import kept_up
 from report_charts import charts
 from report_tables import COLUMNS, HEADLINE, OURS, SLACK, did_the_work, fmt, measured, table
 
@@ -207,12 +208,6 @@ def rate_ceiling(rows: dict[tuple[str, str], Any], systems: Sequence[str]) -> li
         )
     out.append("")
     return out
-
-
-def kept_up(row: Any) -> bool:
-    values = row.values
-    expected = values.get("expected", 0)
-    return expected > 0 and values.get("misses", math.inf) <= 0.01 * expected and values.get("lag_p99", 1e9) < 500
 
 
 def shortfalls(rows: dict[tuple[str, str], Any], workloads: Sequence[Any], systems: Sequence[str]) -> list[str]:
