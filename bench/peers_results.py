@@ -11,13 +11,13 @@ import gzip
 import json
 import os
 import platform
-import subprocess
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine import cpu_model, redis_version
 from peers.common import Workload
 from peers_analysis import Row, combine
 
@@ -108,21 +108,15 @@ def write_saved_report(out: Path, saved: dict[str, Any]) -> None:
 
 
 def machine() -> dict[str, str]:
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
     memory = "?"
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
             memory = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
     return {
-        "cpu": f"{os.cpu_count()} cores, {model}",
+        "cpu": f"{os.cpu_count()} cores, {cpu_model()}",
         "memory": memory,
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "redis": redis_version[2:],
+        "redis": redis_version(),
         "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
     }
