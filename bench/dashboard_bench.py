@@ -10,7 +10,7 @@ Not a test: run it on purpose (loading a million runs into SecantusDB takes a lo
 
 It starts a private SecantusDB (data on disk) and a private Redis (nothing on disk), then loads
 200 jobs, 1,000 schedules (schedule_bulk_create: saved and mirrored into the due index) and the
-runs, in batches of 10,000 through ``jobs.services.runs_insert_many``: the worker's own write
+runs, in batches of 10,000 through ``jobs.run_records.runs_insert_many``: the worker's own write
 path, so the dashboard's Redis counters fill as recording fills them. The runs spread evenly
 over the last 10 days (about 70 a minute at 1M), 96% succeeded, 3% failed, 0.5% timed out,
 0.5% missed; each failed one carries a short traceback. Heartbeats of 2 schedulers and 4
@@ -103,7 +103,7 @@ def load(runs: int, seed: int = 7) -> tuple[float, Any]:
     from bson import ObjectId
     from django.contrib.auth.models import User
 
-    from jobs import services
+    from jobs import run_records, services
     from jobs.models import Run
     from schedules.services import schedule_bulk_create
 
@@ -139,7 +139,7 @@ def load(runs: int, seed: int = 7) -> tuple[float, Any]:
         finished = nominal + timedelta(milliseconds=rng.randint(5, 900))
         batch.append(
             Run(
-                pk=ObjectId(),  # as the worker drafts them (services.run_draft)
+                pk=ObjectId(),  # as the worker drafts them (run_records.run_draft)
                 job_id=job.pk,
                 schedule_id=schedule_id,
                 fire_key=f"{schedule_id}:{int(nominal.timestamp() * 1000)}:{number}",
@@ -156,14 +156,14 @@ def load(runs: int, seed: int = 7) -> tuple[float, Any]:
             )
         )
         if len(batch) == BATCH:
-            services.runs_insert_many(batch)
+            run_records.runs_insert_many(batch)
             batch = []
             done = number + 1
             if done % 100_000 == 0:
                 elapsed = time.monotonic() - started
                 print(f"  {done:,} runs loaded in {elapsed:,.0f} s ({done / elapsed:,.0f}/s)", flush=True)
     if batch:
-        services.runs_insert_many(batch)
+        run_records.runs_insert_many(batch)
     return time.monotonic() - started, jobs[0]
 
 
@@ -338,7 +338,7 @@ def write_report(path: Path, args: argparse.Namespace, facts: dict[str, Any], ti
         f"- SecantusDB {facts['secantus']} (data on disk), Redis {facts['redis']}, Python {facts['python']}",
         f"- stored: {facts['runs']:,} runs over the last {SPAN.days} days, {JOBS} jobs, {SCHEDULES:,} schedules",
         f"- loading the runs: {facts['load_seconds']:,.0f} s ({facts['load_rate']:,.0f} runs/s, batches of {BATCH:,}"
-        " through jobs.services.runs_insert_many)"
+        " through jobs.run_records.runs_insert_many)"
         + (" (reused from an earlier run's data folder)" if facts.get("reused") else ""),
         "",
         "### Pages (Django's test client in the benchmark's process, signed in as a superuser)",

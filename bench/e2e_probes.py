@@ -3,7 +3,7 @@
 django-mongodb-backend sends a filter of several conditions as {"$and": [{...}, {...}]}.
 MongoDB's planner uses the _id index for that; SecantusDB 0.7.0b3 scans the collection.
 The worker's compare-and-set updates therefore go through pymongo with a flat filter
-(jobs.services._compare_and_set); probe_filters measures the difference.
+(jobs.run_records._compare_and_set); probe_filters measures the difference.
 """
 
 from __future__ import annotations

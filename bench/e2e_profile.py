@@ -26,7 +26,7 @@ def start_profilers(
 # Where a slot thread of the worker spends its time, by the first of these frames on its stack.
 WORKER_STEPS = [
     ("Recorder.finish (workers/recorder.py", "wait for the batch that records the run (MongoDB)"),
-    ("run_begin (jobs/services.py", "read a taken-over or manual run's record (MongoDB)"),
+    ("run_begin (jobs/run_records.py", "read a taken-over or manual run's record (MongoDB)"),
     ("Worker.job (workers/worker.py", "look up the job (MongoDB, cached until it changes)"),
     ("Worker.schedule_policy (workers/worker.py", "look up the overlap policy (MongoDB, cached until it changes)"),
     ("overlap_enter (jobs/runqueue.py", "overlap bookkeeping (Redis)"),

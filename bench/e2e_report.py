@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from engine import machine
 
 if TYPE_CHECKING:
-    from e2e import Result
+    from e2e_results import Result
 
 
 def _find(results: list[Result], name: str) -> Result | None:

@@ -287,14 +287,20 @@ def scenarios(quick: bool) -> list[Scenario]:
     return chosen
 
 
-def machine() -> str:
-    model = "unknown CPU"
+def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
-    return f"{os.cpu_count()} cores, {model}; Python {platform.python_version()}; Redis {redis_version[2:]}"
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def redis_version() -> str:
+    """The installed redis-server's version (``Redis server v=7.0.15 ...`` says ``7.0.15``)."""
+    return subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2][2:]
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} cores, {cpu_model()}; Python {platform.python_version()}; Redis {redis_version()}"
 
 
 def write_report(

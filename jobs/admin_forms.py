@@ -47,8 +47,15 @@ _MESSAGE_FIELDS: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {
 }
 
 
-def _area(rows: int) -> forms.Textarea:
-    return forms.Textarea(attrs={"rows": rows, "cols": 60, "spellcheck": "false"})
+def _text_area(label: str, rows: int, help_text: str, **options: Any) -> forms.CharField:
+    """An optional target part typed as text over ``rows`` lines (JSON, arguments, headers, a body)."""
+    return forms.CharField(
+        required=False,
+        label=label,
+        widget=forms.Textarea(attrs={"rows": rows, "cols": 60, "spellcheck": "false"}),
+        help_text=help_text,
+        **options,
+    )
 
 
 class JobForm(forms.ModelForm):
@@ -58,24 +65,15 @@ class JobForm(forms.ModelForm):
     request_user: Any = None
 
     python_task = forms.ChoiceField(required=False, label="Task")
-    python_args = forms.CharField(
-        required=False,
-        label="Positional arguments",
-        widget=_area(2),
-        help_text='A JSON array, e.g. <code>["ops", 3]</code>. Blank: none.',
-    )
-    python_kwargs = forms.CharField(
-        required=False,
-        label="Keyword arguments",
-        widget=_area(3),
-        help_text='A JSON object, e.g. <code>{"dry_run": false}</code>. Blank: none.',
+    python_args = _text_area("Positional arguments", 2, 'A JSON array, e.g. <code>["ops", 3]</code>. Blank: none.')
+    python_kwargs = _text_area(
+        "Keyword arguments", 3, 'A JSON object, e.g. <code>{"dry_run": false}</code>. Blank: none.'
     )
     command_name = forms.ChoiceField(required=False, label="Command")
-    command_args = forms.CharField(
-        required=False,
-        label="Arguments",
-        widget=_area(3),
-        help_text="One argument per line, e.g. <code>--days</code> then <code>30</code> (or <code>--days=30</code>).",
+    command_args = _text_area(
+        "Arguments",
+        3,
+        "One argument per line, e.g. <code>--days</code> then <code>30</code> (or <code>--days=30</code>).",
     )
     webhook_url = forms.CharField(
         required=False,
@@ -88,18 +86,11 @@ class JobForm(forms.ModelForm):
     webhook_method = forms.ChoiceField(
         required=False, label="Method", choices=[(method, method) for method in HTTP_METHODS], initial="POST"
     )
-    webhook_headers = forms.CharField(
-        required=False,
-        label="Headers",
-        widget=_area(3),
-        help_text="One per line, <code>Name: value</code>. The signature headers are added for you.",
+    webhook_headers = _text_area(
+        "Headers", 3, "One per line, <code>Name: value</code>. The signature headers are added for you."
     )
-    webhook_body = forms.CharField(
-        required=False,
-        strip=False,
-        label="Body",
-        widget=_area(5),
-        help_text="Sent as is (JSON unless a Content-Type header says otherwise). Blank: no body.",
+    webhook_body = _text_area(
+        "Body", 5, "Sent as is (JSON unless a Content-Type header says otherwise). Blank: no body.", strip=False
     )
     secret = forms.CharField(
         required=False,

@@ -1,6 +1,6 @@
 """Attempts that got their final status, told to the dashboard's counters (jobscheduler.activity).
 
-jobs.services calls ``count_ended`` after each write that set a run's status, with the runs it
+jobs.run_records calls ``count_ended`` after each write that set a run's status, with the runs it
 applied to; so every path that records an outcome (the worker's batches, takeovers, the
 engine's missed runs) is counted once, by the write that made it so.
 """

@@ -2,7 +2,7 @@
 
 Counters rather than queries: with a million runs stored, counting them in MongoDB takes
 seconds (SecantusDB decodes every candidate document; docs/dashboard-benchmark.md), while
-these cost one pipeline where outcomes are recorded (jobs.services, a batch at a time) and
+these cost one pipeline where outcomes are recorded (jobs.run_records, a batch at a time) and
 one a second in each scheduler (its heartbeat). They are best effort: a Redis that is away
 or lost its data leaves a gap in the charts, never a run unrecorded.
 

@@ -51,27 +51,19 @@ from schedules.models import Schedule
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldOpts
 
-# What the live preview reads of a form being edited (schedules/static/schedules/preview.js
-# sends these, the date-times as the admin's split widgets name them).
-PREVIEW_FIELDS = (
-    "kind",
-    "interval_seconds",
-    "anchor",
-    "expression",
-    "timezone",
-    "dst_gap",
-    "dst_repeat",
-    "solar_event",
-    "latitude",
-    "longitude",
-    "solar_offset_seconds",
-    "start_at",
-    "end_at",
-    "max_runs",
-    "jitter_seconds",
-    "exclusion_calendars",
-    "paused",
+# How a schedule copes when the scheduler falls behind or a run is still running: none of it
+# moves an occurrence.
+RUN_POLICY_FIELDS = (
+    "misfire_policy",
+    "misfire_grace_seconds",
+    "catchup_window_seconds",
+    "catchup_max_runs",
+    "overlap_policy",
 )
+# What the live preview reads of a form being edited (schedules/static/schedules/preview.js
+# sends these, the date-times as the admin's split widgets name them): every field that decides
+# the occurrences, and ``paused``, which its heading shows; ``paused_until`` only ends a pause.
+PREVIEW_FIELDS = tuple(name for name in services.EDITABLE_FIELDS if name not in (*RUN_POLICY_FIELDS, "paused_until"))
 
 SCHEDULE_FIELDSETS: tuple[tuple[str | None, _FieldOpts], ...] = (
     (None, {"fields": ("kind", "interval_seconds", "expression", "timezone", "anchor")}),
@@ -89,16 +81,7 @@ SCHEDULE_FIELDSETS: tuple[tuple[str | None, _FieldOpts], ...] = (
     ),
     (
         "When the scheduler falls behind or a run is still running",
-        {
-            "classes": ("collapse",),
-            "fields": (
-                "misfire_policy",
-                "misfire_grace_seconds",
-                "catchup_window_seconds",
-                "catchup_max_runs",
-                "overlap_policy",
-            ),
-        },
+        {"classes": ("collapse",), "fields": RUN_POLICY_FIELDS},
     ),
     ("Exclusion calendars", {"classes": ("collapse",), "fields": ("exclusion_calendars",)}),
     ("Pause", {"fields": ("paused", "paused_until", "pause_reason")}),

@@ -239,7 +239,7 @@ def _new_documents(schedules: list[Schedule]) -> list[dict[str, Any]]:
     What ``bulk_create`` would insert, without its cost: the ORM converts every field of every
     object through the field's methods, a tenth of a millisecond a schedule, as long as the
     insert itself. Values go as they are (choices as plain strings), as for runs
-    (jobs.services.runs_insert_many); the ORM reads them back the same.
+    (jobs.run_records.runs_insert_many); the ORM reads them back the same.
     """
     created = timezone.now()
     fields = [(str(field.column), field.attname) for field in Schedule._meta.concrete_fields if not field.primary_key]

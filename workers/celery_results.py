@@ -29,13 +29,13 @@ from typing import Any
 
 from django.db import connection
 
-from jobs import selectors, services
+from jobs import run_records, selectors
 from jobs.models import Run
 from jobs.targets import celery
 from jobscheduler.outages import Backoff, unavailable
 from workers import metrics
-from workers.children import excerpt, output_chars, tail_excerpt
 from workers.handler import pause_if_failing
+from workers.outcome import excerpt, output_chars, tail_excerpt
 from workers.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def record_outcomes(worker: Worker, *, limit: int = BATCH) -> int:
             note = _retry_note(state)
             if note and note not in run.output:
                 changes.append((run, {"output": excerpt(f"{run.output}\n{note}", limit_chars)}))
-    applied = services.runs_compare_and_set_many(
+    applied = run_records.runs_compare_and_set_many(
         [(run, {"status": Run.Status.RUNNING, "external_id": run.external_id}, values) for run, values in changes]
     )
     for (run, values), written in zip(changes, applied, strict=True):

@@ -1,7 +1,7 @@
 """The run state machine: what a worker does with one entry, and what it records.
 
 - **Recording.** An attempt is inserted as ``pending`` keyed by (fire key, attempt), then moved
-  to ``running`` and to its end by compare-and-set updates (jobs.services). A replayed entry
+  to ``running`` and to its end by compare-and-set updates (jobs.run_records). A replayed entry
   whose attempt is recorded already is acknowledged, or picked up where it was left: it never
   runs twice.
 - **Retries.** A failed or timed-out attempt below the job's ``max_attempts`` puts attempt + 1
@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from jobs import selectors, services
+from jobs import run_records, selectors
 from jobs.models import Job, Run
 from jobs.runqueue import Entry
 from jobs.targets.celery import SendMarks
@@ -42,7 +42,7 @@ from schedules import services as schedule_services
 from schedules.models import Schedule
 from schedules.selectors import schedule_by_id
 from workers import metrics
-from workers.children import Outcome
+from workers.outcome import Outcome
 from workers.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -139,14 +139,16 @@ def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
         # a manual run and a held one have a pending record; a replayed one is recorded
         # already (worker.read looked): read what is recorded and go on from there.
         recorded = selectors.run_of_attempt(entry.fire_key, entry.attempt) if worker.was_recorded(entry) else None
-        run, created = (recorded, False) if recorded is not None else services.run_begin(services.run_draft(**attempt))
+        run, created = (
+            (recorded, False) if recorded is not None else run_records.run_begin(run_records.run_draft(**attempt))
+        )
         if not created:
             verdict = _recorded_already(worker, run, entry, job)
             if verdict is not None:
                 return verdict
     else:
         # A new attempt, recorded in a batch when it ends (workers.recorder).
-        run = services.run_draft(**attempt)
+        run = run_records.run_draft(**attempt)
     if not job.enabled and not entry.is_manual:
         return _skip(worker, run, entry, "Skipped: the job is disabled.")
     # A scheduled occurrence on a day of an exclusion calendar its schedule names does not run.
@@ -176,7 +178,7 @@ def _handle(worker: Worker, entry: Entry, executor: Executor) -> Handled:
             return _skip(worker, run, entry, "Skipped: a run of this schedule was still running (overlap policy).")
         if decision == "hold":
             if run._state.adding:
-                services.run_save_pending(run)  # shown as pending while it waits
+                run_records.run_save_pending(run)  # shown as pending while it waits
             return Handled.HELD  # the entry moved to the delayed set; the record stays pending
         worker.mark_running(entry)
     try:
@@ -312,7 +314,7 @@ def _resume_handoff(worker: Worker, run: Run, entry: Entry) -> Handled | None:
     same attempt goes on (None: run it here) instead of failing and trying attempt + 1."""
     if run.external_id:  # the hand-off is recorded: the task lives on in Celery
         return _await(worker, run, entry)
-    if not services.run_resume(run, expect_worker=run.worker):
+    if not run_records.run_resume(run, expect_worker=run.worker):
         worker.runqueue.ack(entry.shard, entry.entry_id)  # another worker resumed it first
         return Handled.DUPLICATE
     logger.warning("celery run resumed after its worker died", extra={"fire_key": entry.fire_key})
@@ -326,7 +328,7 @@ def _continue_lost(worker: Worker, run: Run, entry: Entry, job: Job) -> Handled:
     give_up = entry.takeovers >= worker.options.max_takeovers
     if give_up:
         message += f" Given up after {entry.takeovers} takeovers."
-    services.run_finish(run, status=Run.Status.FAILED, now=worker.now(), error=message, expect_worker=run.worker)
+    run_records.run_finish(run, status=Run.Status.FAILED, now=worker.now(), error=message, expect_worker=run.worker)
     metrics.TAKEOVERS.inc()
     metrics.RUNS.labels(status=Run.Status.FAILED, trigger=run.trigger).inc()
     logger.warning("run taken over", extra={"fire_key": entry.fire_key, "attempt": entry.attempt, "from": gone})
@@ -351,6 +353,6 @@ def pause_if_failing(worker: Worker, job: Job, run: Run) -> bool:
     if schedule is None or schedule.paused:
         return False
     schedule_services.schedule_pause(schedule, reason=f"Paused after {limit} failed runs in a row.")
-    services.run_note(run, f"The schedule was paused: its last {limit} runs failed.")
+    run_records.run_note(run, f"The schedule was paused: its last {limit} runs failed.")
     logger.warning("schedule paused after failures", extra={"schedule": str(schedule.pk), "failures": limit})
     return True

@@ -11,7 +11,7 @@ index) and does not record it twice; a crash before the write leaves nothing rec
 the taker runs the attempt.
 
 Attempts read back from MongoDB (a manual run's pending record, a taken-over attempt) keep
-the plain compare-and-set writes of jobs.services, one at a time: they are the rare case.
+the plain compare-and-set writes of jobs.run_records, one at a time: they are the rare case.
 
 Through a MongoDB outage every write is tried again (after a capped backoff, the outage
 logged once), and the slots wait: their entries stay pending in the stream until recorded.
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jobs import selectors, services
+from jobs import run_records, selectors
 from jobs.models import Run
 from jobscheduler.outages import MONGODB, Backoff, unavailable
 
@@ -60,7 +60,7 @@ class Recorder:
         pending. False: another worker started it first."""
         values: dict[str, Any] = {"status": Run.Status.RUNNING, "worker": worker, "started_at": now}
         if not run._state.adding:
-            return services.run_started(run, worker=worker, now=now, dispatched_at=dispatched_at)
+            return run_records.run_started(run, worker=worker, now=now, dispatched_at=dispatched_at)
         for name, value in values.items():
             setattr(run, name, value)
         with self._lock:
@@ -111,12 +111,12 @@ class Recorder:
         return tracked.recorded
 
     def _finish_stored(self, run: Run, *, status: str, now: datetime, **change: Any) -> bool:
-        """``services.run_finish``, tried again while MongoDB is away. A try whose answer was
+        """``run_records.run_finish``, tried again while MongoDB is away. A try whose answer was
         lost may have been applied: then the record reads back as this very outcome."""
         outage = Backoff("recording a run")
         while True:
             try:
-                if services.run_finish(run, status=status, now=now, **change):
+                if run_records.run_finish(run, status=status, now=now, **change):
                     outage.succeeded()
                     return True
                 if not outage.down:
@@ -203,8 +203,8 @@ class Recorder:
         # as running stays tracked: the next pass writes the outcome.
         ended = {id(tracked) for tracked in inserts if tracked.outcome is not None}
         try:
-            inserted = services.runs_insert_many([tracked.run for tracked in inserts])
-            applied = services.runs_compare_and_set_many(
+            inserted = run_records.runs_insert_many([tracked.run for tracked in inserts])
+            applied = run_records.runs_compare_and_set_many(
                 [
                     (tracked.run, {"status": Run.Status.RUNNING, "worker": tracked.run.worker}, tracked.outcome or {})
                     for tracked in updates
@@ -227,7 +227,9 @@ class Recorder:
                     done = True
                 else:
                     fields = self._fields(tracked)
-                    taken = services.run_by_attempt_compare_and_set(tracked.run, {"status": Run.Status.PENDING}, fields)
+                    taken = run_records.run_by_attempt_compare_and_set(
+                        tracked.run, {"status": Run.Status.PENDING}, fields
+                    )
                     done = taken is not None
                     if done and "finished_at" in fields:
                         ended.add(id(tracked))

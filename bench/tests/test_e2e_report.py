@@ -6,7 +6,7 @@ from typing import Any
 from e2e_report import bounds, peers_findings, side_by_side
 
 
-def ours(name: str, rate: float, workers_cpu: float) -> Any:  # stands in for e2e.Result
+def ours(name: str, rate: float, workers_cpu: float) -> Any:  # stands in for e2e_results.Result
     return SimpleNamespace(
         scenario=SimpleNamespace(name=name), rate=rate, rss_mb=120.0, cpu={"workers": workers_cpu}, collection_runs=9
     )
@@ -47,7 +47,7 @@ def test_findings_quote_the_run_and_leave_out_a_failed_peer() -> None:
     assert "ours 0.80 s; the peers 1.50 to 1.50 s" in text
 
 
-def measured(name: str, rate: float, cpu: dict[str, float], requests: int) -> Any:  # stands in for e2e.Result
+def measured(name: str, rate: float, cpu: dict[str, float], requests: int) -> Any:  # stands in for e2e_results.Result
     seconds = 10
     result = SimpleNamespace(scenario=SimpleNamespace(name=name), rate=rate, cpu=cpu, requests={"all": requests})
     result.per_run = lambda bucket: result.requests.get(bucket, 0) / (rate * seconds)

@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from report import OURS, STEADY, best_peer, did_the_work, ratio, table
+from report_tables import OURS, STEADY, best_peer, did_the_work, ratio, table
 
 
 def row(system: str, **values: float) -> SimpleNamespace:

@@ -16,7 +16,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
-from jobs import services
+from jobs import run_records, services
 from jobs.models import Job, Run
 from jobs.services import job_create
 from jobscheduler.coordination import SCHEDULERS, WORKERS, Coordination
@@ -142,7 +142,7 @@ def test_the_due_index_figures(admin_client: Client, job: Job, due_index: DueInd
 
 def draft(job: Job, key: str, attempt: int = 1) -> Run:
     now = datetime.now(UTC)
-    return services.run_draft(
+    return run_records.run_draft(
         job_id=job.pk,
         schedule_id="",
         fire_key=key,
@@ -185,19 +185,19 @@ def test_runs_recorded_by_the_recorder_are_counted_charted_and_listed(admin_clie
 
 
 def test_every_path_that_records_an_outcome_is_counted_once(admin_client: Client, job: Job) -> None:
-    # A stored attempt finished by a takeover (services.run_finish), a missed run recorded by the
-    # engine (services.runs_record), and a replay of that same missed run (refused: not counted).
-    stored, _ = services.run_begin(draft(job, "taken:1"))
-    assert services.run_started(stored, worker="w1", now=datetime.now(UTC))
-    assert services.run_finish(stored, status="failed", now=datetime.now(UTC), error="lost mid-run")
-    assert not services.run_finish(stored, status="failed", now=datetime.now(UTC))  # not running any more
+    # A stored attempt finished by a takeover (run_records.run_finish), a missed run recorded by the
+    # engine (run_records.runs_record), and a replay of that same missed run (refused: not counted).
+    stored, _ = run_records.run_begin(draft(job, "taken:1"))
+    assert run_records.run_started(stored, worker="w1", now=datetime.now(UTC))
+    assert run_records.run_finish(stored, status="failed", now=datetime.now(UTC), error="lost mid-run")
+    assert not run_records.run_finish(stored, status="failed", now=datetime.now(UTC))  # not running any more
 
     def missed() -> Run:
         now = datetime.now(UTC)
         return Run(job=job, fire_key="s:missed", status="missed", nominal_time=now, finished_at=now)
 
-    assert services.runs_record([missed()]) == 1
-    assert services.runs_record([missed()]) == 0
+    assert run_records.runs_record([missed()]) == 1
+    assert run_records.runs_record([missed()]) == 0
     assert figures(admin_client)["runs"]["last_hour"] == {"failed": 1, "missed": 1}
 
 
@@ -251,9 +251,9 @@ def test_staff_see_only_their_own_jobs_in_the_lists(db: Any, job: Job, other_use
     theirs = job_create(owner=other_user, name="theirs", target_type="python", target={"task": "demo.tasks.hello"})
     for owned in (job, theirs):
         schedule_services.schedule_create(job=owned, kind="fixed", interval_seconds=60)
-        stored, _ = services.run_begin(draft(owned, f"{owned.name}:1"))
-        services.run_started(stored, worker="w1", now=datetime.now(UTC))
-        services.run_finish(stored, status="failed", now=datetime.now(UTC), error="no")
+        stored, _ = run_records.run_begin(draft(owned, f"{owned.name}:1"))
+        run_records.run_started(stored, worker="w1", now=datetime.now(UTC))
+        run_records.run_finish(stored, status="failed", now=datetime.now(UTC), error="no")
     client = Client()
     client.force_login(other_user)
     found = figures(client)

@@ -8,7 +8,6 @@ ids of their jobs, which SecantusDB 0.7.0b3 plans as a collection scan; MongoDB 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from devtools.query_plans import CommandCapture, explain
 from jobs.models import Job, Run
 from schedules import services as schedule_services
 from schedules.models import Schedule
@@ -29,26 +29,7 @@ WATCHED = {Run._meta.db_table, Job._meta.db_table, Schedule._meta.db_table}
 STORED_RUNS = 300
 
 
-class Capture(pymongo.monitoring.CommandListener):
-    """The finds and aggregates sent to the watched collections while ``on`` is set."""
-
-    def __init__(self) -> None:
-        self.on = threading.Event()
-        self.commands: list[dict[str, Any]] = []
-
-    def started(self, event: pymongo.monitoring.CommandStartedEvent) -> None:
-        watched = event.command_name in ("find", "aggregate") and event.command.get(event.command_name) in WATCHED
-        if self.on.is_set() and watched:
-            self.commands.append(dict(event.command))
-
-    def succeeded(self, event: pymongo.monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: pymongo.monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-CAPTURE = Capture()
+CAPTURE = CommandCapture(WATCHED, names=("find", "aggregate"))
 pymongo.monitoring.register(CAPTURE)  # applies to clients made from now on
 
 
@@ -89,12 +70,7 @@ def stored(job: Job) -> list[Run]:
 
 def explained(command: dict[str, Any]) -> str:
     """The server's plan for a captured find or aggregate, as text."""
-    query: dict[str, Any]
-    if "find" in command:
-        query = {key: command[key] for key in ("find", "filter", "sort", "limit", "projection") if key in command}
-    else:
-        query = {"aggregate": command["aggregate"], "pipeline": command["pipeline"], "cursor": {}}
-    return json.dumps(connection.database.command("explain", query), default=str)  # type: ignore[attr-defined]
+    return json.dumps(explain(command), default=str)
 
 
 def assert_indexed(commands: list[dict[str, Any]]) -> None:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from bson import ObjectId
 
-from jobs import services as job_services
+from jobs import run_records
 from jobs.models import Run
 from jobscheduler import activity
 from jobscheduler.epoch import to_epoch_ms
@@ -120,12 +120,12 @@ def handle_work(
 def _record_missed(runs: list[Run], mongodb: Backoff | None) -> bool:
     """Record missed runs; False when MongoDB is away (``mongodb`` notes it, or is waiting)."""
     if mongodb is None:
-        job_services.runs_record(runs)
+        run_records.runs_record(runs)
         return True
     if not mongodb.ready():
         return False
     try:
-        job_services.runs_record(runs)
+        run_records.runs_record(runs)
     except Exception as error:
         if unavailable(error) != MONGODB:
             raise

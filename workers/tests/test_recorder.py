@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jobs import services
+from jobs import run_records
 from jobs.models import Job, Run
 from jobs.services import job_create, run_now
 from workers.recorder import Recorder
@@ -23,7 +23,7 @@ def job(user: Any) -> Job:
 
 
 def draft(job: Job, key: str = "s:1000", attempt: int = 1, worker: str = "w1") -> Run:
-    return services.run_draft(
+    return run_records.run_draft(
         job_id=job.pk,
         schedule_id="",
         fire_key=key,
@@ -86,7 +86,7 @@ def test_an_outcome_that_comes_while_the_run_is_inserted_as_running_is_written_n
 
     writer = recorder(insert_after=0.05)
     run = draft(job)
-    insert = services.runs_insert_many
+    insert = run_records.runs_insert_many
     results: list[bool] = []
     ending = threading.Thread(
         target=lambda: results.append(writer.finish(run, status="failed", now=T0 + timedelta(seconds=2), error="boom"))
@@ -98,7 +98,7 @@ def test_an_outcome_that_comes_while_the_run_is_inserted_as_running_is_written_n
             wait_for(lambda: all(tracked.outcome for tracked in writer._tracked.values()))
         return insert(runs)
 
-    monkeypatch.setattr(services, "runs_insert_many", insert_as_the_run_ends)
+    monkeypatch.setattr(run_records, "runs_insert_many", insert_as_the_run_ends)
     writer.started(run, worker="w1", now=T0, dispatched_at=T0)
     ending_started = wait_for(lambda: ending.ident)
     assert ending_started
@@ -140,7 +140,7 @@ def test_an_attempt_recorded_already_is_not_recorded_again(job, recorder):
 def test_a_pending_record_of_the_attempt_is_taken_on(user, job, recorder):
     key = run_now(job, user=user)
     writer = recorder(insert_after=60)
-    run = services.run_draft(
+    run = run_records.run_draft(
         job_id=job.pk,
         schedule_id="",
         fire_key=key,
@@ -162,7 +162,7 @@ def test_a_run_taken_over_while_it_ran_records_nothing_over_its_successor(job, r
     writer.started(run, worker="stalled", now=T0, dispatched_at=T0)
     stored = wait_for(lambda: Run.objects.filter(fire_key="s:1000").first())
     # Another worker found "stalled" dead and failed its attempt (as workers.handler does).
-    assert services.run_finish(stored, status="failed", now=T0, error="lost mid-run", expect_worker="stalled")
+    assert run_records.run_finish(stored, status="failed", now=T0, error="lost mid-run", expect_worker="stalled")
     assert not writer.finish(run, status="succeeded", now=T0 + timedelta(seconds=40), output="late")
     stored.refresh_from_db()
     assert (stored.status, stored.error, stored.output) == ("failed", "lost mid-run", "")
@@ -180,16 +180,16 @@ def test_a_pass_that_failed_after_inserting_is_not_taken_for_a_duplicate(job, re
     writer = recorder(insert_after=60)
     run = draft(job)
     writer.started(run, worker="w1", now=T0, dispatched_at=T0)
-    inserted = services.runs_insert_many
+    inserted = run_records.runs_insert_many
 
     def insert_then_lose_the_connection(runs: Any) -> list[bool]:
         inserted(runs)
-        monkeypatch.setattr(services, "runs_insert_many", inserted)  # the next pass goes through
+        monkeypatch.setattr(run_records, "runs_insert_many", inserted)  # the next pass goes through
         for written in runs:
             written._state.adding = True  # as far as this pass knows, nothing was written
         raise ConnectionError("lost")
 
-    monkeypatch.setattr(services, "runs_insert_many", insert_then_lose_the_connection)
+    monkeypatch.setattr(run_records, "runs_insert_many", insert_then_lose_the_connection)
     # The thread logs the failed pass and tries again: the record it finds is its own.
     assert writer.finish(run, status="succeeded", now=T0)
     assert Run.objects.get(pk=run.pk).status == "succeeded"

@@ -6,7 +6,6 @@ filter is explained on the server the suite uses.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +13,7 @@ import pymongo.monitoring
 import pytest
 from django.db import connection
 
+from devtools.query_plans import CommandCapture, explain, winning_stages
 from jobs.models import Run
 from jobs.services import job_create
 from schedules import services as schedule_services
@@ -23,25 +23,7 @@ from workers.tests.test_worker import Clock, Scripted, dispatch, make_worker, re
 RUNS = Run._meta.db_table
 
 
-class Capture(pymongo.monitoring.CommandListener):
-    """The commands sent to the runs collection while ``on`` is set."""
-
-    def __init__(self) -> None:
-        self.on = threading.Event()
-        self.commands: list[dict[str, Any]] = []
-
-    def started(self, event: pymongo.monitoring.CommandStartedEvent) -> None:
-        if self.on.is_set() and event.command.get(event.command_name) == RUNS:
-            self.commands.append(dict(event.command))
-
-    def succeeded(self, event: pymongo.monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: pymongo.monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-CAPTURE = Capture()
+CAPTURE = CommandCapture({RUNS})
 pymongo.monitoring.register(CAPTURE)  # applies to clients made from now on
 
 
@@ -55,12 +37,7 @@ def captured(db: Any) -> Iterator[list[dict[str, Any]]]:
 
 
 def plan_stages(query: dict[str, Any]) -> list[str]:
-    plan = connection.database.command("explain", {"find": RUNS, "filter": query})["queryPlanner"]["winningPlan"]  # type: ignore[attr-defined]
-    stages = []
-    while plan:
-        stages.append(plan["stage"])
-        plan = plan.get("inputStage")
-    return stages
+    return winning_stages(explain({"find": RUNS, "filter": query}))
 
 
 def test_a_workers_hot_path_queries_the_runs_collection_by_index(user, runqueue, captured):
@@ -87,7 +64,7 @@ def test_a_workers_hot_path_queries_the_runs_collection_by_index(user, runqueue,
 
 
 def test_a_failing_run_checks_its_schedule_by_index(user, runqueue, captured):
-    from workers.children import Outcome
+    from workers.outcome import Outcome
 
     runqueue.ensure_groups()
     job = job_create(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jobs import services
+from jobs import run_records, services
 from jobs.models import Job, Run
 from jobs.runqueue import WORKER_GROUP, Entry, RunQueue
 from jobs.services import job_create, run_now
@@ -17,8 +17,9 @@ from jobscheduler.coordination import SCHEDULERS
 from schedules import services as schedule_services
 from schedules.models import Schedule
 from workers import children, loop
-from workers.children import Outcome, Slot
+from workers.children import Slot
 from workers.handler import handle, overlap_decision_policy, retry_delay
+from workers.outcome import Outcome
 from workers.worker import Worker, WorkerOptions
 
 T0 = 1_800_000_000.0
@@ -405,8 +406,8 @@ def start_and_die(runqueue: RunQueue, user: Any, job: Job, name: str = "dead") -
     key = run_now(job, user=user)
     dead = make_worker(runqueue, Clock(), name=name)
     entry = read_one(dead)
-    run, _ = services.run_begin(
-        services.run_draft(
+    run, _ = run_records.run_begin(
+        run_records.run_draft(
             job_id=entry.job_id,
             schedule_id="",
             fire_key=key,
@@ -417,7 +418,7 @@ def start_and_die(runqueue: RunQueue, user: Any, job: Job, name: str = "dead") -
             worker=name,
         )
     )
-    assert services.run_started(run, worker=name, now=services.timezone.now())
+    assert run_records.run_started(run, worker=name, now=services.timezone.now())
     return key
 
 
@@ -451,8 +452,8 @@ def test_takeovers_are_bounded(user, runqueue, clock):
     runqueue.replace(shard, entry_id, {k.decode(): v.decode() for k, v in fields.items()} | {"k": "3"})
     dead = make_worker(runqueue, Clock(), name="dead")
     entry = read_one(dead)
-    run, _ = services.run_begin(
-        services.run_draft(
+    run, _ = run_records.run_begin(
+        run_records.run_draft(
             job_id=entry.job_id,
             schedule_id="",
             fire_key=key,
@@ -463,7 +464,7 @@ def test_takeovers_are_bounded(user, runqueue, clock):
             worker="dead",
         )
     )
-    services.run_started(run, worker="dead", now=services.timezone.now())
+    run_records.run_started(run, worker="dead", now=services.timezone.now())
     other = make_worker(runqueue, clock, name="w2", takeover_seconds=0, max_takeovers=3)
     (claimed,) = other.take_over(1)
     assert handle(other, claimed, Scripted()) == "given up"
