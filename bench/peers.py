@@ -264,11 +264,14 @@ def main() -> None:
         nargs="+",
         default=None,
         help="measure nothing: rewrite the report from results files earlier runs kept (several: "
-        "consecutive runs of different rows, e.g. a run stopped midway and one of the rows it did not reach)",
+        "consecutive runs of different rows, e.g. a run stopped midway and one of the rows it did not reach; "
+        "a row measured again replaces the earlier samples; with --results, the merged rows are kept there)",
     )
     args = parser.parse_args()
     if args.report_from:
         saved = merge_results([load_results(path) for path in args.report_from])
+        if args.results:  # the merged rows, to rewrite the report from later
+            save_results(args.results, saved)
         write_saved_report(args.out, saved)
         print(f"wrote {args.out} from {', '.join(map(str, args.report_from))}")
         return

@@ -64,10 +64,14 @@ def load_results(path: Path) -> dict[str, Any]:
 
 
 def merge_results(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Consecutive runs as one: their rows and skips, workloads in the order first met."""
+    """Consecutive runs as one: their rows and skips, workloads in the order first met. A
+    system's workload measured again in a later run (a rerun of our rows after a change)
+    takes the later run's samples only."""
     merged = dict(runs[0])
     for run in runs[1:]:
-        merged["rows"] = merged["rows"] + run["rows"]
+        remeasured = {(row["system"], row["workload"]) for row in run["rows"]}
+        kept = [row for row in merged["rows"] if (row["system"], row["workload"]) not in remeasured]
+        merged["rows"] = kept + run["rows"]
         merged["skipped"] = merged["skipped"] + run["skipped"]
         known = {workload["label"] for workload in merged["workloads"]}
         merged["workloads"] = merged["workloads"] + [w for w in run["workloads"] if w["label"] not in known]
