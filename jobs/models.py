@@ -170,6 +170,9 @@ class Run(models.Model):
             models.Index(fields=["status", "-nominal_time"]),
             # The admin's runs list, newest first (its order ends in the id), and its time filter.
             models.Index(fields=["-nominal_time", "-id"], name="run_nominal_time"),
+            # purge_runs reads by it, and with JOBSCHEDULER_RUN_RETENTION_TTL it is the TTL index
+            # that expires finished runs (jobs/retention.py sets its expireAfterSeconds).
+            models.Index(fields=["finished_at"], name="run_finished_at"),
         ]
 
     def __str__(self) -> str:
