@@ -70,6 +70,9 @@ class Job(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["owner", "name"], name="job_name_unique_per_owner")]
+        # A superuser's list of every job, in its order (the unique index above is partial,
+        # which a plain sort cannot use).
+        indexes = [models.Index(fields=["name"], name="job_name")]
         permissions = JOB_PERMISSIONS
 
     def __str__(self) -> str:
