@@ -17,6 +17,7 @@ from jobs import retention
 from jobs.models import Job, Run
 from jobs.services import runs_purge
 from jobscheduler import mongo
+from jobscheduler.tests.query_plans import assert_indexed, capturing, queries
 
 DAY = 86_400
 
@@ -110,3 +111,16 @@ def test_secantus_expires_finished_runs_past_the_retention_by_the_ttl_index(job:
     assert runs_purge(before=datetime.now(UTC) - timedelta(days=30), dry_run=True) == 2  # what purge_runs would take
     admin.command("secantusAdmin.pruneTtl")
     assert sorted(Run.objects.values_list("fire_key", flat=True)) == ["pending", "recent", "running"]
+
+
+def test_purge_runs_reads_and_deletes_by_index(job: Job) -> None:
+    for index in range(300):
+        make_run(job, f"old-{index}", "succeeded", 40 + index / 100)
+    make_run(job, "recent", "failed", 1)
+    make_run(job, "running", "running", None)
+    with capturing(Run._meta.db_table) as captured:
+        call_command("purge_runs", "--batch", "100", stdout=StringIO())
+    assert sorted(Run.objects.values_list("fire_key", flat=True)) == ["recent", "running"]
+    found = [query for _, query, _ in queries(captured)]
+    assert found and all(list(query) in (["finished_at"], ["_id"]) for query in found), found
+    assert_indexed(captured, strict=True)

@@ -47,15 +47,15 @@ class Capture(pymongo.monitoring.CommandListener):
         pass
 
 
+# A listener applies to the clients made after it is registered: this module is imported by
+# the test modules using it, which pytest collects before any test makes Django's client.
 CAPTURE = Capture()
-pymongo.monitoring.register(CAPTURE)  # applies to clients made from now on
+pymongo.monitoring.register(CAPTURE)
 
 
 @contextmanager
 def capturing(*collections: str) -> Iterator[list[dict[str, Any]]]:
-    """Record what is sent to ``collections`` inside the block (Django's client is made anew, so
-    that it reports to the listener)."""
-    connection.close()
+    """Record what is sent to ``collections`` inside the block."""
     CAPTURE.watched = set(collections)
     CAPTURE.commands = []
     CAPTURE.on.set()
