@@ -8,7 +8,7 @@ ids of their jobs, which SecantusDB 0.7.0b3 plans as a collection scan; MongoDB 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,11 +19,9 @@ from django.urls import reverse
 
 from jobs.models import Job, Run
 from jobscheduler.tests.query_plans import assert_indexed, capturing
-from schedules import services as schedule_services
 from schedules.models import Schedule
 
 WATCHED = (Run._meta.db_table, Job._meta.db_table, Schedule._meta.db_table)
-STORED_RUNS = 300
 
 
 @pytest.fixture
@@ -31,26 +29,6 @@ def admin_client(db: Any) -> Client:
     client = Client()
     client.force_login(User.objects.create_superuser("root", "root@example.com", "root-password-1"))
     return client
-
-
-@pytest.fixture
-def stored(job: Job) -> list[Run]:
-    """A job's runs, with a schedule and a retried occurrence among them, and other jobs' runs."""
-    schedule = schedule_services.schedule_create(job=job, kind="fixed", interval_seconds=60)
-    start = datetime(2026, 3, 1, tzinfo=UTC)
-    runs = [
-        Run(
-            job=job,
-            schedule=schedule,
-            fire_key=f"{schedule.pk}:{n}",
-            status="failed" if n % 7 == 0 else "succeeded",
-            nominal_time=start + timedelta(minutes=n),
-        )
-        for n in range(STORED_RUNS)
-    ]
-    runs.append(Run(job=job, schedule=schedule, fire_key=f"{schedule.pk}:0", attempt=2, nominal_time=start))
-    Run.objects.bulk_create(runs)
-    return list(Run.objects.filter(job=job).order_by("nominal_time"))
 
 
 def load(client: Client, url: str, **query: str) -> list[dict[str, Any]]:

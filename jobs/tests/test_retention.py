@@ -124,3 +124,20 @@ def test_purge_runs_reads_and_deletes_by_index(job: Job) -> None:
     found = [query for _, query, _ in queries(captured)]
     assert found and all(list(query) in (["finished_at"], ["_id"]) for query in found), found
     assert_indexed(captured, strict=True)
+
+
+def test_the_check_warns_of_retryable_writes_on_secantus_only(db: Any) -> None:
+    from pymongo import MongoClient
+
+    from jobs.checks import check_retryable_writes_on_secantus, retryable_writes_warnings
+
+    assert check_retryable_writes_on_secantus(databases=[connection.alias]) == []  # the tests turn them off
+    address = connection.settings_dict["HOST"]
+    for retry_writes in (True, False):
+        client: MongoClient[Any] = MongoClient(address, retryWrites=retry_writes)
+        try:
+            warnings = [warning.id for warning in retryable_writes_warnings(client)]
+        finally:
+            client.close()
+        expected = ["jobs.W004"] if retry_writes and running_on_secantus() else []
+        assert warnings == expected, retry_writes
