@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
 from pymongo.collection import Collection
 
 from jobs.models import Run
@@ -74,8 +75,10 @@ def apply_after_migrate(**kwargs: Any) -> None:
     """post_migrate receiver (jobs.apps): every ``migrate`` brings the TTL in line with the settings."""
     if kwargs.get("plan") is not None and any(backwards for _, backwards in kwargs["plan"]):
         return  # migrating backwards: the index may be gone
+    # The database migrated (a test database too), on its own connection.
+    runs = connections[kwargs.get("using", DEFAULT_DB_ALIAS)].get_collection(Run._meta.db_table)  # type: ignore[attr-defined]
     try:
-        before, after = apply_retention()
+        before, after = apply_retention(runs)
     except LookupError:
         return
     if before != after and kwargs.get("verbosity", 1) >= 1 and kwargs.get("stdout") is not None:
