@@ -168,9 +168,11 @@ class Run(models.Model):
             # The unique constraint's index is partial (fire_key and attempt of the right
             # types), which a plain query on fire_key cannot use: look-ups by fire key need this.
             models.Index(fields=["fire_key"], name="run_fire_key"),
-            models.Index(fields=["job", "-nominal_time"]),
-            models.Index(fields=["schedule", "-nominal_time"]),
-            models.Index(fields=["status", "-nominal_time"]),
+            # A job's, a schedule's or a status's runs newest first, ties by id: a page of the
+            # API's or the admin's list (ordered so) is read off the index, never sorted.
+            models.Index(fields=["job", "-nominal_time", "-id"], name="run_job_nominal_time"),
+            models.Index(fields=["schedule", "-nominal_time", "-id"], name="run_schedule_nominal_time"),
+            models.Index(fields=["status", "-nominal_time", "-id"], name="run_status_nominal_time"),
             # The admin's runs list, newest first (its order ends in the id), and its time filter.
             models.Index(fields=["-nominal_time", "-id"], name="run_nominal_time"),
             # purge_runs reads by it, and with JOBSCHEDULER_RUN_RETENTION_TTL it is the TTL index
