@@ -162,7 +162,7 @@ def run_count_of_jobs(job_ids: Iterable[Any]) -> int:
 
 def recent_runs_of_job(job_id: Any, limit: int = 50) -> list[Run]:
     """A job's last ``limit`` runs, newest first, with their status, nominal time and attempt
-    (the admin's strip): one condition, on the job, answered by the (job, -nominal_time) index.
+    (the admin's strip): one condition, on the job, answered by the (job, -nominal_time, -id) index.
 
     A find rather than the ORM's aggregate: SecantusDB reads every run of the job either way
     (its sort does not stream from the index; MongoDB's does), and the find takes half as long.
