@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from pymongo.collection import Collection
+from pymongo.errors import OperationFailure
 
 from jobs.models import Run
 from jobscheduler import mongo
@@ -47,9 +48,9 @@ def held_expiry(collection: Collection[dict[str, Any]] | None = None) -> int | N
 def apply_retention(collection: Collection[dict[str, Any]] | None = None) -> tuple[int | None, int | None]:
     """Give the index the TTL the settings ask for; returns (before, after) in seconds.
 
-    Setting or changing a TTL is a ``collMod`` (instant, MongoDB 5.1 or later); MongoDB cannot
-    take the option off an index, so turning the TTL off rebuilds the index plain, under the
-    same name the migration declared.
+    Setting or changing a TTL is a ``collMod`` (instant; a plain index takes one from MongoDB
+    5.1 on, before that it is rebuilt with it); MongoDB cannot take the option off an index, so
+    turning the TTL off rebuilds the index plain. Rebuilt under the name the migration declared.
     """
     collection = collection if collection is not None else mongo.collection(Run)
     before = held_expiry(collection)
@@ -57,10 +58,16 @@ def apply_retention(collection: Collection[dict[str, Any]] | None = None) -> tup
     if before == after:
         return before, after
     if after is not None:
-        collection.database.command("collMod", collection.name, index={"name": INDEX, "expireAfterSeconds": after})
-    else:
-        collection.drop_index(INDEX)
-        collection.create_index([(FIELD, 1)], name=INDEX)
+        try:
+            collection.database.command("collMod", collection.name, index={"name": INDEX, "expireAfterSeconds": after})
+            return before, after
+        except OperationFailure:
+            if before is not None:
+                raise
+            # MongoDB before 5.1 cannot make a plain index a TTL one: rebuilt below with it.
+    collection.drop_index(INDEX)
+    options: dict[str, Any] = {} if after is None else {"expireAfterSeconds": after}
+    collection.create_index([(FIELD, 1)], name=INDEX, **options)
     return before, after
 
 
