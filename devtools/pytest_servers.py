@@ -33,6 +33,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     _servers = ensure_servers(log_dir, ":memory:")
     os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-" + uuid.uuid4().hex)
     os.environ["JOBSCHEDULER_REDIS_PREFIX"] = f"jstest:{uuid.uuid4().hex[:12]}"
+    # No TTL on the test database's runs: tests store runs that finished long ago, which the
+    # server's TTL monitor would delete under them. jobs/tests/test_retention.py turns it on.
+    os.environ.setdefault("JOBSCHEDULER_RUN_RETENTION_TTL", "0")
     os.environ.setdefault("JOBSCHEDULER_TEST_LOG_DIR", str(log_dir))
 
 

@@ -145,6 +145,9 @@ def ensure_servers(log_dir: Path, secantus_storage: str) -> Servers:
     atexit.register(servers.stop)
     if not os.environ.get("MONGODB_URI"):
         os.environ["MONGODB_URI"] = servers.start_secantus(secantus_storage, log_dir)
+        # No failover to retry across, and its record of retryable writes slows every write
+        # (jobscheduler/settings.py); processes started from here inherit it.
+        os.environ.setdefault("MONGODB_RETRY_WRITES", "0")
     redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     if not redis_answers(redis_url):
         redis_url = servers.start_redis(log_dir)

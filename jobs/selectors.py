@@ -136,14 +136,14 @@ def recent_outcomes(schedule_id: Any, limit: int, max_attempts: int) -> list[str
     """How the schedule's last ``limit`` occurrences ended, newest first: each one's newest
     finished attempt (succeeded, failed or timed out). Manual runs and their retries do not count.
 
-    One condition only, on the schedule, answered by the (schedule, -nominal_time) index; the
+    One condition only, on the schedule, answered by the (schedule, -nominal_time, -id) index; the
     rest is sorted out here (SecantusDB plans a filter on two fields as a collection scan).
     """
     ended = {Run.Status.SUCCEEDED, Run.Status.FAILED, Run.Status.TIMED_OUT}
     window = limit * (max_attempts + 1) + RECENT_SLACK
     recent = (
         Run.objects.filter(schedule_id=schedule_id)
-        .order_by("-nominal_time", "-created_at")
+        .order_by("-nominal_time", "-pk")  # the index's order: MongoDB reads the window, sorts nothing
         .values_list("fire_key", "status", "attempt")[:window]
     )
     newest: dict[str, tuple[int, str]] = {}
@@ -162,7 +162,7 @@ def run_count_of_jobs(job_ids: Iterable[Any]) -> int:
 
 def recent_runs_of_job(job_id: Any, limit: int = 50) -> list[Run]:
     """A job's last ``limit`` runs, newest first, with their status, nominal time and attempt
-    (the admin's strip): one condition, on the job, answered by the (job, -nominal_time) index.
+    (the admin's strip): one condition, on the job, answered by the (job, -nominal_time, -id) index.
 
     A find rather than the ORM's aggregate: SecantusDB reads every run of the job either way
     (its sort does not stream from the index; MongoDB's does), and the find takes half as long.

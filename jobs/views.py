@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs import selectors, services
+from jobs.admin_paging import RunsPaginator
 from jobs.models import Job, Run
 from jobs.serializers import JobSerializer, RunSerializer
 from jobscheduler.api import (
@@ -23,6 +24,7 @@ from jobscheduler.api import (
     PARSER_CLASSES,
     AwareDateTimeFilter,
     ObjectIdFilter,
+    Pagination,
     StrictBooleanFilter,
 )
 
@@ -156,6 +158,13 @@ class RunFilter(django_filters.FilterSet):
         fields = ("job", "schedule", "status", "trigger", "nominal_after", "nominal_before")
 
 
+class RunPagination(Pagination):
+    """Pages of runs: the admin's paginator (jobs.admin_paging), which neither counts nor sorts
+    every run of an unfiltered list."""
+
+    django_paginator_class = RunsPaginator
+
+
 class RunViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
     """Runs: one record per execution attempt, written by the engine; read-only here."""
 
@@ -163,6 +172,10 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
     lookup_value_regex = OBJECT_ID_PATTERN
     filterset_class = RunFilter
     ordering_fields = ("nominal_time", "created_at", "dispatched_at", "started_at", "finished_at", "status")
+    # Newest first, ties by id: the order of the (nominal time, id) index, so a page is read
+    # from it instead of a sort of every run; unfiltered, counted and paged as the admin's list.
+    ordering = ("-nominal_time", "-id")
+    pagination_class = RunPagination
 
     def get_queryset(self) -> QuerySet[Run]:
         return selectors.runs_visible_to(self.request.user)

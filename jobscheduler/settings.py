@@ -114,13 +114,29 @@ TEMPLATES = [
 # --- MongoDB: the source of truth --------------------------------------------------------
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/jobscheduler")
 _uri_db = urlsplit(MONGODB_URI).path.lstrip("/")
+# Retryable writes: pymongo's default (on), or the URI's retryWrites, unless this is set. On for
+# a real MongoDB, where a write cut off by a failover is sent once more to the new primary. Off
+# for SecantusDB (devtools sets MONGODB_RETRY_WRITES=0 when it starts one): one node has no
+# failover to retry across, and 0.7.0b3 keeps a record of every retryable write that makes each
+# write cost 4.2 ms instead of 0.5 ms once it holds 10,000 (docs/e2e-benchmark.md).
+_retry_writes = {"retryWrites": env_bool("MONGODB_RETRY_WRITES")} if os.environ.get("MONGODB_RETRY_WRITES") else {}
 DATABASES = {
     "default": {
         "ENGINE": "django_mongodb_backend",
         "HOST": MONGODB_URI,
         # MONGODB_DB wins over the URI's path so tests and tools can pick a database.
         "NAME": os.environ.get("MONGODB_DB") or _uri_db or "jobscheduler",
-        "OPTIONS": {"serverSelectionTimeoutMS": int(os.environ.get("MONGODB_TIMEOUT_MS", "5000"))},
+        "OPTIONS": {
+            "serverSelectionTimeoutMS": int(os.environ.get("MONGODB_TIMEOUT_MS", "5000")),
+            # Writes (run records above all) are acknowledged once a majority of a replica set
+            # holds them, so a failover never rolls back a recorded run; reads see only what a
+            # majority holds, so reconcile never decides on a write a failover could undo. A
+            # standalone server treats both as its single node's.
+            "w": int(_w) if (_w := os.environ.get("MONGODB_WRITE_CONCERN", "majority")).isdigit() else _w,
+            "wTimeoutMS": env_int("MONGODB_WRITE_TIMEOUT_MS", 10_000),
+            "readConcernLevel": os.environ.get("MONGODB_READ_CONCERN", "majority"),
+            **_retry_writes,
+        },
     },
 }
 DEFAULT_AUTO_FIELD = "django_mongodb_backend.fields.ObjectIdAutoField"
@@ -211,7 +227,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "jobscheduler.api.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
@@ -374,5 +390,8 @@ JOBSCHEDULER_WORKER_MAX_TAKEOVERS = int(os.environ.get("JOBSCHEDULER_WORKER_MAX_
 JOBSCHEDULER_WORKER_RETRY_CAP_SECONDS = float(os.environ.get("JOBSCHEDULER_WORKER_RETRY_CAP_SECONDS", "3600"))
 # How much of a run's output (return value, command output) and error a run record keeps.
 JOBSCHEDULER_RUN_OUTPUT_CHARS = int(os.environ.get("JOBSCHEDULER_RUN_OUTPUT_CHARS", "4000"))
-# purge_runs deletes finished runs older than this many days.
-JOBSCHEDULER_RUN_RETENTION_DAYS = int(os.environ.get("JOBSCHEDULER_RUN_RETENTION_DAYS", "30"))
+# Finished runs are kept this many days: purge_runs's default, and, while the TTL is on, the
+# runs' TTL index deletes them once they are older (jobs/retention.py; set at every migrate).
+JOBSCHEDULER_RUN_RETENTION_DAYS = env_int("JOBSCHEDULER_RUN_RETENTION_DAYS", 30)
+# Off by default: an upgrade must not start deleting a deployment's run history on its own.
+JOBSCHEDULER_RUN_RETENTION_TTL = env_bool("JOBSCHEDULER_RUN_RETENTION_TTL", False)

@@ -128,6 +128,8 @@ class Schedule(models.Model):
     class Meta:
         ordering = ["created_at"]
         indexes = [
+            # A superuser's list of every schedule, in its order.
+            models.Index(fields=["created_at"], name="schedule_created_at"),
             # Schedules the service paused have a reason; the dashboard finds them by it
             # (pause_reason > "") without reading the others.
             models.Index(fields=["pause_reason"], name="schedule_pause_reason"),

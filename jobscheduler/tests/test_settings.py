@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import override_settings
@@ -131,3 +132,53 @@ def test_behind_a_proxy_https_is_seen_through_its_header(client) -> None:
 def test_probes_and_scrapes_over_plain_http_are_not_redirected(client, db, path: str) -> None:
     with override_settings(SECURE_SSL_REDIRECT=True, JOBSCHEDULER_METRICS_TOKEN=""):
         assert client.get(path).status_code == 200
+
+
+MONGO_PROBE = """
+import json
+import django
+django.setup()
+from django.conf import settings
+print(json.dumps({"options": settings.DATABASES["default"]["OPTIONS"],
+                  "ttl": settings.JOBSCHEDULER_RUN_RETENTION_TTL, "days": settings.JOBSCHEDULER_RUN_RETENTION_DAYS}))
+"""
+
+
+def mongo_settings(**overrides: str) -> dict[str, Any]:
+    # Without what devtools.pytest_servers sets for the tests (retryable writes and the TTL off).
+    env = {
+        name: value
+        for name, value in environment(DJANGO_SECRET_KEY="x", **overrides).items()
+        if name not in ("MONGODB_RETRY_WRITES", "JOBSCHEDULER_RUN_RETENTION_TTL") or name in overrides
+    }
+    probe = subprocess.run([sys.executable, "-c", MONGO_PROBE], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr
+    return json.loads(probe.stdout)
+
+
+def test_mongodb_concerns_default_to_majority_and_retryable_writes_to_the_uris_choice() -> None:
+    found = mongo_settings()
+    assert {key: found["options"].get(key) for key in ("w", "wTimeoutMS", "readConcernLevel")} == {
+        "w": "majority",
+        "wTimeoutMS": 10_000,
+        "readConcernLevel": "majority",
+    }
+    assert "retryWrites" not in found["options"]  # pymongo's default (on), or the URI's retryWrites
+    assert (found["ttl"], found["days"]) == (False, 30)  # no run is deleted unless asked
+
+
+def test_mongodb_concerns_and_retention_from_the_environment() -> None:
+    found = mongo_settings(
+        MONGODB_WRITE_CONCERN="1",
+        MONGODB_READ_CONCERN="local",
+        MONGODB_RETRY_WRITES="0",
+        JOBSCHEDULER_RUN_RETENTION_DAYS="7",
+        JOBSCHEDULER_RUN_RETENTION_TTL="1",
+    )
+    assert (found["options"]["w"], found["options"]["readConcernLevel"], found["options"]["retryWrites"]) == (
+        1,
+        "local",
+        False,
+    )
+    assert (found["ttl"], found["days"]) == (True, 7)
+    assert mongo_settings(MONGODB_RETRY_WRITES="1")["options"]["retryWrites"] is True
