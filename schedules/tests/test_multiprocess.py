@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import connection
 
+from jobs import run_records
 from jobs.models import Run
+from jobs.run_records import run_draft
 from jobs.runqueue import RunQueue
 from jobscheduler.coordination import SCHEDULERS, Coordination
 from jobscheduler.epoch import from_epoch_ms, to_epoch_ms
@@ -44,52 +46,67 @@ class StreamReader(threading.Thread):
         self.seen: list[dict[str, str]] = []
         self.replays = 0
         self.stopping = threading.Event()
-
-        self.idle = threading.Event()  # set while a read finds nothing new
+        # The last entry read from each stream (the thread moves them on; stop() waits on them).
+        self.positions = {self.runqueue.stream_key(shard): "0" for shard in range(self.runqueue.shards)}
 
     def run(self) -> None:
-        positions = {self.runqueue.stream_key(shard): "0" for shard in range(self.runqueue.shards)}
         while not self.stopping.is_set():
-            reply: Any = self.runqueue.client.xread(positions, count=1000, block=200)  # type: ignore[arg-type]
-            if reply:
-                self.idle.clear()
-            else:
-                self.idle.set()
+            reply: Any = self.runqueue.client.xread(self.positions, count=1000, block=200)  # type: ignore[arg-type]
             for stream, entries in reply or []:
-                for entry_id, fields in entries:
-                    positions[stream.decode()] = entry_id.decode()
+                batch = []
+                for _, fields in entries:
                     entry = {key.decode(): value.decode() for key, value in fields.items()}
                     entry["at"] = str(int(time.time() * 1000))
-                    self.seen.append(entry)
-                    if self.record:
-                        self._record(entry)
+                    batch.append(entry)
+                self.seen += batch
+                if self.record:
+                    self._record(batch)
+                self.positions[stream.decode()] = entries[-1][0].decode()  # once recorded
         connection.close()
 
-    def _record(self, entry: dict[str, str]) -> None:
-        # Recorded as a worker records a run that finished at once: a reconcile after Redis
-        # lost data replays only occurrences without a finished run.
+    def _record(self, entries: list[dict[str, str]]) -> None:
+        # Recorded as a worker records runs that finished at once, in one write: a reconcile
+        # after Redis lost data replays only occurrences without a finished run.
         moment = datetime.now(UTC)
-        try:
-            Run.objects.create(
+        runs = []
+        for entry in entries:
+            run = run_draft(
                 job_id=entry["j"],
                 schedule_id=entry["s"],
                 fire_key=entry["fk"],
+                attempt=1,
                 trigger=entry["t"],
                 nominal_time=from_epoch_ms(int(entry["n"])),
-                status=Run.Status.SUCCEEDED,
-                started_at=moment,
-                finished_at=moment,
+                dispatched_at=moment,
+                worker="reader",
             )
-        except IntegrityError:
-            self.replays += 1  # already recorded: the unique index keeps it once
+            run.status, run.started_at, run.finished_at = Run.Status.SUCCEEDED, moment, moment
+            runs.append(run)
+        # Already recorded: the unique index keeps it once.
+        self.replays += run_records.runs_insert_many(runs).count(False)
 
     def stop(self, drain_seconds: float = 60) -> None:
-        """Stop once a read finds nothing new (a loaded machine may leave it behind for a while)."""
+        """Stop once it has read what the streams held when asked (the schedulers go on
+        firing meanwhile; a loaded machine may leave the reader behind for a while)."""
         time.sleep(0.5)  # let the last entries arrive
-        self.idle.clear()
-        assert self.idle.wait(timeout=drain_seconds), f"the reader did not catch up in {drain_seconds} s"
+        targets = {}
+        for key in self.positions:
+            last: Any = self.runqueue.client.xrevrange(key, count=1)
+            if last:
+                targets[key] = entry_order(last[0][0].decode())
+        deadline = time.monotonic() + drain_seconds
+        while any(entry_order(self.positions[key]) < target for key, target in targets.items()):
+            assert self.is_alive(), "the reader stopped on an error (see its traceback above)"
+            assert time.monotonic() < deadline, f"the reader did not catch up in {drain_seconds} s"
+            time.sleep(0.05)
         self.stopping.set()
         self.join(timeout=10)
+
+
+def entry_order(entry_id: str) -> tuple[int, int]:
+    """A stream entry id as (milliseconds, sequence), which orders ids as Redis does."""
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence or 0)
 
 
 @pytest.fixture
