@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -44,6 +45,8 @@ from jobscheduler.keyspace import Keyspace, default_keyspace
 from jobscheduler.scripts import LuaScripts
 
 WORKER_GROUP = "workers"
+# On a Redis Cluster, how often a blocking read over several shards' streams looks again.
+CLUSTER_POLL_MS = 20
 DEFAULT_QUEUE = "default"
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -248,6 +251,8 @@ class RunQueue:
         returned this time.
         """
         by_key = {self.stream_key(shard): shard for shard in shards}
+        if self.keyspace.cluster and len(by_key) > 1:
+            return self._read_by_node(consumer, count, by_key, block_ms)
         try:
             reply: Any = self.client.xreadgroup(
                 WORKER_GROUP, consumer, dict.fromkeys(by_key, ">"), count=count, block=block_ms
@@ -263,6 +268,37 @@ class RunQueue:
             for stream, entries in reply or []
             for entry_id, fields in entries
         ]
+
+    def _read_by_node(
+        self, consumer: str, count: int, by_key: dict[str, int], block_ms: int | None
+    ) -> list[tuple[int, str, dict[str, str]]]:
+        """``read`` on a Redis Cluster: one XREADGROUP cannot span slots, so each stream is read
+        on its own, in one round trip per node (a pipeline). A blocking read looks again every
+        CLUSTER_POLL_MS until ``block_ms`` has passed: Redis has no blocking read over several
+        slots."""
+        deadline = time.monotonic() + (block_ms or 0) / 1000
+        while True:
+            pipe = self.client.pipeline(transaction=False)
+            for key in by_key:
+                pipe.xreadgroup(WORKER_GROUP, consumer, {key: ">"}, count=count)
+            replies = pipe.execute(raise_on_error=False)
+            failures = [reply for reply in replies if isinstance(reply, Exception)]
+            for failure in failures:
+                if not isinstance(failure, redis.ResponseError) or "NOGROUP" not in str(failure):
+                    raise failure
+            if failures:
+                self.ensure_groups()
+                return []
+            read = [
+                (by_key[stream.decode()], entry_id.decode(), _decoded(fields))
+                for reply in replies
+                for stream, entries in reply or []
+                for entry_id, fields in entries
+            ]
+            left = deadline - time.monotonic()
+            if read or left <= 0:
+                return read
+            time.sleep(min(left, CLUSTER_POLL_MS / 1000))
 
     def claim_idle(
         self, shard: int, consumer: str, min_idle_ms: int, count: int, start: str = "0-0"

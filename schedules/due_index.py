@@ -17,6 +17,13 @@ touches one slot:
 
 ``<p>:changes`` is the pub/sub channel that wakes sleeping schedulers on an edit, and
 ``<p>:reconciled`` a marker that goes when Redis loses data.
+
+The steps that read schedules' mirrors by id (dispatch, pop_fired, upsert: keys they find,
+not keys they are given) also name ``{p:n}:guard``, a key nobody writes. On a Redis Cluster a
+slot being moved (resharding) has its keys on two nodes for a while, and a script reading a
+key already gone would fail midway, its first writes done; naming a key that exists on
+neither node makes Redis answer TRYAGAIN before the script starts until the slot has moved
+(redis-py tries again, then jobscheduler.outages does).
 """
 
 from __future__ import annotations
@@ -115,8 +122,12 @@ class DueIndex:
     def _shard_keys(self, shard: int) -> list[str]:
         return [self.due_key(shard), self.work_key(shard), self.fired_key(shard), self.runqueue.stream_key(shard)]
 
+    def guard_key(self, shard: int) -> str:
+        """Never written: see the module's docstring."""
+        return self.keyspace.key(shard, "guard")
+
     def _dispatch_keys_of(self, shard: int) -> list[str]:
-        return [*self._shard_keys(shard), self.staged_key(shard)]
+        return [*self._shard_keys(shard), self.staged_key(shard), self.guard_key(shard)]
 
     # --- the mirror -------------------------------------------------------------------------
     def upsert(self, schedule: Schedule) -> None:
@@ -151,7 +162,7 @@ class DueIndex:
         calls: list[Call] = [
             (
                 "upsert",
-                [self.due_key(shard), self.work_key(shard), self.staged_key(shard)],
+                [self.due_key(shard), self.work_key(shard), self.staged_key(shard), self.guard_key(shard)],
                 [self.keyspace.key(shard, "s:"), channel, packed],
             )
             for shard, mirrors in by_shard.items()
@@ -241,6 +252,7 @@ class DueIndex:
                 )
                 for shard in order
             ],
+            [self._dispatch_keys[shard][0][0] for shard in order],
         )
         return [
             DispatchResult(
@@ -327,7 +339,7 @@ class DueIndex:
             [
                 (
                     "pop_fired",
-                    [self.fired_key(shard), self.syncing_key(shard), self.staged_key(shard)],
+                    [self.fired_key(shard), self.syncing_key(shard), self.staged_key(shard), self.guard_key(shard)],
                     [now_ms, now_ms + lease_ms, share, self.keyspace.key(shard, "s:")],
                 )
                 for shard in range(self.shards)
