@@ -54,12 +54,13 @@ class LocalCluster:
 
     root: Path
     node_timeout_ms: int = 1500
+    replicas: int = 1  # per master
     ports: list[int] = field(default_factory=list)
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @classmethod
     def start(cls, root: Path, masters: int = 3, replicas: int = 1, node_timeout_ms: int = 1500) -> LocalCluster:
-        cluster = cls(root, node_timeout_ms)
+        cluster = cls(root, node_timeout_ms, replicas)
         atexit.register(cluster.stop)  # whatever happens to the process that started it
         try:
             for port in free_cluster_ports(masters * (1 + replicas)):
@@ -104,6 +105,9 @@ class LocalCluster:
                 "",
                 "--appendonly",
                 "no",
+                # A replica's first sync starts at once (not after the diskless default's 5 s).
+                "--repl-diskless-sync-delay",
+                "0",
                 "--dir",
                 str(folder),
                 "--logfile",
@@ -155,15 +159,25 @@ class LocalCluster:
             time.sleep(0.1)
 
     def _settled(self) -> bool:
+        """Every live node: all slots served, the same masters, a replica of each master
+        (when enough nodes live) and, if it is a replica, its link to its master up."""
         views = set()
-        for port in self.ports:
-            if not self.alive(port):
-                continue
+        live = [port for port in self.ports if self.alive(port)]
+        for port in live:
             client = self.node(port)
             info: Any = client.cluster("INFO")
             if info.get("cluster_state") != "ok" or int(info.get("cluster_slots_ok", 0)) != 16384:
                 return False
-            views.add(tuple(sorted(self._master_ports(client))))
+            masters = self._master_ports(client)
+            views.add(tuple(sorted(masters)))
+            nodes = _text(client.execute_command("CLUSTER", "NODES"))
+            flags = [set(line.split()[2].split(",")) for line in nodes.splitlines() if line.strip()]
+            replicas = sum(1 for flag in flags if "slave" in flag and not flag & {"fail", "fail?"})
+            if replicas < min(len(live) - len(masters), len(masters) * self.replicas):
+                return False
+            replication: Any = client.info("replication")
+            if replication.get("role") == "slave" and replication.get("master_link_status") != "up":
+                return False
         return len(views) == 1
 
     @staticmethod

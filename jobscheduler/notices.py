@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -12,6 +13,9 @@ import redis
 
 from jobscheduler import redis_cluster
 from jobscheduler.keyspace import Keyspace
+
+# On a Redis Cluster, which node the next subscription goes to (ChangeListener._subscribe).
+_turns = itertools.count()
 
 
 class ChangeListener:
@@ -31,7 +35,6 @@ class ChangeListener:
     ):
         self._keyspace = keyspace
         self._channels = list(channels)
-        self._turn = 0  # on a Redis Cluster, the node to subscribe on next
         self._client, self._pubsub = self._subscribe()
         self._on_notice = on_notice
         # A doorbell: held while nobody rang, released by a ring. Waiting on it is one timed
@@ -51,14 +54,14 @@ class ChangeListener:
         built like the original, connection class included (a unix socket, TLS).
 
         On a Redis Cluster, classic pub/sub reaches every node, so any node will do: each
-        call takes the next one, so a listener whose node went down moves on to a live one.
+        call takes the next one (listeners of a process spread over the nodes), so a listener
+        whose node went down moves on to a live one.
         """
         if not self._keyspace.cluster:
             return self._subscribe_with(self._keyspace.client.connection_pool)
         nodes = redis_cluster.nodes(self._keyspace.client)
         for attempt in range(len(nodes)):
-            node = nodes[self._turn % len(nodes)]
-            self._turn += 1
+            node = nodes[next(_turns) % len(nodes)]
             try:
                 return self._subscribe_with(redis_cluster.node_pool(self._keyspace.client, node))
             except (redis.ConnectionError, redis.TimeoutError):

@@ -45,6 +45,11 @@ def connect(url: str, **options: Any) -> RedisCluster:
     return RedisCluster.from_url(url, **options)
 
 
+def slot_of(key: str) -> int:
+    """The hash slot of ``key`` (its hash tag's, when it has one)."""
+    return int(key_slot(key.encode()))
+
+
 def spread_tag(prefix: str, shard: int, shards: int) -> str:
     """The hash tag of ``shard``: ``{<prefix>:<shard>}`` with a suffix that puts its slot
     near ``(shard + 0.5) * 16384 / shards``, so consecutive shards sit on consecutive masters.

@@ -141,17 +141,14 @@ class Worker:
         if count <= 0:
             return []
         order = self._rotation()
-        if self.runqueue.keyspace.cluster:
-            # Every shard's stream in one round trip per node, looking again until block_ms
-            # (jobs.runqueue): at most a few more than count, spread over the shards.
-            share = -(-count // len(order))
-            return self._own(self.runqueue.read(self.name, share, order, block_ms=block_ms))
         raw: list[tuple[int, str, dict[str, str]]] = []
         for shard in order:
             if len(raw) >= count:
                 break
             raw += self.runqueue.read(self.name, count - len(raw), [shard])
         if not raw and block_ms:
+            # (On a Redis Cluster, a look at every stream in one round trip per node, again and
+            # again until block_ms: jobs.runqueue.)
             raw = self.runqueue.read(self.name, 1, order, block_ms=block_ms)
         return self._own(raw)
 
