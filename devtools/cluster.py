@@ -206,26 +206,46 @@ class LocalCluster:
         process.send_signal(signal.SIGKILL)
         process.wait()
 
+    def slots_of(self, master: int) -> list[int]:
+        """The slots the master on port ``master`` serves, lowest first."""
+        port = next(port for port in self.ports if self.alive(port))
+        ranges: Any = self.node(port).cluster("SLOTS")
+        return sorted(
+            slot
+            for first, last, owner, *_ in ranges
+            if int(owner[1]) == master
+            for slot in range(int(first), int(last) + 1)
+        )
+
+    def _reshard_command(self, source: int, target: int, slots: int) -> list[str]:
+        ids = {port: _text(self.node(port).cluster("MYID")) for port in (source, target)}
+        return [
+            "redis-cli",
+            "--cluster",
+            "reshard",
+            f"127.0.0.1:{source}",
+            "--cluster-from",
+            ids[source],
+            "--cluster-to",
+            ids[target],
+            "--cluster-slots",
+            str(slots),
+            "--cluster-yes",
+        ]
+
     def reshard(self, source: int, target: int, slots: int) -> subprocess.CompletedProcess[bytes]:
-        """Move ``slots`` slots from the master on ``source`` to the one on ``target`` (redis-cli)."""
-        ids = {port: self.node(port).cluster("MYID") for port in (source, target)}
-        return subprocess.run(
-            [
-                "redis-cli",
-                "--cluster",
-                "reshard",
-                f"127.0.0.1:{source}",
-                "--cluster-from",
-                _text(ids[source]),
-                "--cluster-to",
-                _text(ids[target]),
-                "--cluster-slots",
-                str(slots),
-                "--cluster-yes",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=300,
+        """Move the lowest ``slots`` slots of the master on ``source`` to the one on ``target``
+        (``redis-cli --cluster reshard``), and wait until every node agrees."""
+        done = subprocess.run(
+            self._reshard_command(source, target, slots), check=True, capture_output=True, timeout=300
+        )
+        self.wait_ok()
+        return done
+
+    def reshard_in_background(self, source: int, target: int, slots: int) -> subprocess.Popen[bytes]:
+        """``reshard`` started, not waited for (its output in ``stdout``, errors in ``stderr``)."""
+        return subprocess.Popen(
+            self._reshard_command(source, target, slots), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
 
     def stop(self) -> None:
