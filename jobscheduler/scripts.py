@@ -82,7 +82,11 @@ class LuaScripts:
         return b"%s$%d\r\n%s\r\n" % (head, len(value), value)
 
     def run_packed(
-        self, commands: Sequence[bytes], calls: Callable[[], Sequence[Call]], slot_keys: Sequence[str] = ()
+        self,
+        commands: Sequence[bytes],
+        calls: Callable[[], Sequence[Call]],
+        slot_keys: Sequence[str] = (),
+        keep_failures: bool = False,
     ) -> list[Any]:
         """Send packed EVALSHA commands on a connection of this thread's own and read the replies.
 
@@ -96,10 +100,12 @@ class LuaScripts:
         On a Redis Cluster each command goes to the master serving its slot (``slot_keys``: a
         key of each command), on a connection of this thread's own to that master; all are
         sent before any reply is read. A redirection (a slot that moved, a failover) is an
-        error here too: the usual way follows it.
+        error here too: the usual way follows it. With ``keep_failures``, a command whose node
+        stays away (a master failing over) has the error as its reply, and the others' replies
+        come as usual: the masters still up go on firing.
         """
         if self._cluster:
-            return self._run_on_nodes(commands, slot_keys, calls)
+            return self._run_on_nodes(commands, slot_keys, calls, keep_failures)
         lane = getattr(self._lanes, "connection", None)
         if lane is None:
             pool = self.client.connection_pool
@@ -113,7 +119,11 @@ class LuaScripts:
 
     # --- Redis Cluster ----------------------------------------------------------------------
     def _run_on_nodes(
-        self, commands: Sequence[bytes], slot_keys: Sequence[str], calls: Callable[[], Sequence[Call]]
+        self,
+        commands: Sequence[bytes],
+        slot_keys: Sequence[str],
+        calls: Callable[[], Sequence[Call]],
+        keep_failures: bool = False,
     ) -> list[Any]:
         """Send each packed command to the master serving its slot (``slot_keys``: a key of
         each), every node's at once on a connection of this thread's own, then read the replies.
@@ -158,7 +168,12 @@ class LuaScripts:
         if again:
             unpacked = calls()
             for position in sorted(again):
-                replies[position] = self._run_one(unpacked[position])
+                try:
+                    replies[position] = self._run_one(unpacked[position])
+                except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError, *_GO_AGAIN) as error:
+                    if not keep_failures:
+                        raise
+                    replies[position] = error
         return replies
 
     def _run_one(self, call: Call) -> Any:

@@ -47,6 +47,9 @@ FIRED_LEASE_MS = 30_000
 _FIRED_FIELDS = ("next", "last", "count", "staged_due", "u_last", "job", "grace")
 # Schedules mirrored by one Lua step: a slice of a bulk load takes Redis a few milliseconds.
 UPSERT_SLICE = 200
+# On a Redis Cluster, how soon the shards of a master that did not answer are tried again
+# (dispatch_due), while the other masters' shards go on firing.
+AWAY_RETRY_MS = 100
 
 
 @dataclass(frozen=True)
@@ -253,7 +256,15 @@ class DueIndex:
                 for shard in order
             ],
             [self._dispatch_keys[shard][0][0] for shard in order],
+            keep_failures=True,
         )
+        failed = [reply for reply in replies if isinstance(reply, Exception)]
+        if failed:
+            # A Redis Cluster's master is away (failing over): its shards are looked at again
+            # in a moment, the others' replies stand. With none left, it is an outage.
+            if len(failed) == len(replies):
+                raise failed[0]
+            replies = [(0, 0, 0, now_ms + AWAY_RETRY_MS, -1, -1, 0) if isinstance(r, Exception) else r for r in replies]
         return [
             DispatchResult(
                 shard,

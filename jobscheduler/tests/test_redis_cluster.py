@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from devtools.cluster import LocalCluster
 from jobs.runqueue import Entry, RunQueue
@@ -108,7 +110,7 @@ def test_readiness_asks_every_master(redis_cluster: LocalCluster, monkeypatch: p
     health.ping_redis()
     # A master that does not answer (its connection goes to a port nothing listens on).
     master = client.get_primaries()[-1]
-    master.redis_connection = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    master.redis_connection = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
     with pytest.raises(redis.ConnectionError):
         health.ping_redis()
 
