@@ -20,6 +20,8 @@ What differs on a cluster, and is handled where it happens:
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -98,6 +100,56 @@ def node_connection(client: Any, node: ClusterNode) -> redis.Connection:
     pool = node_pool(client, node)
     connection: redis.Connection = pool.connection_class(**pool.connection_kwargs)
     return connection
+
+
+class NodeLanes:
+    """A thread's own connection to each master, for commands sent already packed: the hot
+    paths (the scheduler's dispatch steps, a worker's look at every stream) skip the cluster
+    client's pipelines, whose bookkeeping in Python costs more than the commands."""
+
+    def __init__(self, client: Any):
+        self.client = client
+        self._local = threading.local()
+
+    def send(self, commands: Sequence[bytes], slot_keys: Sequence[str]) -> list[Any]:
+        """Send each command to the master serving its slot (``slot_keys``: a key of each),
+        every node's at once, then read the replies in order. An error reply comes back as
+        its exception (a redirection: the slot map was out of date), and so does a command
+        whose node could not be reached or did not answer (ConnectionError)."""
+        lanes: dict[str, redis.Connection] = self._local.__dict__.setdefault("by_node", {})
+        replies: list[Any] = [None] * len(commands)
+        try:
+            groups = group_by_node(self.client, list(slot_keys))
+        except (redis.RedisError, redis.exceptions.RedisClusterException) as error:
+            return [error] * len(commands)
+        sent: list[tuple[redis.Connection, list[int]]] = []
+        for name, (node, positions) in groups.items():
+            lane = lanes.get(name)
+            if lane is None:
+                lane = lanes[name] = node_connection(self.client, node)
+            try:
+                lane.send_packed_command([b"".join(commands[position] for position in positions)])
+                sent.append((lane, positions))
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
+                lane.disconnect()
+                for position in positions:
+                    replies[position] = redis.ConnectionError(str(error))
+        for lane, positions in sent:
+            for done, position in enumerate(positions):
+                try:
+                    replies[position] = lane.read_response()
+                except redis.ResponseError as error:
+                    replies[position] = error
+                except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
+                    lane.disconnect()
+                    for unread in positions[done:]:
+                        replies[unread] = redis.ConnectionError(str(error))
+                    break
+        return replies
+
+    def connections(self) -> list[redis.Connection]:
+        """This thread's connections (tests kill them)."""
+        return list(self._local.__dict__.get("by_node", {}).values())
 
 
 def ping_every_master(client: Any) -> None:

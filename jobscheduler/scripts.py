@@ -43,6 +43,7 @@ class LuaScripts:
         self._sha = {name: sha(package, name) for name in self.names}
         self._lanes = threading.local()
         self._cluster = redis_cluster.is_cluster(client)
+        self._nodes = redis_cluster.NodeLanes(client) if self._cluster else None
 
     def load(self) -> None:
         for name in self.names:
@@ -134,37 +135,14 @@ class LuaScripts:
         no reply (a node down) goes again through the cluster client, which follows the slot
         map and tries again; only those run twice, and every script here is safe to run again.
         """
-        lanes: dict[str, redis.Connection] = self._lanes.__dict__.setdefault("by_node", {})
-        replies: list[Any] = [None] * len(commands)
-        again: list[int] = []
-        try:
-            groups = redis_cluster.group_by_node(self.client, list(slot_keys))
-        except (redis.RedisError, redis.exceptions.RedisClusterException):
-            groups, again = {}, list(range(len(commands)))
-        sent: list[tuple[redis.Connection, list[int]]] = []
-        for name, (node, positions) in groups.items():
-            lane = lanes.get(name)
-            if lane is None:
-                lane = lanes[name] = redis_cluster.node_connection(self.client, node)
-            try:
-                lane.send_packed_command([b"".join(commands[position] for position in positions)])
-                sent.append((lane, positions))
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
-                lane.disconnect()
-                again += positions
-        for lane, positions in sent:
-            for done, position in enumerate(positions):
-                try:
-                    replies[position] = lane.read_response()
-                except redis.ResponseError as error:
-                    if not isinstance(error, _GO_AGAIN):
-                        lane.disconnect()  # replies still unread
-                        raise
-                    again.append(position)
-                except (redis.ConnectionError, redis.TimeoutError, OSError):
-                    lane.disconnect()
-                    again += positions[done:]
-                    break
+        assert self._nodes is not None
+        replies = self._nodes.send(commands, slot_keys)
+        again = []
+        for position, reply in enumerate(replies):
+            if isinstance(reply, redis.ResponseError) and not isinstance(reply, _GO_AGAIN):
+                raise reply  # the script's own error
+            if isinstance(reply, Exception):
+                again.append(position)
         if again:
             unpacked = calls()
             for position in sorted(again):

@@ -368,7 +368,7 @@ def test_dispatch_survives_its_connection_being_killed(job, due_index):
     assert engine.dispatch_due(due_index, T0 + timedelta(seconds=10)) == 1
     if due_index.keyspace.cluster:  # a connection to each master
         lanes = [
-            (lane, redis.Redis(host=lane.host, port=lane.port)) for lane in due_index._scripts._lanes.by_node.values()
+            (lane, redis.Redis(host=lane.host, port=lane.port)) for lane in due_index._scripts._nodes.connections()
         ]
     else:
         lanes = [(due_index._scripts._lanes.connection, due_index.client)]
