@@ -4,6 +4,7 @@ Not a test: run it on purpose, on an otherwise idle machine.
 
     .venv/bin/python bench/engine.py --quick        # about 5 minutes
     .venv/bin/python bench/engine.py                # the full table (longer windows, 100k)
+    .venv/bin/python bench/engine.py --cluster      # on a Redis Cluster beside a single Redis
 
 It starts its own Redis (private port, nothing on disk) and SecantusDB (in memory), loads
 schedules through the service layer, runs real ``run_scheduler`` processes, and reads every
@@ -341,7 +342,17 @@ def main() -> None:
     parser.add_argument(
         "--baseline", type=Path, help="also run each scenario with the run_scheduler of the code in this directory"
     )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="a Redis Cluster beside the single Redis instead (bench/engine_cluster.py): its section of --out",
+    )
     args = parser.parse_args()
+    if args.cluster:
+        import engine_cluster
+
+        engine_cluster.main(args.out, args.only)
+        return
     harness = Harness(Path(tempfile.mkdtemp(prefix="jobscheduler-bench-")))
     results = []
     roots = [ROOT] + ([args.baseline.resolve()] if args.baseline else [])

@@ -14,6 +14,7 @@ import os
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,11 +48,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _servers.stop()
 
 
-def delete_keys_with_prefix(url: str, prefix: str) -> None:
-    """Remove this run's keys only (hash-tagged keys start with '{' before the prefix)."""
+def delete_keys_with_prefix(server: Any, prefix: str) -> None:
+    """Remove this run's keys only (hash-tagged keys start with '{' before the prefix) from
+    ``server``: a URL, or a client (a redis.RedisCluster scans every master and deletes slot by slot)."""
     import redis
 
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(server) if isinstance(server, str) else server
     try:
         for pattern in (f"{prefix}*", f"{{{prefix}*"):
             batch = []

@@ -32,18 +32,23 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import hiredis
 import redis
 
 from jobs.models import Run
+from jobscheduler import redis_cluster
 from jobscheduler.keyspace import Keyspace, default_keyspace
 from jobscheduler.scripts import LuaScripts
 
 WORKER_GROUP = "workers"
+# On a Redis Cluster, how often a blocking read over several shards' streams looks again.
+CLUSTER_POLL_MS = 20
 DEFAULT_QUEUE = "default"
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -170,6 +175,13 @@ def _decoded(fields: dict[bytes, bytes]) -> dict[str, str]:
     return {name.decode(): value.decode() for name, value in fields.items()}
 
 
+def _decoded_flat(fields: list[bytes] | dict[bytes, bytes]) -> dict[str, str]:
+    """An entry's fields as Redis sends them (name, value, name, value...; or a map)."""
+    if isinstance(fields, dict):
+        return _decoded(fields)
+    return {fields[at].decode(): fields[at + 1].decode() for at in range(0, len(fields), 2)}
+
+
 def _execute_ignoring_nogroup(pipe: Any) -> None:
     """Run a transaction; a group Redis lost is no error here (there is nothing to acknowledge)."""
     try:
@@ -196,6 +208,7 @@ class RunQueue:
         self._scripts = LuaScripts(
             self.client, "jobs", ("release_delayed", "overlap_enter", "overlap_leave", "keep_claimed")
         )
+        self._nodes = redis_cluster.NodeLanes(self.client)
 
     # --- keys -----------------------------------------------------------------------------
     def lane_of(self, shard: int, queue: str = DEFAULT_QUEUE) -> int:
@@ -248,6 +261,8 @@ class RunQueue:
         returned this time.
         """
         by_key = {self.stream_key(shard): shard for shard in shards}
+        if self.keyspace.cluster and len(by_key) > 1:
+            return self._read_by_node(consumer, count, by_key, block_ms)
         try:
             reply: Any = self.client.xreadgroup(
                 WORKER_GROUP, consumer, dict.fromkeys(by_key, ">"), count=count, block=block_ms
@@ -263,6 +278,54 @@ class RunQueue:
             for stream, entries in reply or []
             for entry_id, fields in entries
         ]
+
+    def _read_by_node(
+        self, consumer: str, count: int, by_key: dict[str, int], block_ms: int | None
+    ) -> list[tuple[int, str, dict[str, str]]]:
+        """``read`` on a Redis Cluster: one XREADGROUP cannot span slots, so each stream is read
+        on its own, all in one round trip per node, on this thread's own connections to the
+        masters (redis_cluster.NodeLanes: the cluster client's pipeline would cost a worker
+        over 10% of a core while idle). A blocking read looks again every CLUSTER_POLL_MS
+        until ``block_ms`` has passed: Redis has no blocking read over several slots. A look
+        that meets a redirection or an unreachable node goes through the cluster client once."""
+        keys = list(by_key)
+        head: tuple[Any, ...] = ("XREADGROUP", "GROUP", WORKER_GROUP, consumer, "COUNT", count, "STREAMS")
+        commands = [hiredis.pack_command((*head, key, ">")) for key in keys]
+        deadline = time.monotonic() + (block_ms or 0) / 1000
+        while True:
+            replies: list[Any] | None = self._nodes.send(commands, keys)
+            if any(isinstance(reply, Exception) for reply in replies or ()):
+                replies = self._read_through_client(consumer, count, keys)
+                if replies is None:
+                    return []
+            read = [
+                (by_key[stream.decode()], entry_id.decode(), _decoded_flat(fields))
+                for reply in replies or ()
+                # A map from RESP3 connections, pairs from RESP2 ones.
+                for stream, entries in (reply.items() if isinstance(reply, dict) else reply or [])
+                for entry_id, fields in entries
+                if fields  # an entry deleted while pending reads as nil
+            ]
+            left = deadline - time.monotonic()
+            if read or left <= 0:
+                return read
+            time.sleep(min(left, CLUSTER_POLL_MS / 1000))
+
+    def _read_through_client(self, consumer: str, count: int, keys: list[str]) -> list[Any] | None:
+        """The same look through the cluster client's pipeline, which follows the slot map; None
+        when a stream's group is gone (recreated: Redis lost the stream)."""
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.execute_command("XREADGROUP", "GROUP", WORKER_GROUP, consumer, "COUNT", count, "STREAMS", key, ">")
+        replies = pipe.execute(raise_on_error=False)
+        failures = [reply for reply in replies if isinstance(reply, Exception)]
+        for failure in failures:
+            if not isinstance(failure, redis.ResponseError) or "NOGROUP" not in str(failure):
+                raise failure
+        if failures:
+            self.ensure_groups()
+            return None
+        return list(replies)
 
     def claim_idle(
         self, shard: int, consumer: str, min_idle_ms: int, count: int, start: str = "0-0"

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from jobscheduler import redis_cluster
 from jobscheduler.keyspace import redis_client
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,11 @@ def ping_mongodb() -> None:
 
 
 def ping_redis() -> None:
-    redis_client().ping()
+    client = redis_client()
+    if redis_cluster.is_cluster(client):
+        redis_cluster.ping_every_master(client)  # a master without a live replica is a node down
+    else:
+        client.ping()
 
 
 READY_TIMEOUT_SECONDS = 2.0

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import redis
 
+from jobscheduler import redis_cluster
 from jobscheduler.keyspace import Keyspace
+
+# On a Redis Cluster, which node the next subscription goes to (ChangeListener._subscribe).
+_turns = itertools.count()
 
 
 class ChangeListener:
@@ -27,16 +33,9 @@ class ChangeListener:
         channels: Sequence[str],
         on_notice: Callable[[str, str], None] | None = None,
     ):
-        # A client of its own: closing the subscription must not hand a connection the
-        # listening thread still reads from back to the pool the process uses. The pool is
-        # built like the original, connection class included (a unix socket, TLS).
-        pool = keyspace.client.connection_pool
-        self._client = redis.Redis(
-            connection_pool=pool.__class__(connection_class=pool.connection_class, **pool.connection_kwargs)
-        )
-        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._keyspace = keyspace
         self._channels = list(channels)
-        self._pubsub.subscribe(*self._channels)
+        self._client, self._pubsub = self._subscribe()
         self._on_notice = on_notice
         # A doorbell: held while nobody rang, released by a ring. Waiting on it is one timed
         # acquire, a fraction of what an Event's wait costs (a Condition in Python), and the
@@ -48,6 +47,48 @@ class ChangeListener:
         self._closed = False
         self._thread = threading.Thread(target=self._listen, name="changes", daemon=True)
         self._thread.start()
+
+    def _subscribe(self) -> tuple[redis.Redis, Any]:
+        """A client of its own, subscribed: closing the subscription must not hand a connection
+        the listening thread still reads from back to the pool the process uses. The pool is
+        built like the original, connection class included (a unix socket, TLS).
+
+        On a Redis Cluster, classic pub/sub reaches every node, so any node will do: each
+        call takes the next one (listeners of a process spread over the nodes), so a listener
+        whose node went down moves on to a live one.
+        """
+        if not self._keyspace.cluster:
+            return self._subscribe_with(self._keyspace.client.connection_pool)
+        nodes = redis_cluster.nodes(self._keyspace.client)
+        for attempt in range(len(nodes)):
+            node = nodes[next(_turns) % len(nodes)]
+            try:
+                return self._subscribe_with(redis_cluster.node_pool(self._keyspace.client, node))
+            except (redis.ConnectionError, redis.TimeoutError):
+                if attempt == len(nodes) - 1:
+                    raise
+        raise redis.ConnectionError("no node of the Redis Cluster is known")
+
+    def _subscribe_with(self, pool: redis.ConnectionPool) -> tuple[redis.Redis, Any]:
+        client = redis.Redis(
+            connection_pool=pool.__class__(connection_class=pool.connection_class, **pool.connection_kwargs)
+        )
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(*self._channels)
+        except (redis.RedisError, OSError):
+            client.connection_pool.disconnect()
+            raise
+        return client, pubsub
+
+    def _resubscribe(self) -> None:
+        if not self._keyspace.cluster:
+            self._pubsub.subscribe(*self._channels)
+            return
+        with contextlib.suppress(redis.RedisError, OSError):
+            self._pubsub.close()
+        self._client.connection_pool.disconnect()
+        self._client, self._pubsub = self._subscribe()
 
     def _listen(self) -> None:
         while not self._closed:
@@ -66,8 +107,8 @@ class ChangeListener:
                     self._note(channel, "*")  # notices may have been lost while disconnected
                 time.sleep(0.5)
                 try:
-                    self._pubsub.subscribe(*self._channels)
-                except redis.ConnectionError:
+                    self._resubscribe()
+                except (redis.ConnectionError, redis.TimeoutError):
                     continue
 
     def _note(self, channel: str, ident: str) -> None:

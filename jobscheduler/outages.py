@@ -24,6 +24,14 @@ logger = logging.getLogger(__name__)
 
 MONGODB = "mongodb"
 REDIS = "redis"
+# What a Redis Cluster answers while a master fails over or a slot moves: it passes.
+_CLUSTER_IN_MOTION = (
+    redis.exceptions.ClusterError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.AskError,
+)
 
 
 def unavailable(error: BaseException | None) -> str | None:
@@ -32,7 +40,9 @@ def unavailable(error: BaseException | None) -> str | None:
     The ORM wraps pymongo's errors in Django's DatabaseError (``raise ... from``): the causes
     are followed. MongoDB: no server to select, a lost or timed-out connection, a primary
     stepping down or shutting down. Redis: a refused, lost or timed-out connection, or a
-    server still loading its data.
+    server still loading its data; on a Redis Cluster also a master failing over (CLUSTERDOWN,
+    a replica not yet promoted answering READONLY, a slot not covered) and a slot being
+    moved (TRYAGAIN) once redis-py's own retries are spent.
     """
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
@@ -41,7 +51,7 @@ def unavailable(error: BaseException | None) -> str | None:
             return MONGODB
         if isinstance(error, pymongo.errors.PyMongoError) and error.timeout:
             return MONGODB
-        if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
+        if isinstance(error, (redis.ConnectionError, redis.TimeoutError, *_CLUSTER_IN_MOTION)):
             return REDIS
         error = error.__cause__
     return None

@@ -149,12 +149,20 @@ MIGRATION_MODULES = {
 
 # --- Redis: the rebuildable schedule index -----------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# REDIS_URL names one node of a Redis Cluster (the others are discovered): every process
+# (schedulers, workers, the web app, sync_schedules) then uses a cluster client
+# (jobscheduler.redis_cluster).
+JOBSCHEDULER_REDIS_CLUSTER = env_bool("JOBSCHEDULER_REDIS_CLUSTER")
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": os.environ.get("JOBSCHEDULER_REDIS_PREFIX", "js"),
-        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        "OPTIONS": {
+            "CLIENT_CLASS": "jobscheduler.redis_cluster.ClusterCacheClient"
+            if JOBSCHEDULER_REDIS_CLUSTER
+            else "django_redis.client.DefaultClient"
+        },
     },
 }
 # Every key the engine writes starts with this, so several deployments (or test runs)

@@ -17,6 +17,13 @@ touches one slot:
 
 ``<p>:changes`` is the pub/sub channel that wakes sleeping schedulers on an edit, and
 ``<p>:reconciled`` a marker that goes when Redis loses data.
+
+The steps that read schedules' mirrors by id (dispatch, pop_fired, upsert: keys they find,
+not keys they are given) also name ``{p:n}:guard``, a key nobody writes. On a Redis Cluster a
+slot being moved (resharding) has its keys on two nodes for a while, and a script reading a
+key already gone would fail midway, its first writes done; naming a key that exists on
+neither node makes Redis answer TRYAGAIN before the script starts until the slot has moved
+(redis-py tries again, then jobscheduler.outages does).
 """
 
 from __future__ import annotations
@@ -40,6 +47,9 @@ FIRED_LEASE_MS = 30_000
 _FIRED_FIELDS = ("next", "last", "count", "staged_due", "u_last", "job", "grace")
 # Schedules mirrored by one Lua step: a slice of a bulk load takes Redis a few milliseconds.
 UPSERT_SLICE = 200
+# On a Redis Cluster, how soon the shards of a master that did not answer are tried again
+# (dispatch_due), while the other masters' shards go on firing.
+AWAY_RETRY_MS = 100
 
 
 @dataclass(frozen=True)
@@ -116,8 +126,12 @@ class DueIndex:
     def _shard_keys(self, shard: int) -> list[str]:
         return [self.due_key(shard), self.work_key(shard), self.fired_key(shard), self.runqueue.stream_key(shard)]
 
+    def guard_key(self, shard: int) -> str:
+        """Never written: see the module's docstring."""
+        return self.keyspace.key(shard, "guard")
+
     def _dispatch_keys_of(self, shard: int) -> list[str]:
-        return [*self._shard_keys(shard), self.staged_key(shard)]
+        return [*self._shard_keys(shard), self.staged_key(shard), self.guard_key(shard)]
 
     # --- the mirror -------------------------------------------------------------------------
     def upsert(self, schedule: Schedule) -> None:
@@ -152,7 +166,7 @@ class DueIndex:
         calls: list[Call] = [
             (
                 "upsert",
-                [self.due_key(shard), self.work_key(shard), self.staged_key(shard)],
+                [self.due_key(shard), self.work_key(shard), self.staged_key(shard), self.guard_key(shard)],
                 [self.keyspace.key(shard, "s:"), channel, packed],
             )
             for shard, mirrors in by_shard.items()
@@ -242,7 +256,16 @@ class DueIndex:
                 )
                 for shard in order
             ],
+            [self._dispatch_keys[shard][0][0] for shard in order],
+            keep_failures=True,
         )
+        failed = [reply for reply in replies if isinstance(reply, Exception)]
+        if failed:
+            # A Redis Cluster's master is away (failing over): its shards are looked at again
+            # in a moment, the others' replies stand. With none left, it is an outage.
+            if len(failed) == len(replies):
+                raise failed[0]
+            replies = [(0, 0, 0, now_ms + AWAY_RETRY_MS, -1, -1, 0) if isinstance(r, Exception) else r for r in replies]
         return [
             DispatchResult(
                 shard,
@@ -329,7 +352,7 @@ class DueIndex:
             [
                 (
                     "pop_fired",
-                    [self.fired_key(shard), self.syncing_key(shard), self.staged_key(shard)],
+                    [self.fired_key(shard), self.syncing_key(shard), self.staged_key(shard), self.guard_key(shard)],
                     [now_ms, now_ms + lease_ms, share, self.keyspace.key(shard, "s:")],
                 )
                 for shard in range(self.shards)

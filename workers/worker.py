@@ -147,6 +147,8 @@ class Worker:
                 break
             raw += self.runqueue.read(self.name, count - len(raw), [shard])
         if not raw and block_ms:
+            # (On a Redis Cluster, a look at every stream in one round trip per node, again and
+            # again until block_ms: jobs.runqueue.)
             raw = self.runqueue.read(self.name, 1, order, block_ms=block_ms)
         return self._own(raw)
 

@@ -20,6 +20,9 @@ from jobscheduler.epoch import to_epoch_ms
 from schedules import services as schedule_services
 from schedules.models import Schedule
 
+# On a single Redis and on a Redis Cluster (conftest.py: redis_mode).
+pytestmark = pytest.mark.redis_modes("single", "cluster")
+
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 

@@ -1,6 +1,6 @@
 -- One shard's dispatch step: release what is staged and due, then stage what falls due within
 -- the lead (advancing each schedule), dispatching at once what is due already.
--- KEYS: due, work, fired, stream, staged.
+-- KEYS: due, work, fired, stream, staged, guard (a key never written: schedules.due_index says why).
 -- ARGV: limit, state key prefix, refill below, lead ms, now ms (last: the one that changes from
 --       wake to wake, so the rest of the command is packed once, schedules.due_index).
 -- Returns {dispatched, sent to work, more left, earliest staged score, earliest work score,

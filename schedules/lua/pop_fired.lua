@@ -1,6 +1,6 @@
 -- Take schedule ids whose fired state MongoDB has not seen, leased while they are copied, with
 -- what the copy needs of each one's state.
--- KEYS: fired, syncing, staged.  ARGV: now ms, lease expiry ms, limit, state key prefix.
+-- KEYS: fired, syncing, staged, guard (never written: schedules.due_index).  ARGV: now ms, lease expiry ms, limit, state key prefix.
 -- Returns, for each: id, next, last, count, staged_due, u_last, job, grace (false where the
 -- field is missing), and 1 if its staged occurrence (dispatch.lua) still waits for its time,
 -- else 0. One that waits goes back in the fired set at once: copied now as it was before

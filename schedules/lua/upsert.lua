@@ -2,7 +2,7 @@
 -- A schedule whose next occurrence is staged (dispatch.lua) gets that entry taken back and
 -- its advance undone first, in this same step: an edit, pause or disable just before the
 -- instant never lets the old version fire.
--- KEYS: due, work, staged.
+-- KEYS: due, work, staged, guard (a key never written: schedules.due_index says why).
 -- ARGV: state key prefix, changes channel ('' to stay quiet: a batch notifies once),
 --       JSON array of objects: the schedule's mirror fields (schedules/mirror.py), all
 --       strings, plus 'id'.

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import redis
 import time_machine
 
 from jobs.models import Run
@@ -19,6 +20,9 @@ from schedules.due_index import DueIndex
 from schedules.engine import loop, reconciler
 from schedules.mirror import LOOK_AHEAD, REFILL_BELOW
 from schedules.models import Schedule
+
+# Every test here on a single Redis and on a Redis Cluster (conftest.py: redis_mode).
+pytestmark = pytest.mark.redis_modes("single", "cluster")
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -362,9 +366,15 @@ def test_reconcile_keeps_a_disabled_jobs_schedules_stopped(job, due_index, keysp
 def test_dispatch_survives_its_connection_being_killed(job, due_index):
     schedule = create(job, kind="fixed", interval_seconds=10)
     assert engine.dispatch_due(due_index, T0 + timedelta(seconds=10)) == 1
-    lane = due_index._scripts._lanes.connection
-    lane.send_command("CLIENT", "ID")
-    due_index.client.client_kill_filter(_id=lane.read_response())
+    if due_index.keyspace.cluster:  # a connection to each master
+        lanes = [
+            (lane, redis.Redis(host=lane.host, port=lane.port)) for lane in due_index._scripts._nodes.connections()
+        ]
+    else:
+        lanes = [(due_index._scripts._lanes.connection, due_index.client)]
+    for lane, server in lanes:
+        lane.send_command("CLIENT", "ID")
+        server.client_kill_filter(_id=lane.read_response())
     # The step goes the usual way this once (the connection is gone), then on a new one.
     assert engine.dispatch_due(due_index, T0 + timedelta(seconds=20)) == 1
     assert engine.dispatch_due(due_index, T0 + timedelta(seconds=30)) == 1

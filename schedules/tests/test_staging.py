@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import time_machine
 
 from jobs.models import Run
@@ -19,6 +20,9 @@ from schedules.due_index import DispatchResult, DueIndex, apply_live_state
 from schedules.engine import loop
 from schedules.models import Schedule
 from schedules.tests.test_engine import fire_keys, stream_entries
+
+# On a single Redis and on a Redis Cluster (conftest.py: redis_mode).
+pytestmark = pytest.mark.redis_modes("single", "cluster")
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 LEAD = 200

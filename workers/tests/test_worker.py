@@ -22,6 +22,9 @@ from workers.handler import handle, overlap_decision_policy, retry_delay
 from workers.outcome import Outcome
 from workers.worker import Worker, WorkerOptions
 
+# On a single Redis and on a Redis Cluster (conftest.py: redis_mode).
+pytestmark = pytest.mark.redis_modes("single", "cluster")
+
 T0 = 1_800_000_000.0
 
 
