@@ -4,6 +4,7 @@ Not a test: run it on purpose, on an otherwise idle machine (about 5 minutes).
 
     .venv/bin/python bench/celery_switch.py              # writes docs/celery-benchmark.md
     .venv/bin/python bench/celery_switch.py --seconds 10 --schedules 500
+    .venv/bin/python bench/celery_switch.py --scenarios beat ours --profile --no-write   # where our CPU goes
 
 RabbitMQ at 127.0.0.1:5672 (guest/guest), in a vhost of the run's own (``rabbitmqctl``),
 removed at the end. One Celery worker (``celery worker -P solo``, on bench/celery_receiver.py)
@@ -20,6 +21,8 @@ every second, spread over the second, for a window of whole seconds:
 Measured: tasks reaching the worker per second (occurrences of the window received), lag
 (receipt minus nominal time: p50, p99), misses (occurrences of the window never received) and
 duplicates (an occurrence received more than once), and the CPU of the scheduling processes.
+With ``--profile``, py-spy samples one of our workers' CPU (every thread) during the window of
+"ours, 1 scheduler" and the report says which steps of a celery run it went to.
 """
 
 from __future__ import annotations
@@ -43,12 +46,34 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from e2e_probes import with_retry_writes  # noqa: E402
+from e2e_profile import cpu_by_step, read_stacks  # noqa: E402
 from engine import Harness, percentile  # noqa: E402
 from peers.common import terminate, tree_cpu_seconds  # noqa: E402
 
 DOC = ROOT / "docs" / "celery-benchmark.md"
 CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "celery_receiver", "worker", "-P", "solo", "-l", "warning"]
 CELERY_WORKER += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+SCENARIOS = {"beat": "celery beat, 1 beat", "ours": "ours, 1 scheduler", "ours2": "ours, 2 schedulers"}
+SCENARIOS["beat2"] = "celery beat, 2 beats"
+
+# Where our worker's CPU goes during a celery run, by the first of these frames on a sampled stack.
+WORKER_STEPS = [
+    ("SendMarks.", "send marks (Redis)"),
+    ("create_task_message (celery/", "building the Celery message"),
+    ("acquire (kombu/", "taking a producer from the pool"),
+    ("release (kombu/", "giving the producer back"),
+    ("basic_publish_confirm (amqp/", "publishing and reading the confirm (py-amqp)"),
+    ("send_task (celery/", "the rest of Celery's send_task and kombu's publish"),
+    ("send (jobs/targets/celery.py", "our checks and bookkeeping around the send"),
+    ("Recorder.flush (workers/recorder.py", "writing run records (MongoDB, batched)"),
+    ("recorded_attempts (jobs/selectors.py", "which attempts are recorded (MongoDB, per read)"),
+    ("run_draft (jobs/services.py", "drafting the run record"),
+    ("Worker.read (workers/worker.py", "reading entries (Redis)"),
+    ("RunQueue.ack (jobs/runqueue.py", "acknowledging entries (Redis)"),
+    ("_keep_loop (workers/loop.py", "keep-alive and heartbeat (Redis)"),
+    ("handle (workers/handler.py", "the rest of handling an entry"),
+    ("run (workers/loop.py", "the reading loop"),
+]
 
 
 @dataclass
@@ -62,10 +87,20 @@ class Outcome:
     lags: list[float] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
     busy: float = 0.0  # the whole machine's CPU use meanwhile, in cores
+    profile: list[tuple[str, float]] = field(default_factory=list)  # one worker's CPU by step (--profile)
 
     @property
     def rate(self) -> float:
         return self.received / self.seconds
+
+    @property
+    def scheduling_cpu(self) -> float:
+        return sum(value for role, value in self.cpu.items() if role != "Celery worker")
+
+    @property
+    def ms_per_task(self) -> float:
+        """CPU of the scheduling processes per task that reached the worker, in milliseconds."""
+        return 1000 * self.scheduling_cpu / self.rate if self.rate else 0.0
 
 
 def machine_busy_seconds() -> float:
@@ -83,10 +118,11 @@ def rabbitmqctl(*args: str) -> None:
 
 
 class Bench:
-    def __init__(self, workdir: Path, schedules: int, seconds: int):
+    def __init__(self, workdir: Path, schedules: int, seconds: int, profile: bool = False):
         self.workdir = workdir
         self.schedules = schedules
         self.seconds = seconds
+        self.profile = profile
         self.vhost = f"bench-{uuid.uuid4().hex[:8]}"
         rabbitmqctl("add_vhost", self.vhost)
         rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
@@ -187,12 +223,17 @@ class Bench:
             schedule_bulk_create(job=job, specs=specs)
             window_start = int(time.time()) + 3
             roles = {"schedulers": scheduler_processes, "workers": worker_processes}
+            profiled = self.profile and schedulers == 1
+            profiler = self.profiler(worker_processes[0].pid, window_start) if profiled else None
             cpu, busy = self.window(window_start, roles)
             time.sleep(3)  # the window's last occurrences reach the worker
         finally:
             terminate(processes, timeout=30)
         outcome = Outcome(f"ours, {schedulers} scheduler{'s' if schedulers > 1 else ''}", self.schedules, self.seconds)
         outcome.cpu, outcome.busy = cpu, busy
+        if profiler is not None:
+            stacks = read_stacks(*profiler)
+            outcome.profile = [(stacks, 1.0)] if isinstance(stacks, str) else cpu_by_step(stacks, WORKER_STEPS)
         start_ms, end_ms = window_start * 1000, (window_start + self.seconds) * 1000
         seen: Counter[str] = Counter()
         for received_ms, task_id, _ in self.read_receipts():
@@ -204,6 +245,14 @@ class Bench:
                 outcome.lags.append(received_ms - nominal)
         self.count(outcome, seen)
         return outcome
+
+    def profiler(self, pid: int, window_start: int) -> tuple[subprocess.Popen[bytes], Path]:
+        """py-spy on a worker (CPU samples of every thread) through the window, from its start."""
+        time.sleep(max(0.0, window_start - time.time()))
+        path = self.workdir / f"profile-{uuid.uuid4().hex[:6]}.txt"
+        command = [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--rate", "100"]
+        command += ["--duration", str(self.seconds), "--format", "raw", "--output", str(path), "--nonblocking"]
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), path
 
     # --- celery beat ----------------------------------------------------------------------------
     def beat(self, beats: int) -> Outcome:
@@ -286,17 +335,17 @@ def report(outcomes: list[Outcome], seconds: int) -> str:
         "against the slot before the receipt, so it cannot exceed 1 s: a backlog shows as misses.",
         "",
         "| N | scheduler | tasks/s reaching the worker | lag p50 | lag p99 | misses | duplicates | CPU: scheduling | "
-        "CPU: Celery worker | machine |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "scheduling CPU per task | CPU: Celery worker | machine |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for outcome in outcomes:
-        scheduling = sum(value for role, value in outcome.cpu.items() if role != "Celery worker")
         detail = ", ".join(f"{role} {value:.2f}" for role, value in outcome.cpu.items() if role != "Celery worker")
         lines.append(
             f"| {outcome.offered} | {outcome.name} | {outcome.rate:.0f} of {outcome.offered} | "
             f"{percentile(outcome.lags, 0.5):.1f} ms | "
             f"{percentile(outcome.lags, 0.99):.1f} ms | {outcome.misses} | {outcome.duplicates} | "
-            f"{scheduling:.2f} ({detail}) | {outcome.cpu.get('Celery worker', 0):.2f} | {outcome.busy:.2f} |"
+            f"{outcome.scheduling_cpu:.2f} ({detail}) | {outcome.ms_per_task:.2f} ms | "
+            f"{outcome.cpu.get('Celery worker', 0):.2f} | {outcome.busy:.2f} |"
         )
     if any(outcome.busy > 1.5 for outcome in outcomes):
         lines += [
@@ -318,6 +367,15 @@ def report(outcomes: list[Outcome], seconds: int) -> str:
         "the work, each occurrence claimed once.",
         "",
     ]
+    for outcome in outcomes:
+        if outcome.profile:
+            lines += [
+                f"Where one of our two workers spent its CPU, N = {outcome.offered} ({outcome.name}; py-spy, 100 "
+                "samples a second of every thread, `--profile`):",
+                "",
+                *(f"- {100 * share:.0f}% {label}" for label, share in outcome.profile),
+                "",
+            ]
     return "\n".join(lines)
 
 
@@ -327,33 +385,39 @@ def main() -> None:
         "--schedules", type=int, nargs="+", default=[1000, 200], help="Entries per run (each fires every second)."
     )
     parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument(
+        "--scenarios", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS), help="Which rows to run."
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy on one of our workers (ours, 1 scheduler).")
     parser.add_argument("--no-write", action="store_true", help="Print the table; leave docs/ alone.")
     options = parser.parse_args()
     if not shutil.which("rabbitmqctl"):
         raise SystemExit("bench/celery_switch.py: rabbitmqctl is needed (a vhost of the run's own)")
     workdir = Path(tempfile.mkdtemp(prefix="celery-switch-"))
-    bench = Bench(workdir, options.schedules[0], options.seconds)
+    bench = Bench(workdir, options.schedules[0], options.seconds, options.profile)
     outcomes: list[Any] = []
     scenarios = [
         (count, name, run)
         for count in options.schedules
         for name, run in (
-            ("celery beat, 1 beat", lambda: bench.beat(1)),
-            ("ours, 1 scheduler", lambda: bench.ours(1)),
-            ("ours, 2 schedulers", lambda: bench.ours(2)),
-            ("celery beat, 2 beats", lambda: bench.beat(2)),
+            ("beat", lambda: bench.beat(1)),
+            ("ours", lambda: bench.ours(1)),
+            ("ours2", lambda: bench.ours(2)),
+            ("beat2", lambda: bench.beat(2)),
         )
+        if name in options.scenarios
     ]
     try:
         bench.wait_for_worker()
         for count, name, run in scenarios:
             bench.schedules = count
-            print(f"{name}, {count} entries ...", flush=True)
+            print(f"{SCENARIOS[name]}, {count} entries ...", flush=True)
             outcome = run()
             outcomes.append(outcome)
             print(
                 f"  {outcome.rate:.0f}/s, lag p99 {percentile(outcome.lags, 0.99):.1f} ms, "
-                f"{outcome.misses} misses, {outcome.duplicates} duplicates, cpu {outcome.cpu}",
+                f"{outcome.misses} misses, {outcome.duplicates} duplicates, cpu {outcome.cpu}, "
+                f"{outcome.ms_per_task:.2f} ms CPU per task",
                 flush=True,
             )
             bench.drain()
