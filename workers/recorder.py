@@ -10,6 +10,9 @@ to be taken over, and the taker finds the attempt recorded (the unique (fire key
 index) and does not record it twice; a crash before the write leaves nothing recorded, and
 the taker runs the attempt.
 
+A Celery hand-off's send mark (jobs.targets.celery) is deleted once its record is written,
+the marks of a pass in one Redis round trip, before the slots are told.
+
 Attempts read back from MongoDB (a manual run's pending record, a taken-over attempt) keep
 the plain compare-and-set writes of jobs.services, one at a time: they are the rare case.
 
@@ -26,8 +29,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import redis
+
 from jobs import selectors, services
 from jobs.models import Run
+from jobs.targets.celery import SendMarks
 from jobscheduler.outages import MONGODB, Backoff, unavailable
 
 logger = logging.getLogger(__name__)
@@ -46,8 +52,9 @@ class _Tracked:
 class Recorder:
     """This worker's run records, written in batches by a thread of their own (``start``)."""
 
-    def __init__(self, *, insert_after: float = 0.05):
+    def __init__(self, *, insert_after: float = 0.05, marks: SendMarks | None = None):
         self.insert_after = insert_after
+        self._marks = marks
         self._lock = threading.Condition()
         self._tracked: dict[int, _Tracked] = {}
         self._thread: threading.Thread | None = None
@@ -118,6 +125,7 @@ class Recorder:
             try:
                 if services.run_finish(run, status=status, now=now, **change):
                     outage.succeeded()
+                    self._forget_marks([run])
                     return True
                 if not outage.down:
                     return False
@@ -234,6 +242,7 @@ class Recorder:
             if id(tracked) in ended or not done:
                 finished.append((tracked, done))
         finished += list(zip(updates, applied, strict=True))
+        self._forget_marks([tracked.run for tracked, done in finished if done])
         with self._lock:
             for tracked in (*inserts, *updates):
                 tracked.inserting = False
@@ -241,6 +250,19 @@ class Recorder:
                 self._tracked.pop(id(tracked.run), None)
                 tracked.recorded = done
                 tracked.done.set()
+
+    def _forget_marks(self, runs: list[Run]) -> None:
+        """The hand-offs among ``runs`` are recorded: their send marks are of no more use (a
+        takeover reads the record first). Best effort: a mark left behind expires by itself."""
+        handed_off = [(run.fire_key, run.attempt) for run in runs if run.external_id]
+        if not handed_off:
+            return
+        if self._marks is None:
+            self._marks = SendMarks()
+        try:
+            self._marks.forget_many(handed_off)
+        except redis.RedisError as error:
+            logger.warning("send marks not deleted; they expire by themselves", extra={"error": repr(error)})
 
     @staticmethod
     def _fields(tracked: _Tracked) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from django.conf import settings
 from jobs import selectors
 from jobs.models import Job
 from jobs.runqueue import Entry, RunQueue
+from jobs.targets.celery import SendMarks
 from jobscheduler.coordination import WORKERS, Coordination
 from jobscheduler.notices import ChangeListener
 from jobscheduler.outages import MONGODB, unavailable
@@ -120,7 +121,7 @@ class Worker:
         self._offset = 0
         self._claim_cursors: dict[int, str] = {}
         self.stats = _Stats()
-        self.recorder = Recorder()
+        self.recorder = Recorder(marks=SendMarks(self.runqueue.keyspace))
         self.awaited = AwaitedRuns(self.runqueue.keyspace)
 
     # --- time ------------------------------------------------------------------------------
