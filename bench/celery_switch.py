@@ -55,6 +55,8 @@ CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "celery_receiver", "worke
 CELERY_WORKER += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
 SCENARIOS = {"beat": "celery beat, 1 beat", "ours": "ours, 1 scheduler", "ours2": "ours, 2 schedulers"}
 SCENARIOS["beat2"] = "celery beat, 2 beats"
+SERVERS = "Redis + SecantusDB"  # our servers' CPU, a column of its own
+NOT_SCHEDULING = ("Celery worker", SERVERS)
 
 # Where our worker's CPU goes during a celery run, by the first of these frames on a sampled stack.
 WORKER_STEPS = [
@@ -95,7 +97,7 @@ class Outcome:
 
     @property
     def scheduling_cpu(self) -> float:
-        return sum(value for role, value in self.cpu.items() if role != "Celery worker")
+        return sum(value for role, value in self.cpu.items() if role not in NOT_SCHEDULING)
 
     @property
     def ms_per_task(self) -> float:
@@ -302,16 +304,22 @@ class Bench:
     def window(
         self, window_start: int, roles: dict[str, list[subprocess.Popen[bytes]]]
     ) -> tuple[dict[str, float], float]:
-        """Wait through the window; the CPU (cores) each role and the machine used meanwhile."""
+        """Wait through the window; the CPU (cores) each role, the Celery worker, our servers (Redis
+        and SecantusDB, busy only in our rows) and the machine used meanwhile."""
         time.sleep(max(0.0, window_start - time.time()))
         cpu0 = {role: sum(tree_cpu_seconds(p.pid) for p in procs) for role, procs in roles.items()}
         cpu0["Celery worker"] = tree_cpu_seconds(self.worker.pid)
+        cpu0[SERVERS] = self.servers_cpu()
         busy0, started = machine_busy_seconds(), time.monotonic()
         time.sleep(max(0.0, window_start + self.seconds - time.time()))
         wall = time.monotonic() - started
         cpu = {role: (sum(tree_cpu_seconds(p.pid) for p in procs) - cpu0[role]) / wall for role, procs in roles.items()}
         cpu["Celery worker"] = (tree_cpu_seconds(self.worker.pid) - cpu0["Celery worker"]) / wall
+        cpu[SERVERS] = (self.servers_cpu() - cpu0[SERVERS]) / wall
         return cpu, (machine_busy_seconds() - busy0) / wall
+
+    def servers_cpu(self) -> float:
+        return tree_cpu_seconds(self.harness.servers.processes[0].pid) + self.harness.redis_cpu()
 
     def count(self, outcome: Outcome, seen: Counter[str]) -> None:
         expected = self.schedules * self.seconds
@@ -331,20 +339,23 @@ def report(outcomes: list[Outcome], seconds: int) -> str:
         "queue and notes each receipt. Lag is the receipt minus the occurrence's nominal time (ours: from the task "
         "id, the fire key; beat: the entry's grid slot before the receipt). Misses are occurrences of the window "
         "never received, duplicates occurrences received more than once. CPU is in cores over the window; "
+        "'scheduling CPU per task' is the scheduling processes' CPU over the tasks that reached the worker; "
+        "'Redis + SecantusDB' is our servers' (Redis and MongoDB's stand-in, in memory: beat needs neither, they "
+        "idle in its rows); "
         "'machine' is everything on this 2-core machine meanwhile (other work included). Beat's lag is measured "
         "against the slot before the receipt, so it cannot exceed 1 s: a backlog shows as misses.",
         "",
         "| N | scheduler | tasks/s reaching the worker | lag p50 | lag p99 | misses | duplicates | CPU: scheduling | "
-        "scheduling CPU per task | CPU: Celery worker | machine |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "scheduling CPU per task | CPU: Redis + SecantusDB | CPU: Celery worker | machine |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for outcome in outcomes:
-        detail = ", ".join(f"{role} {value:.2f}" for role, value in outcome.cpu.items() if role != "Celery worker")
+        detail = ", ".join(f"{role} {value:.2f}" for role, value in outcome.cpu.items() if role not in NOT_SCHEDULING)
         lines.append(
             f"| {outcome.offered} | {outcome.name} | {outcome.rate:.0f} of {outcome.offered} | "
             f"{percentile(outcome.lags, 0.5):.1f} ms | "
             f"{percentile(outcome.lags, 0.99):.1f} ms | {outcome.misses} | {outcome.duplicates} | "
-            f"{outcome.scheduling_cpu:.2f} ({detail}) | {outcome.ms_per_task:.2f} ms | "
+            f"{outcome.scheduling_cpu:.2f} ({detail}) | {outcome.ms_per_task:.2f} ms | {outcome.cpu[SERVERS]:.2f} | "
             f"{outcome.cpu.get('Celery worker', 0):.2f} | {outcome.busy:.2f} |"
         )
     if any(outcome.busy > 1.5 for outcome in outcomes):
