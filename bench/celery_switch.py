@@ -51,6 +51,7 @@ from engine import Harness, percentile  # noqa: E402
 from peers.common import terminate, tree_cpu_seconds  # noqa: E402
 
 DOC = ROOT / "docs" / "celery-benchmark.md"
+RESULTS = ROOT / "bench" / "results"  # not versioned
 CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "celery_receiver", "worker", "-P", "solo", "-l", "warning"]
 CELERY_WORKER += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
 SCENARIOS = {"beat": "celery beat, 1 beat", "ours": "ours, 1 scheduler", "ours2": "ours, 2 schedulers"}
@@ -235,6 +236,11 @@ class Bench:
         outcome.cpu, outcome.busy = cpu, busy
         if profiler is not None:
             stacks = read_stacks(*profiler)
+            if profiler[1].exists():  # the raw stacks, kept for a closer look
+                kept = RESULTS / f"celery-profile-{self.schedules}-{datetime.now(UTC):%H%M%S}.txt"
+                RESULTS.mkdir(exist_ok=True)
+                shutil.copyfile(profiler[1], kept)
+                print(f"  profile: {kept}", flush=True)
             outcome.profile = [(stacks, 1.0)] if isinstance(stacks, str) else cpu_by_step(stacks, WORKER_STEPS)
         start_ms, end_ms = window_start * 1000, (window_start + self.seconds) * 1000
         seen: Counter[str] = Counter()
