@@ -200,6 +200,12 @@ class Worker:
                 owned = self._owned.get(entry.key)
                 if owned is not None:
                     owned.recorded = (entry.fire_key, entry.attempt) in recorded
+        # And one at what the handler will ask of their schedules (else asked entry by entry).
+        try:
+            self.look_up_schedules([entry.schedule_id for entry in entries])
+        except Exception as error:
+            if unavailable(error) != MONGODB:
+                raise
         return entries
 
     def was_recorded(self, entry: Entry) -> bool:
@@ -324,6 +330,37 @@ class Worker:
         runs); the calendars' days are cached like policies (a calendar edit sends notices)."""
         days = self._cached(self._exclusions, schedule_id, lambda: schedule_selectors.schedule_exclusions(schedule_id))
         return excluded(days, nominal) if days else None
+
+    def look_up_schedules(self, schedule_ids: list[str]) -> None:
+        """Cache the overlap policies and exclusion calendars of the schedules among these that
+        are not cached, in one read: a worker starting (or a minute on, as entries expire) among
+        thousands of schedules would read each one's twice, one entry at a time."""
+        if self.options.lookup_cache_seconds <= 0:
+            return
+        now = time.monotonic()
+        wanted = {
+            ident
+            for ident in schedule_ids
+            if ident and not (self._fresh(self._policies, ident, now) and self._fresh(self._exclusions, ident, now))
+        }
+        if not wanted:
+            return
+        notices = self._notices
+        found = schedule_selectors.worker_lookups(wanted)
+        with self._lock:
+            if notices != self._notices:  # an edit came meanwhile: what was read may be older
+                return
+            for cache in (self._policies, self._exclusions):
+                if len(cache) + len(wanted) > LOOKUP_CACHE_SIZE:
+                    cache.clear()
+            for ident in wanted:
+                policy, days = found.get(ident, (None, []))  # None: the schedule is gone
+                self._policies[ident] = (now, policy)
+                self._exclusions[ident] = (now, days)
+
+    def _fresh(self, cache: dict[str, tuple[float, Any]], key: str, now: float) -> bool:
+        hit = cache.get(key)
+        return hit is not None and now - hit[0] < self.options.lookup_cache_seconds
 
     def _cached(self, cache: dict[str, tuple[float, Any]], key: str, load: Callable[[], Any]) -> Any:
         hit = cache.get(key)
