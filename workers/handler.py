@@ -191,7 +191,11 @@ def _execute(worker: Worker, run: Run, entry: Entry, job: Job, executor: Executo
         logger.warning("entry taken over before it ran; not run", extra={"fire_key": entry.fire_key})
         return Handled.LOST
     if not worker.recorder.started(
-        run, worker=worker.name, now=worker.now(), dispatched_at=from_epoch_ms(entry.dispatched_ms)
+        run,
+        worker=worker.name,
+        now=worker.now(),
+        dispatched_at=from_epoch_ms(entry.dispatched_ms),
+        handoff=job.target_type == Job.TargetType.CELERY and entry.target is None,
     ):
         # Another worker started this attempt from a copy of the entry: it is theirs.
         worker.runqueue.ack(entry.shard, entry.entry_id)

@@ -10,6 +10,10 @@ to be taken over, and the taker finds the attempt recorded (the unique (fire key
 index) and does not record it twice; a crash before the write leaves nothing recorded, and
 the taker runs the attempt.
 
+A Celery hand-off (a run that only sends a task) is inserted as running only once it has
+taken ``handoff_insert_after``: a send is short, except on a loaded machine, where inserting
+each one first and updating it next would double the writes just when they are slowest.
+
 A Celery hand-off's send mark (jobs.targets.celery) is deleted once its record is written,
 the marks of a pass in one Redis round trip, before the slots are told.
 
@@ -43,6 +47,7 @@ logger = logging.getLogger(__name__)
 class _Tracked:
     run: Run
     since: float  # monotonic time it started running
+    handoff: bool = False  # a Celery send (see handoff_insert_after)
     outcome: dict[str, Any] | None = None
     inserting: bool = False
     done: threading.Event = field(default_factory=threading.Event)
@@ -52,8 +57,11 @@ class _Tracked:
 class Recorder:
     """This worker's run records, written in batches by a thread of their own (``start``)."""
 
-    def __init__(self, *, insert_after: float = 0.05, marks: SendMarks | None = None):
+    def __init__(
+        self, *, insert_after: float = 0.05, handoff_insert_after: float = 1.0, marks: SendMarks | None = None
+    ):
         self.insert_after = insert_after
+        self.handoff_insert_after = handoff_insert_after
         self._marks = marks
         self._lock = threading.Condition()
         self._tracked: dict[int, _Tracked] = {}
@@ -61,17 +69,18 @@ class Recorder:
         self._stopping = False
 
     # --- what slots call ------------------------------------------------------------------
-    def started(self, run: Run, *, worker: str, now: datetime, dispatched_at: datetime) -> bool:
+    def started(self, run: Run, *, worker: str, now: datetime, dispatched_at: datetime, handoff: bool = False) -> bool:
         """The attempt starts running here. A drafted one is kept in memory (recorded when it
-        ends, or as running if it lasts); a stored one is set running now, if it is still
-        pending. False: another worker started it first."""
+        ends, or as running if it lasts; ``handoff``: a Celery send, which lasts longer before it
+        counts as lasting); a stored one is set running now, if it is still pending. False:
+        another worker started it first."""
         values: dict[str, Any] = {"status": Run.Status.RUNNING, "worker": worker, "started_at": now}
         if not run._state.adding:
             return services.run_started(run, worker=worker, now=now, dispatched_at=dispatched_at)
         for name, value in values.items():
             setattr(run, name, value)
         with self._lock:
-            self._tracked[id(run)] = _Tracked(run, time.monotonic())
+            self._tracked[id(run)] = _Tracked(run, time.monotonic(), handoff=handoff)
         return True
 
     def finish(
@@ -195,7 +204,7 @@ class Recorder:
                 if tracked.inserting:
                     continue
                 if tracked.run._state.adding and (
-                    tracked.outcome is not None or now_mono - tracked.since >= self.insert_after
+                    tracked.outcome is not None or now_mono - tracked.since >= self._insert_after(tracked)
                 ):
                     tracked.inserting = True
                     if tracked.outcome is not None:
@@ -250,6 +259,9 @@ class Recorder:
                 self._tracked.pop(id(tracked.run), None)
                 tracked.recorded = done
                 tracked.done.set()
+
+    def _insert_after(self, tracked: _Tracked) -> float:
+        return self.handoff_insert_after if tracked.handoff else self.insert_after
 
     def _forget_marks(self, runs: list[Run]) -> None:
         """The hand-offs among ``runs`` are recorded: their send marks are of no more use (a

@@ -330,7 +330,7 @@ def test_a_worker_dying_with_its_run_recorded_running_mid_send_resumes_the_same_
     with celery_worker.settings(results=False):
         key = dispatch(runqueue, celery_job(user, celery_worker), 1000)
         dying = make_worker(RunQueue(runqueue.keyspace), "dying")
-        dying.recorder.insert_after = 0  # inserted as running at once
+        dying.recorder.handoff_insert_after = 0  # inserted as running at once
 
         def flush_then_crash(run: Run, **kwargs: Any) -> bool:
             dying.recorder.flush()  # the running record is written...

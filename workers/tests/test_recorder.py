@@ -226,3 +226,15 @@ def test_a_stored_hand_off_loses_its_send_mark_once_recorded(job, recorder, keys
     marks.mark("s:1000", 1, "sent", "w1")
     assert writer.finish(run, status="succeeded", now=T0, external_id="s:1000")
     assert marks.read("s:1000", 1) is None
+
+
+def test_a_hand_off_is_inserted_as_running_only_once_it_has_lasted_longer(job, recorder):
+    writer = recorder(insert_after=0.01, handoff_insert_after=60)
+    handoff, plain = draft(job, key="s:1"), draft(job, key="s:2")
+    writer.started(handoff, worker="w1", now=T0, dispatched_at=T0, handoff=True)
+    writer.started(plain, worker="w1", now=T0, dispatched_at=T0)
+    wait_for(lambda: Run.objects.filter(fire_key="s:2", status="running").exists())
+    time.sleep(0.1)
+    assert not Run.objects.filter(fire_key="s:1").exists()  # one write for it, when it ends
+    assert writer.finish(handoff, status="succeeded", now=T0, external_id="s:1")
+    assert Run.objects.get(fire_key="s:1").status == "succeeded"
