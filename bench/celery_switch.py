@@ -52,6 +52,7 @@ from peers.common import terminate, tree_cpu_seconds  # noqa: E402
 
 DOC = ROOT / "docs" / "celery-benchmark.md"
 RESULTS = ROOT / "bench" / "results"  # not versioned
+HISTORY = "## Changes measured with this benchmark"  # the doc's section kept across runs
 CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "celery_receiver", "worker", "-P", "solo", "-l", "warning"]
 CELERY_WORKER += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
 SCENARIOS = {"beat": "celery beat, 1 beat", "ours": "ours, 1 scheduler", "ours2": "ours, 2 schedulers"}
@@ -466,7 +467,9 @@ def main() -> None:
     text = report(outcomes, options.seconds, options.concurrency)
     print(text)
     if not options.no_write:
-        DOC.write_text(text)
+        # The page's hand-written history (what changed, measured before and after) stays.
+        kept = DOC.read_text().partition(HISTORY)[2] if DOC.exists() else ""
+        DOC.write_text(text + (f"\n{HISTORY}{kept}" if kept else ""))
 
 
 if __name__ == "__main__":
