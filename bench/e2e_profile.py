@@ -38,16 +38,34 @@ WORKER_STEPS = [
 ]
 
 
-def summarize_profile(name: str, process: subprocess.Popen[bytes], path: Path) -> list[str]:
+def read_stacks(process: subprocess.Popen[bytes], path: Path) -> list[tuple[list[str], int]] | str:
+    """The stacks py-spy recorded (``--format raw``) and their sample counts, or why there are none."""
     _, errors = process.communicate(timeout=60)
     if process.returncode != 0 or not path.exists():
-        return [f"py-spy on the {name} failed: {errors.decode(errors='replace').strip()[-300:]}"]
+        return f"py-spy failed: {errors.decode(errors='replace').strip()[-300:]}"
     stacks: list[tuple[list[str], int]] = []
     for line in path.read_text().splitlines():
         frames, _, count = line.rpartition(" ")
         if frames and count.isdigit():
             stacks.append((frames.split(";"), int(count)))
+    return stacks
+
+
+def summarize_profile(name: str, process: subprocess.Popen[bytes], path: Path) -> list[str]:
+    stacks = read_stacks(process, path)
+    if isinstance(stacks, str):
+        return [f"{name}: {stacks}"]
     return summarize_worker(stacks) if name == "worker" else summarize_cpu(name, stacks)
+
+
+def cpu_by_step(stacks: list[tuple[list[str], int]], steps: list[tuple[str, str]]) -> list[tuple[str, float]]:
+    """Shares of CPU samples (every thread) by step: the first of ``steps`` whose marker is in a
+    frame of the stack, else "other"; largest first."""
+    shares: collections.Counter[str] = collections.Counter()
+    for frames, count in stacks:
+        shares[next((label for marker, label in steps if any(marker in f for f in frames)), "other")] += count
+    total = sum(shares.values()) or 1
+    return [(label, count / total) for label, count in shares.most_common()]
 
 
 def summarize_worker(stacks: list[tuple[list[str], int]]) -> list[str]:

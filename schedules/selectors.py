@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -71,6 +71,21 @@ def schedule_exclusions(schedule_id: str | ObjectId) -> list[CalendarDays]:
     except InvalidId:
         return []
     return calendar_days(ids) if ids else []
+
+
+def worker_lookups(schedule_ids: Iterable[str]) -> dict[str, tuple[str, list[CalendarDays]]]:
+    """What a worker looks up of each of many schedules, in two queries: its overlap policy and
+    the days of the calendars it names (as ``overlap_policy`` and ``schedule_exclusions``).
+    Schedules that are gone, and malformed ids, are left out."""
+    ids = sorted({ObjectId(value) for value in schedule_ids if ObjectId.is_valid(value)})
+    if not ids:
+        return {}
+    rows = list(Schedule.objects.filter(pk__in=ids).values_list("pk", "overlap_policy", "exclusion_calendars"))
+    named = sorted({ident for _, _, calendars in rows for ident in calendars or []})
+    days = {str(calendar.pk): calendar.as_days() for calendar in calendars_by_ids(named)} if named else {}
+    return {
+        str(pk): (policy, [days[ident] for ident in calendars or [] if ident in days]) for pk, policy, calendars in rows
+    }
 
 
 def schedules_naming_calendar(calendar: ExclusionCalendar) -> list[Schedule]:

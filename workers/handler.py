@@ -35,7 +35,6 @@ from django.conf import settings
 from jobs import run_records, selectors
 from jobs.models import Job, Run
 from jobs.runqueue import Entry
-from jobs.targets.celery import SendMarks
 from jobscheduler.epoch import from_epoch_ms
 from jobscheduler.outages import unavailable
 from schedules import services as schedule_services
@@ -194,7 +193,11 @@ def _execute(worker: Worker, run: Run, entry: Entry, job: Job, executor: Executo
         logger.warning("entry taken over before it ran; not run", extra={"fire_key": entry.fire_key})
         return Handled.LOST
     if not worker.recorder.started(
-        run, worker=worker.name, now=worker.now(), dispatched_at=from_epoch_ms(entry.dispatched_ms)
+        run,
+        worker=worker.name,
+        now=worker.now(),
+        dispatched_at=from_epoch_ms(entry.dispatched_ms),
+        handoff=job.target_type == Job.TargetType.CELERY and entry.target is None,
     ):
         # Another worker started this attempt from a copy of the entry: it is theirs.
         worker.runqueue.ack(entry.shard, entry.entry_id)
@@ -219,9 +222,6 @@ def _execute(worker: Worker, run: Run, entry: Entry, job: Job, executor: Executo
         # Another worker took the entry over meanwhile and continues the run; ours is void.
         logger.warning("run taken over while it ran; outcome not recorded", extra={"fire_key": entry.fire_key})
         return Handled.LOST
-    if outcome.external_id:
-        # The record holds the hand-off now: no takeover needs the send mark any more.
-        SendMarks(worker.runqueue.keyspace).forget(entry.fire_key, entry.attempt)
     if outcome.status == Run.Status.RUNNING:
         worker.stats.done += 1
         return _await(worker, run, entry)

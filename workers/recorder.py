@@ -10,6 +10,13 @@ to be taken over, and the taker finds the attempt recorded (the unique (fire key
 index) and does not record it twice; a crash before the write leaves nothing recorded, and
 the taker runs the attempt.
 
+A Celery hand-off (a run that only sends a task) is inserted as running only once it has
+taken ``handoff_insert_after``: a send is short, except on a loaded machine, where inserting
+each one first and updating it next would double the writes just when they are slowest.
+
+A Celery hand-off's send mark (jobs.targets.celery) is deleted once its record is written,
+the marks of a pass in one Redis round trip, before the slots are told.
+
 Attempts read back from MongoDB (a manual run's pending record, a taken-over attempt) keep
 the plain compare-and-set writes of jobs.run_records, one at a time: they are the rare case.
 
@@ -26,8 +33,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import redis
+
 from jobs import run_records, selectors
 from jobs.models import Run
+from jobs.targets.celery import SendMarks
 from jobscheduler.outages import MONGODB, Backoff, unavailable
 
 logger = logging.getLogger(__name__)
@@ -37,6 +47,7 @@ logger = logging.getLogger(__name__)
 class _Tracked:
     run: Run
     since: float  # monotonic time it started running
+    handoff: bool = False  # a Celery send (see handoff_insert_after)
     outcome: dict[str, Any] | None = None
     inserting: bool = False
     done: threading.Event = field(default_factory=threading.Event)
@@ -46,25 +57,30 @@ class _Tracked:
 class Recorder:
     """This worker's run records, written in batches by a thread of their own (``start``)."""
 
-    def __init__(self, *, insert_after: float = 0.05):
+    def __init__(
+        self, *, insert_after: float = 0.05, handoff_insert_after: float = 1.0, marks: SendMarks | None = None
+    ):
         self.insert_after = insert_after
+        self.handoff_insert_after = handoff_insert_after
+        self._marks = marks
         self._lock = threading.Condition()
         self._tracked: dict[int, _Tracked] = {}
         self._thread: threading.Thread | None = None
         self._stopping = False
 
     # --- what slots call ------------------------------------------------------------------
-    def started(self, run: Run, *, worker: str, now: datetime, dispatched_at: datetime) -> bool:
+    def started(self, run: Run, *, worker: str, now: datetime, dispatched_at: datetime, handoff: bool = False) -> bool:
         """The attempt starts running here. A drafted one is kept in memory (recorded when it
-        ends, or as running if it lasts); a stored one is set running now, if it is still
-        pending. False: another worker started it first."""
+        ends, or as running if it lasts; ``handoff``: a Celery send, which lasts longer before it
+        counts as lasting); a stored one is set running now, if it is still pending. False:
+        another worker started it first."""
         values: dict[str, Any] = {"status": Run.Status.RUNNING, "worker": worker, "started_at": now}
         if not run._state.adding:
             return run_records.run_started(run, worker=worker, now=now, dispatched_at=dispatched_at)
         for name, value in values.items():
             setattr(run, name, value)
         with self._lock:
-            self._tracked[id(run)] = _Tracked(run, time.monotonic())
+            self._tracked[id(run)] = _Tracked(run, time.monotonic(), handoff=handoff)
         return True
 
     def finish(
@@ -118,6 +134,7 @@ class Recorder:
             try:
                 if run_records.run_finish(run, status=status, now=now, **change):
                     outage.succeeded()
+                    self._forget_marks([run])
                     return True
                 if not outage.down:
                     return False
@@ -187,7 +204,7 @@ class Recorder:
                 if tracked.inserting:
                     continue
                 if tracked.run._state.adding and (
-                    tracked.outcome is not None or now_mono - tracked.since >= self.insert_after
+                    tracked.outcome is not None or now_mono - tracked.since >= self._insert_after(tracked)
                 ):
                     tracked.inserting = True
                     if tracked.outcome is not None:
@@ -236,6 +253,7 @@ class Recorder:
             if id(tracked) in ended or not done:
                 finished.append((tracked, done))
         finished += list(zip(updates, applied, strict=True))
+        self._forget_marks([tracked.run for tracked, done in finished if done])
         with self._lock:
             for tracked in (*inserts, *updates):
                 tracked.inserting = False
@@ -243,6 +261,22 @@ class Recorder:
                 self._tracked.pop(id(tracked.run), None)
                 tracked.recorded = done
                 tracked.done.set()
+
+    def _insert_after(self, tracked: _Tracked) -> float:
+        return self.handoff_insert_after if tracked.handoff else self.insert_after
+
+    def _forget_marks(self, runs: list[Run]) -> None:
+        """The hand-offs among ``runs`` are recorded: their send marks are of no more use (a
+        takeover reads the record first). Best effort: a mark left behind expires by itself."""
+        handed_off = [(run.fire_key, run.attempt) for run in runs if run.external_id]
+        if not handed_off:
+            return
+        if self._marks is None:
+            self._marks = SendMarks()
+        try:
+            self._marks.forget_many(handed_off)
+        except redis.RedisError as error:
+            logger.warning("send marks not deleted; they expire by themselves", extra={"error": repr(error)})
 
     @staticmethod
     def _fields(tracked: _Tracked) -> dict[str, Any]:

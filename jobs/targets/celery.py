@@ -230,18 +230,39 @@ class SendMarks:
 
     def read(self, fire_key: str, attempt: int) -> tuple[str, str] | None:
         """(state, sender) of the attempt's send, or None if no send was started."""
-        value = self.keyspace.client.get(self.key(fire_key, attempt))
-        if value is None:
-            return None
-        text = value.decode() if isinstance(value, bytes) else str(value)
-        state, _, sender = text.partition(" ")
-        return state, sender
+        return _parsed(self.keyspace.client.get(self.key(fire_key, attempt)))
+
+    def begin(self, fire_key: str, attempt: int, sender: str) -> tuple[str, str] | None:
+        """Mark the attempt ``sending`` by ``sender``, unless it is ``sent`` already; returns the
+        earlier mark (state, sender), or None. One round trip, unless an earlier send of the
+        attempt was left midway (its worker died publishing): then its mark is replaced."""
+        key = self.key(fire_key, attempt)
+        earlier = _parsed(self.keyspace.client.set(key, f"sending {sender}", ex=MARK_SECONDS, nx=True, get=True))
+        if earlier is not None and earlier[0] != "sent":
+            self.mark(fire_key, attempt, "sending", sender)
+        return earlier
 
     def mark(self, fire_key: str, attempt: int, state: str, sender: str) -> None:
         self.keyspace.client.set(self.key(fire_key, attempt), f"{state} {sender}", ex=MARK_SECONDS)
 
     def forget(self, fire_key: str, attempt: int) -> None:
         self.keyspace.client.delete(self.key(fire_key, attempt))
+
+    def forget_many(self, attempts: list[tuple[str, int]]) -> None:
+        """Delete the marks of these (fire key, attempt) pairs, in one round trip."""
+        if attempts:
+            pipe = self.keyspace.client.pipeline(transaction=False)  # keys of many slots (a cluster)
+            for fire_key, attempt in attempts:
+                pipe.delete(self.key(fire_key, attempt))
+            pipe.execute()
+
+
+def _parsed(value: Any) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    state, _, sender = text.partition(" ")
+    return state, sender
 
 
 def send(
@@ -257,11 +278,10 @@ def send(
     app = celery_app()
     awaiting = tracks_results() and not target.get("ignore_result", False)
     where = f" on queue {target['queue']}" if target.get("queue") else ""
-    earlier = marks.read(fire_key, attempt)
+    earlier = marks.begin(fire_key, attempt, sender)
     if earlier is not None and earlier[0] == "sent":
         summary = f"Sent to Celery as task {ident}{where} by worker {earlier[1]}, which stopped before recording it"
         return Handoff(ident, awaiting, f"{summary}; not sent again.")
-    marks.mark(fire_key, attempt, "sending", sender)
     options: dict[str, Any] = {
         name: target[name] for name in ("queue", "exchange", "routing_key", "priority", "expires") if name in target
     }

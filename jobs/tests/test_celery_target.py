@@ -96,6 +96,20 @@ def test_creating_a_celery_job_needs_its_permission(plain_user, user):
         job_create(owner=user, name="d", target_type="celery", target={"task": "proj.tasks.report", "priority": -1})
 
 
+def test_a_send_is_marked_sending_in_one_step_and_a_sent_mark_is_never_replaced(keyspace):
+    marks = SendMarks(keyspace)
+    assert marks.begin("s:1", 1, "w1") is None
+    assert marks.read("s:1", 1) == ("sending", "w1")
+    assert 0 < keyspace.client.ttl(marks.key("s:1", 1)) <= celery.MARK_SECONDS
+    assert marks.begin("s:1", 1, "w2") == ("sending", "w1")  # w1 died publishing: w2 sends again
+    assert marks.read("s:1", 1) == ("sending", "w2")
+    marks.mark("s:1", 1, "sent", "w2")
+    assert marks.begin("s:1", 1, "w3") == ("sent", "w2")
+    assert marks.read("s:1", 1) == ("sent", "w2")  # the broker has it: w3 does not send it again
+    marks.forget_many([("s:1", 1), ("s:2", 1)])
+    assert marks.read("s:1", 1) is None
+
+
 # --- through real brokers to a real Celery worker -----------------------------------------------
 
 
@@ -316,7 +330,7 @@ def test_a_worker_dying_with_its_run_recorded_running_mid_send_resumes_the_same_
     with celery_worker.settings(results=False):
         key = dispatch(runqueue, celery_job(user, celery_worker), 1000)
         dying = make_worker(RunQueue(runqueue.keyspace), "dying")
-        dying.recorder.insert_after = 0  # inserted as running at once
+        dying.recorder.handoff_insert_after = 0  # inserted as running at once
 
         def flush_then_crash(run: Run, **kwargs: Any) -> bool:
             dying.recorder.flush()  # the running record is written...

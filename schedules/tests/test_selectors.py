@@ -8,7 +8,7 @@ from bson import ObjectId
 from django.contrib.auth.models import AnonymousUser, User
 
 from jobs.services import job_create
-from schedules import selectors, services
+from schedules import calendar_services, selectors, services
 from schedules.models import Schedule
 
 
@@ -37,3 +37,21 @@ def test_overlap_policy(user: User) -> None:
     assert selectors.overlap_policy(str(ObjectId())) is None
     assert selectors.overlap_policy("not-an-object-id") is None
     assert selectors.overlap_policy("") is None
+
+
+def test_worker_lookups_read_many_schedules_at_once(user: User) -> None:
+    calendar = calendar_services.calendar_create(
+        owner=user, name="Holidays", timezone="UTC", days=[{"start": "2026-12-25", "name": "Christmas Day"}]
+    )
+    plain = make_schedule(user, "plain", overlap_policy="skip")
+    named = services.schedule_create(
+        job=plain.job, kind="fixed", interval_seconds=60, exclusion_calendars=[str(calendar.pk)]
+    )
+    found = selectors.worker_lookups([str(plain.pk), str(named.pk), str(named.pk), str(ObjectId()), "not-an-id"])
+    assert set(found) == {str(plain.pk), str(named.pk)}  # gone and malformed ones left out
+    assert found[str(plain.pk)] == ("skip", [])
+    policy, days = found[str(named.pk)]
+    assert policy == "allow"
+    assert [(each.name, each.timezone) for each in days] == [("Holidays", "UTC")]
+    assert days == selectors.schedule_exclusions(named.pk)  # what the one-at-a-time look-up says
+    assert selectors.worker_lookups([]) == {}

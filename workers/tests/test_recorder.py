@@ -12,6 +12,7 @@ import pytest
 from jobs import run_records
 from jobs.models import Job, Run
 from jobs.services import job_create, run_now
+from jobs.targets.celery import SendMarks
 from workers.recorder import Recorder
 
 T0 = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
@@ -193,3 +194,47 @@ def test_a_pass_that_failed_after_inserting_is_not_taken_for_a_duplicate(job, re
     # The thread logs the failed pass and tries again: the record it finds is its own.
     assert writer.finish(run, status="succeeded", now=T0)
     assert Run.objects.get(pk=run.pk).status == "succeeded"
+
+
+def test_recorded_hand_offs_lose_their_send_marks_in_one_pass(job, recorder, keyspace):
+    marks = SendMarks(keyspace)
+    writer = recorder(insert_after=60, marks=marks)
+    handed = [draft(job, key=f"s:{n}") for n in range(3)]
+    plain = draft(job, key="s:9")
+    for run in [*handed, plain]:
+        marks.mark(run.fire_key, 1, "sent", "w1")
+        writer.started(run, worker="w1", now=T0, dispatched_at=T0)
+    threads = [
+        threading.Thread(target=writer.finish, args=(run,), kwargs={"status": "running", "now": T0, "external_id": k})
+        for run, k in ((run, run.fire_key) for run in handed)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Gone by the time finish returns: a takeover reads the record first from now on.
+    assert [marks.read(run.fire_key, 1) for run in handed] == [None] * 3
+    assert writer.finish(plain, status="succeeded", now=T0)
+    assert marks.read("s:9", 1) == ("sent", "w1")  # not a hand-off: its mark is not the recorder's business
+
+
+def test_a_stored_hand_off_loses_its_send_mark_once_recorded(job, recorder, keyspace):
+    marks = SendMarks(keyspace)
+    writer = recorder(insert_after=60, marks=marks)
+    run, _ = services.run_begin(draft(job))
+    assert writer.started(run, worker="w1", now=T0, dispatched_at=T0)
+    marks.mark("s:1000", 1, "sent", "w1")
+    assert writer.finish(run, status="succeeded", now=T0, external_id="s:1000")
+    assert marks.read("s:1000", 1) is None
+
+
+def test_a_hand_off_is_inserted_as_running_only_once_it_has_lasted_longer(job, recorder):
+    writer = recorder(insert_after=0.01, handoff_insert_after=60)
+    handoff, plain = draft(job, key="s:1"), draft(job, key="s:2")
+    writer.started(handoff, worker="w1", now=T0, dispatched_at=T0, handoff=True)
+    writer.started(plain, worker="w1", now=T0, dispatched_at=T0)
+    wait_for(lambda: Run.objects.filter(fire_key="s:2", status="running").exists())
+    time.sleep(0.1)
+    assert not Run.objects.filter(fire_key="s:1").exists()  # one write for it, when it ends
+    assert writer.finish(handoff, status="succeeded", now=T0, external_id="s:1")
+    assert Run.objects.get(fire_key="s:1").status == "succeeded"
