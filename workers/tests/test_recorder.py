@@ -221,7 +221,7 @@ def test_recorded_hand_offs_lose_their_send_marks_in_one_pass(job, recorder, key
 def test_a_stored_hand_off_loses_its_send_mark_once_recorded(job, recorder, keyspace):
     marks = SendMarks(keyspace)
     writer = recorder(insert_after=60, marks=marks)
-    run, _ = services.run_begin(draft(job))
+    run, _ = run_records.run_begin(draft(job))
     assert writer.started(run, worker="w1", now=T0, dispatched_at=T0)
     marks.mark("s:1000", 1, "sent", "w1")
     assert writer.finish(run, status="succeeded", now=T0, external_id="s:1000")
