@@ -265,7 +265,8 @@ class DueIndex:
             # in a moment, the others' replies stand. With none left, it is an outage.
             if len(failed) == len(replies):
                 raise failed[0]
-            replies = [(0, 0, 0, now_ms + AWAY_RETRY_MS, -1, -1, 0) if isinstance(r, Exception) else r for r in replies]
+            away = (0, 0, 0, now_ms + AWAY_RETRY_MS, -1, -1, 0, 0)  # dispatch.lua's reply: nothing done
+            replies = [away if isinstance(r, Exception) else r for r in replies]
         return [
             DispatchResult(
                 shard,

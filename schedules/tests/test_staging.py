@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 import time_machine
 
 from jobs.models import Run
 from jobs.services import job_update
 from jobscheduler.epoch import to_epoch_ms
 from schedules import engine, services
-from schedules.due_index import DispatchResult, DueIndex, apply_live_state
+from schedules.due_index import AWAY_RETRY_MS, DispatchResult, DueIndex, apply_live_state
 from schedules.engine import loop
 from schedules.models import Schedule
 from schedules.tests.test_engine import fire_keys, stream_entries
@@ -229,3 +230,25 @@ def test_how_far_ahead_staging_begins():
     assert loop.stage_ahead_ms(reply(6250), LEAD, 16) == 6250 * 16 * per // 1000  # 100,000 in all
     assert loop.stage_ahead_ms(reply(10**6), LEAD, 16) == loop.MAX_STAGE_AHEAD_MS
     assert loop.stage_ahead_ms(reply(6250), 0, 16) == 0  # no staging (run once, or a lead of 0)
+
+
+def test_a_shard_whose_master_is_away_is_looked_at_again_soon_and_the_others_stand(job, due_index, monkeypatch):
+    # On a Redis Cluster a master failing over fails its shards' steps; the reply that stands in
+    # for theirs must have dispatch.lua's shape (it once lacked a field, and every scheduler
+    # stopped on the failover).
+    create(job)
+    real = due_index._scripts.run_packed
+
+    def first_away(*args: Any, **kwargs: Any) -> list[Any]:
+        replies = real(*args, **kwargs)
+        return [redis.ConnectionError("master away"), *replies[1:]]
+
+    monkeypatch.setattr(due_index._scripts, "run_packed", first_away)
+    now = ms(at(-150))
+    replies = due_index.dispatch_due(now, range(due_index.shards), lead_ms=LEAD)
+    assert [reply.shard for reply in replies] == list(range(due_index.shards))
+    away = replies[0]
+    assert (away.dispatched, away.more, away.next_release_ms, away.next_due_ms) == (0, False, now + AWAY_RETRY_MS, None)
+    # The schedule is staged unless its shard is the one away.
+    on_away_shard = due_index.shard_of(str(Schedule.objects.get().pk)) == 0
+    assert len(staged(due_index)) == (0 if on_away_shard else 1)
