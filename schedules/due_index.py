@@ -83,6 +83,22 @@ class DispatchResult(NamedTuple):
     due_with_next: int = 0  # how many fall due within 10 ms of next_due_ms (a burst)
 
 
+def _dispatch_result(shard: int, reply: list[Any]) -> DispatchResult:
+    """A DispatchResult from dispatch.lua's reply (its header says what each field is)."""
+    dispatched, _, more, next_release, next_work, next_due, staged, due_with_next, *lags = reply
+    return DispatchResult(
+        shard,
+        dispatched,
+        lags,
+        more == 1,
+        None if next_release < 0 else next_release,
+        None if next_due < 0 else next_due,
+        None if next_work < 0 else next_work,
+        staged,
+        due_with_next,
+    )
+
+
 class DueIndex:
     """The sharded due index and the schedule mirrors it points at."""
 
@@ -260,28 +276,15 @@ class DueIndex:
             keep_failures=True,
         )
         failed = [reply for reply in replies if isinstance(reply, Exception)]
-        if failed:
-            # A Redis Cluster's master is away (failing over): its shards are looked at again
-            # in a moment, the others' replies stand. With none left, it is an outage.
-            if len(failed) == len(replies):
-                raise failed[0]
-            away = (0, 0, 0, now_ms + AWAY_RETRY_MS, -1, -1, 0, 0)  # dispatch.lua's reply: nothing done
-            replies = [away if isinstance(r, Exception) else r for r in replies]
+        if failed and len(failed) == len(replies):
+            raise failed[0]  # no master answered: an outage
+        # A Redis Cluster's master that is away (failing over) fails only its own shards' steps:
+        # they did nothing and are looked at again in a moment; the others' replies stand.
         return [
-            DispatchResult(
-                shard,
-                dispatched,
-                lags,
-                more == 1,
-                None if next_release < 0 else next_release,
-                None if next_due < 0 else next_due,
-                None if next_work < 0 else next_work,
-                staged,
-                due_with_next,
-            )
-            for shard, (dispatched, _, more, next_release, next_work, next_due, staged, due_with_next, *lags) in zip(
-                order, replies, strict=True
-            )
+            DispatchResult(shard, 0, [], False, now_ms + AWAY_RETRY_MS, None, None)
+            if isinstance(reply, Exception)
+            else _dispatch_result(shard, reply)
+            for shard, reply in zip(order, replies, strict=True)
         ]
 
     @staticmethod
